@@ -1,0 +1,1 @@
+"""Codecs: audio <-> latent frames."""
