@@ -1,0 +1,8 @@
+"""lmdm: Live Music Diffusion Models — generative music that plays now, block after block."""
+
+from lmdm.model.config import ModelConfig
+from lmdm.model.lmdm import LMDM, build_model
+from lmdm.session import LiveSession, SessionStats
+
+__all__ = ["LMDM", "LiveSession", "ModelConfig", "SessionStats", "build_model"]
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,165 @@
+"""`python -m lmdm.bench` (or `lmdm bench`): how much the KV cache saves, measured.
+
+For one model config, runs each generation mode on a stream in its steady state (the history
+is primed with enough random latents that every mode does its full per-block work) and prints
+the median wall time per block, the forward FLOPs of one block (counted by
+torch.utils.flop_counter, not estimated), speed-up and FLOP ratio against `naive`, the
+real-time factor (generation + decode) and the KV-cache bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import attrs
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from lmdm.conditioning.text import null_conditioning
+from lmdm.model.config import ModelConfig
+from lmdm.model.lmdm import LMDM, build_model
+from lmdm.stream import BlockStream
+
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """torch's counter has no formula for the CPU attention kernel: count it like the GPU ones
+    (dense QK^T and AV; masked-out pairs are computed too, so they count)."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def count_flops() -> FlopCounterMode:
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops})
+
+
+# (label, regime, use_cache, commit)
+MODES: tuple[tuple[str, str, bool, str], ...] = (
+    ("naive", "naive", False, "separate"),
+    ("encdec", "encdec", True, "separate"),
+    ("block_causal", "block_causal", True, "separate"),
+    ("block_causal_fused", "block_causal", True, "fused"),
+    ("encdec_nocache", "encdec", False, "separate"),
+    ("block_causal_nocache", "block_causal", False, "separate"),
+)
+
+
+@attrs.frozen
+class ModeResult:
+    mode: str
+    regime: str
+    use_cache: bool
+    commit: str
+    block_ms: float  # median generation time per block
+    block_ms_min: float
+    decode_ms: float  # median decode time per block
+    gflops: float  # forward FLOPs per block, counted
+    real_time_factor: float  # (generation + decode) / block duration
+    cache_bytes: int
+    speedup_vs_naive: float = 0.0
+    flop_ratio_vs_naive: float = 0.0
+    efficiency: float = 0.0  # speed-up / FLOP ratio: 1.0 means time fell exactly as FLOPs did
+
+
+def _stream(model: LMDM, regime: str, use_cache: bool, commit: str, seed: int) -> BlockStream:
+    s = BlockStream(model, regime, use_cache, commit)
+    g = torch.Generator().manual_seed(seed)
+    s.prime(torch.randn(1, model.config.latent_dim, s.keep, generator=g))
+    return s
+
+
+def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: str, *, blocks: int, warmup: int, steps: int, sampler: str, prompt: str) -> ModeResult:
+    cond = model.encode_prompt(prompt)
+    null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
+    stream = _stream(model, regime, use_cache, commit, seed=1)
+    g = torch.Generator().manual_seed(0)
+    decoder = model.codec.stream_decoder()
+
+    def one_block() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        x = stream.generate(cond, steps=steps, sampler=sampler, cfg=1.0, uncond=null, generator=g)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            decoder.push(x)
+        return (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+
+    for _ in range(warmup):
+        one_block()
+    with count_flops() as counter:
+        stream.generate(cond, steps=steps, sampler=sampler, cfg=1.0, uncond=null, generator=g)
+    flops = counter.get_total_flops()
+    times = [one_block() for _ in range(blocks)]
+    gen = [a for a, _ in times]
+    dec = [b for _, b in times]
+    block_s = model.config.block_seconds
+    return ModeResult(
+        mode=label, regime=regime, use_cache=use_cache, commit=commit,
+        block_ms=statistics.median(gen), block_ms_min=min(gen), decode_ms=statistics.median(dec),
+        gflops=flops / 1e9, real_time_factor=(statistics.median(gen) + statistics.median(dec)) / 1000 / block_s,
+        cache_bytes=stream.cache_bytes,
+    )
+
+
+def run(config: ModelConfig, *, modes: list[str] | None = None, blocks: int = 10, warmup: int = 2, steps: int = 8, sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords") -> dict[str, Any]:
+    if threads:
+        torch.set_num_threads(threads)
+    model = build_model(config, seed=seed)
+    chosen = [m for m in MODES if modes is None or m[0] in modes]
+    results = [bench_mode(model, *m, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, prompt=prompt) for m in chosen]
+    naive = next((r for r in results if r.mode == "naive"), None)
+    if naive is not None:
+        results = [
+            attrs.evolve(r, speedup_vs_naive=naive.block_ms / r.block_ms, flop_ratio_vs_naive=naive.gflops / r.gflops,
+                         efficiency=(naive.block_ms / r.block_ms) / (naive.gflops / r.gflops))
+            for r in results
+        ]
+    return {
+        "config": config.to_dict(),
+        "parameters": model.parameters,
+        "block_seconds": config.block_seconds,
+        "steps": steps,
+        "sampler": sampler,
+        "blocks_timed": blocks,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "results": [attrs.asdict(r) for r in results],
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    c = report["config"]
+    lines = [
+        f"model: width {c['width']} x depth {c['depth']}, {report['parameters'] / 1e6:.1f}M params; "
+        f"block {c['block_frames']} frames = {report['block_seconds']:.2f} s, context {c['context_blocks']} blocks; "
+        f"{report['steps']} {report['sampler']} steps; {report['threads']} threads; torch {report['torch']}",
+        f"{'mode':<22}{'ms/block':>10}{'min':>8}{'GFLOP':>9}{'speed-up':>10}{'FLOP ratio':>12}{'efficiency':>12}{'RTF':>8}{'KV MB':>8}",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"{r['mode']:<22}{r['block_ms']:>10.1f}{r['block_ms_min']:>8.1f}{r['gflops']:>9.2f}{r['speedup_vs_naive']:>9.2f}x"
+            f"{r['flop_ratio_vs_naive']:>11.2f}x{r['efficiency']:>11.0%}{r['real_time_factor']:>8.3f}{r['cache_bytes'] / 2**20:>8.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lmdm bench", description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="small", choices=["tiny", "small"], help="model size preset (random weights)")
+    p.add_argument("--modes", nargs="*", choices=[m[0] for m in MODES], help="which modes (default: all)")
+    p.add_argument("--blocks", type=int, default=10, help="blocks timed per mode (median reported)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"])
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    a = p.parse_args(argv)
+    config = getattr(ModelConfig, a.config)()
+    report = run(config, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads)
+    print(json.dumps(report, indent=2) if a.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

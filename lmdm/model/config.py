@@ -1,0 +1,124 @@
+"""ModelConfig: every number that fixes the shape of an LMDM, as one frozen value."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"ModelConfig.{attribute.name} must be > 0, got {value}")
+
+
+@attrs.frozen
+class ModelConfig:
+    """Shape of the diffusion transformer and of the stream it was trained for.
+
+    Time is counted in latent *frames* (``frame_rate`` per second). A stream is made of *blocks*
+    of ``block_frames`` frames; the model sees ``context_blocks`` clean blocks of context before
+    the block it denoises. In the block-causal regime a block is also an attention *chunk* and
+    each chunk attends to itself and the ``context_blocks`` chunks before it.
+    """
+
+    # audio <-> latent space (fixed by the codec)
+    latent_dim: int = attrs.field(default=32, validator=_positive)
+    frame_rate: float = 25.0
+    sample_rate: int = attrs.field(default=16000, validator=_positive)
+    channels: int = attrs.field(default=1, validator=_positive)
+
+    # transformer
+    width: int = attrs.field(default=384, validator=_positive)
+    depth: int = attrs.field(default=8, validator=_positive)
+    heads: int = attrs.field(default=6, validator=_positive)
+    rotary_dims: int = attrs.field(default=32, validator=_positive)  # per head; the rest is unrotated
+    rope_base: float = 10000.0
+    mlp_ratio: int = attrs.field(default=4, validator=_positive)  # SwiGLU hidden = mlp_ratio * width
+    timestep_features: int = attrs.field(default=256, validator=_positive)  # Fourier features of t
+
+    # conditioning
+    cond_dim: int = attrs.field(default=256, validator=_positive)  # text token width
+    cond_tokens: int = attrs.field(default=16, validator=_positive)  # max text tokens
+    # per-frame additive inputs, in the order they are concatenated into `to_input_add`.
+    # "context" is always first: [context_mask (1), clean_latent (latent_dim)].
+    extra_add_inputs: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=lambda v: tuple((str(n), int(d)) for n, d in v))
+
+    # stream geometry
+    block_frames: int = attrs.field(default=50, validator=_positive)
+    context_blocks: int = attrs.field(default=4, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
+        if self.rotary_dims % 2 or self.rotary_dims > self.head_dim:
+            raise ValueError(f"rotary_dims must be even and <= head_dim {self.head_dim}, got {self.rotary_dims}")
+        if self.timestep_features % 2:
+            raise ValueError("timestep_features must be even")
+        hop = self.sample_rate / self.frame_rate
+        if abs(hop - round(hop)) > 1e-9:
+            raise ValueError(f"sample_rate / frame_rate must be a whole number of samples, got {hop}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def hop(self) -> int:
+        """Audio samples per latent frame."""
+        return round(self.sample_rate / self.frame_rate)
+
+    @property
+    def context_frames(self) -> int:
+        return self.block_frames * self.context_blocks
+
+    @property
+    def window_frames(self) -> int:
+        """Frames the model sees at once in training: context plus one target block."""
+        return self.context_frames + self.block_frames
+
+    @property
+    def block_seconds(self) -> float:
+        return self.block_frames / self.frame_rate
+
+    @property
+    def add_inputs(self) -> tuple[tuple[str, int], ...]:
+        return (("context", 1 + self.latent_dim),) + self.extra_add_inputs
+
+    @property
+    def add_dim(self) -> int:
+        return sum(d for _, d in self.add_inputs)
+
+    # presets --------------------------------------------------------------------------------
+    @classmethod
+    def tiny(cls, **overrides: Any) -> "ModelConfig":
+        """A few layers, a few channels: runs in milliseconds. For tests and docs."""
+        base: dict[str, Any] = dict(
+            latent_dim=8, width=64, depth=2, heads=4, rotary_dims=8, timestep_features=32,
+            cond_dim=32, cond_tokens=8, block_frames=8, context_blocks=3,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def small(cls, **overrides: Any) -> "ModelConfig":
+        """The default size: ~24M parameters, 2 s blocks, 8 s of context."""
+        return cls(**overrides)
+
+    # serialisation ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self)
+        d["extra_add_inputs"] = [list(p) for p in self.extra_add_inputs]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {', '.join(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)

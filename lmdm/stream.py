@@ -1,0 +1,259 @@
+"""BlockStream: the clean latent history of one stream, and the block-by-block generator.
+
+One block = `block_frames` latent frames, denoised in `steps` sampler steps while attending to
+the last `context_frames` clean frames (the context). How the context is attended to depends on
+the regime (see `lmdm.model.masks`); how it is *computed* depends on `use_cache`:
+
+regime        use_cache=False (reference)                      use_cache=True
+------------  -----------------------------------------------  ----------------------------------------
+naive         every step: full pass over [re-noised ctx |      (nothing can be reused)
+              target | t]
+encdec        every step: full masked pass over                per block: one pass over the context
+              [ctx | target | t]                               caches its K/V; every step runs only
+                                                               [target | t] against that cache
+block_causal  every step: full masked pass over the history    a KVCache of the last C frames persists
+              that can reach the target (depth * C frames)     across blocks; a finished block's K/V are
+              + [target | t]                                   computed once ("commit"), either as its
+                                                               own pass or fused into the next block's
+                                                               first step; the window slides by one block
+
+With a fixed prompt the two columns give the same stream to float32 rounding (tests check this).
+Positions: the current context sits at 1..C, the target at C+1..C+B, the t-token at 0; older
+history (block_causal reference only) at positions <= 0. RoPE depends only on differences, so
+this is the same as what the cache sees after its keys are re-rotated on every slide.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from lmdm.cache import KV, KVCache
+from lmdm.conditioning.text import Conditioning
+from lmdm.model.lmdm import LMDM
+from lmdm.model.masks import block_causal_mask, check_regime, encdec_mask
+from lmdm.sampling import check_sampler, guided, noised, sample
+
+COMMITS = ("separate", "fused")
+
+
+class BlockStream:
+    def __init__(self, model: LMDM, regime: str = "block_causal", use_cache: bool = True, commit: str = "separate"):
+        if commit not in COMMITS:
+            raise ValueError(f"unknown commit mode {commit!r}: choose one of {', '.join(COMMITS)}")
+        self.model = model
+        self.dit = model.dit
+        cfg = model.config
+        self.cfg = cfg
+        self.B = cfg.block_frames
+        self.C = cfg.context_frames
+        self.window = cfg.context_blocks + 1  # chunks a block-causal chunk sees, itself included
+        self.keep = cfg.depth * self.C  # history that can still reach the next target (block_causal)
+        self.regime = check_regime(regime)
+        self.use_cache = use_cache
+        self.commit = commit
+        # [pending | target | t] queries x [cache | pending | target | t] keys, for the fused commit
+        self._fused_mask = block_causal_mask(self.C + 2 * self.B, self.B, self.window)[self.C :, :]
+        self.rebuilds = 0  # exact cache rebuilds mid-stream (regime switch, CFG on/off, prime)
+        self.reset()
+
+    # state --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the start of a stream: an all-zero clean context (as in training), no cache."""
+        self.history = torch.zeros(1, self.cfg.latent_dim, self.C)
+        self.blocks_since_reset = 0
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Drop the cache; it is rebuilt exactly from the history when next needed."""
+        self.cache: KVCache | None = None
+        self.pending: torch.Tensor | None = None  # last block, not yet committed to the cache
+        self._cross: tuple[tuple[Conditioning, ...], list[KV], torch.Tensor] | None = None
+
+    def set_regime(self, regime: str) -> None:
+        if check_regime(regime) != self.regime:
+            self.regime = regime
+            self.invalidate()
+
+    def prime(self, latents: torch.Tensor) -> None:
+        """Continue from given clean latents [1, D, n] (e.g. an encoded audio clip)."""
+        self.history = torch.cat((self.history, latents.to(self.history.dtype)), dim=2)[:, :, -max(self.keep, self.C):]
+        self.invalidate()
+
+    @property
+    def cache_bytes(self) -> int:
+        return 0 if self.cache is None else self.cache.nbytes
+
+    # tokens -------------------------------------------------------------------------------
+    def _context_add(self, latents: torch.Tensor) -> torch.Tensor:
+        """[context_mask = 1, clean latent, zeros for extra inputs] per frame: [1, A, n]."""
+        n = latents.shape[2]
+        extra = self.cfg.add_dim - 1 - self.cfg.latent_dim
+        return torch.cat((torch.ones(1, 1, n), latents, torch.zeros(1, extra, n)), dim=1)
+
+    def _target_add(self, n: int) -> torch.Tensor:
+        return torch.zeros(1, self.cfg.add_dim, n)
+
+    def _context_tokens(self, latents: torch.Tensor, batch: int) -> torch.Tensor:
+        return self.dit.embed_context(self._context_add(latents)).expand(batch, -1, -1)
+
+    def _target_tokens(self, x: torch.Tensor, t: float, pooled: torch.Tensor) -> torch.Tensor:
+        batch = pooled.shape[0]
+        h = self.dit.embed_frames(x.expand(batch, -1, -1), self._target_add(self.B), torch.ones(1, 1, self.B))
+        return torch.cat((h, self.dit.embed_time(torch.full((batch,), t), pooled)), dim=1)
+
+    def _positions(self, first: int, n: int, with_t: bool = False) -> torch.Tensor:
+        p = torch.arange(first, first + n)
+        return torch.cat((p, torch.zeros(1, dtype=p.dtype))) if with_t else p
+
+    def _cross_inputs(self, conds: tuple[Conditioning, ...]) -> tuple[list[KV], torch.Tensor]:
+        """Per-layer cross-attention K/V for these prompts, computed once per prompt change."""
+        if self._cross is None or len(self._cross[0]) != len(conds) or any(a is not b for a, b in zip(self._cross[0], conds)):
+            tokens = torch.stack([c.tokens for c in conds])
+            pooled = torch.stack([c.pooled for c in conds])
+            self._cross = (conds, self.dit.cross_kv(tokens), pooled)
+        return self._cross[1], self._cross[2]
+
+    @staticmethod
+    def _combine(v: torch.Tensor, scale: float) -> torch.Tensor:
+        return v if v.shape[0] == 1 else guided(v[0:1], v[1:2], scale)
+
+    # generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        cond: Conditioning,
+        *,
+        steps: int = 8,
+        sampler: str = "pingpong",
+        cfg: float = 1.0,
+        uncond: Conditioning | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Denoise the next block; returns its clean latents [1, D, B] and appends them to the history."""
+        check_sampler(sampler)
+        if cfg != 1.0 and uncond is None:
+            raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
+        conds = (cond,) if cfg == 1.0 else (cond, uncond)
+        noise = torch.randn((1, self.cfg.latent_dim, self.B), generator=generator)
+        denoise = {
+            ("naive", False): self._naive, ("naive", True): self._naive,
+            ("encdec", False): self._encdec_reference, ("encdec", True): self._encdec_cached,
+            ("block_causal", False): self._block_causal_reference, ("block_causal", True): self._block_causal_cached,
+        }[(self.regime, self.use_cache)](conds, cfg, generator)
+        x0 = sample(denoise, noise, steps, sampler, generator)
+        self.history = torch.cat((self.history, x0), dim=2)[:, :, -max(self.keep, self.C):]
+        self.pending = x0 if (self.regime == "block_causal" and self.use_cache) else None
+        self.blocks_since_reset += 1
+        return x0
+
+    def _naive(self, conds: Sequence[Conditioning], scale: float, generator: torch.Generator | None):
+        """Baseline outpainting: the context is re-noised to t at every step; no routing, no mask."""
+        C, B = self.C, self.B
+        ctx = self.history[:, :, -C:]
+        tokens = torch.stack([c.tokens for c in conds])
+        pooled = torch.stack([c.pooled for c in conds])
+        add = torch.cat((self._context_add(ctx), self._target_add(B)), dim=2)
+        positions = self._positions(1, C + B, with_t=True)
+
+        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
+            ctx_t = noised(ctx, torch.randn(ctx.shape, generator=generator), t)
+            full = torch.cat((ctx_t, x), dim=2).expand(len(conds), -1, -1)
+            tt = torch.full((len(conds),), t)
+            v = self.dit(full, tt, add, tokens, pooled, None, positions, None)
+            return self._combine(v[:, :, C:], scale)
+
+        return denoise
+
+    def _encdec_reference(self, conds: Sequence[Conditioning], scale: float, generator):
+        C, B = self.C, self.B
+        ctx = self.history[:, :, -C:]
+        tokens = torch.stack([c.tokens for c in conds])
+        pooled = torch.stack([c.pooled for c in conds])
+        add = torch.cat((self._context_add(ctx), self._target_add(B)), dim=2)
+        route = torch.cat((torch.zeros(1, 1, C), torch.ones(1, 1, B)), dim=2)
+        positions = self._positions(1, C + B, with_t=True)
+        mask = encdec_mask(C, C + B)
+
+        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
+            full = torch.cat((torch.zeros_like(ctx), x), dim=2).expand(len(conds), -1, -1)
+            v = self.dit(full, torch.full((len(conds),), t), add, tokens, pooled, route, positions, mask)
+            return self._combine(v[:, :, C:], scale)
+
+        return denoise
+
+    def _encdec_cached(self, conds: Sequence[Conditioning], scale: float, generator):
+        C = self.C
+        cross_kv, pooled = self._cross_inputs(tuple(conds))
+        ctx_tokens = self._context_tokens(self.history[:, :, -C:], len(conds))
+        _, kv = self.dit.run(ctx_tokens, self._positions(1, C), None, cross_kv)  # context: bidirectional
+        self.cache = KVCache(kv)
+        positions = self._positions(C + 1, self.B, with_t=True)
+
+        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
+            h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=self.cache.layers)
+            return self._combine(self.dit.head(h[:, :-1]), scale)
+
+        return denoise
+
+    def _history_positions(self, frames: int) -> torch.Tensor:
+        """Positions of the last `frames` history frames: the current context at 1..C, older <= 0."""
+        return self._positions(self.C - frames + 1, frames)
+
+    def _block_causal_reference(self, conds: Sequence[Conditioning], scale: float, generator):
+        B = self.B
+        hist = self.history[:, :, -self.keep:]
+        n = hist.shape[2]
+        tokens = torch.stack([c.tokens for c in conds])
+        pooled = torch.stack([c.pooled for c in conds])
+        add = torch.cat((self._context_add(hist), self._target_add(B)), dim=2)
+        route = torch.cat((torch.zeros(1, 1, n), torch.ones(1, 1, B)), dim=2)
+        positions = torch.cat((self._history_positions(n), self._positions(self.C + 1, B, with_t=True)))
+        mask = block_causal_mask(n + B, B, self.window)
+
+        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
+            full = torch.cat((torch.zeros_like(hist), x), dim=2).expand(len(conds), -1, -1)
+            v = self.dit(full, torch.full((len(conds),), t), add, tokens, pooled, route, positions, mask)
+            return self._combine(v[:, :, n:], scale)
+
+        return denoise
+
+    def _bootstrap(self, cross_kv: list[KV], batch: int) -> None:
+        """Fill the cache from the history in one masked pass (stream start, or after invalidate)."""
+        hist = self.history[:, :, -self.keep:]
+        n = hist.shape[2]
+        mask = block_causal_mask(n, self.B, self.window)[:-1, :-1]  # frames only, no t-token
+        _, kv = self.dit.run(self._context_tokens(hist, batch), self._history_positions(n), mask, cross_kv)
+        self.cache = KVCache([(k[:, :, -self.C:], v[:, :, -self.C:]) for k, v in kv])
+        self.pending = None
+        if self.blocks_since_reset > 0:
+            self.rebuilds += 1
+
+    def _block_causal_cached(self, conds: Sequence[Conditioning], scale: float, generator):
+        C, B = self.C, self.B
+        cross_kv, pooled = self._cross_inputs(tuple(conds))
+        if self.cache is None or self.cache.batch != len(conds):
+            self._bootstrap(cross_kv, len(conds))
+        freqs = self.dit.inv_freq
+        if self.pending is not None and self.commit == "separate":
+            # slide first (cached keys move back one block), then the finished block joins at C-B+1..C
+            shifted = self.cache.shifted(-B, freqs)
+            _, new = self.dit.run(self._context_tokens(self.pending, len(conds)), self._positions(C - B + 1, B), None, cross_kv, past=shifted.layers)
+            self.cache = shifted.slid(B, new)
+            self.pending = None
+        positions = self._positions(C + 1, B, with_t=True)
+        fused_positions = torch.cat((self._positions(C - B + 1, B), positions))
+
+        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
+            if self.pending is not None:  # fused commit: the finished block rides along with step 1
+                shifted = self.cache.shifted(-B, freqs)
+                h = torch.cat((self._context_tokens(self.pending, len(conds)), self._target_tokens(x, t, pooled)), dim=1)
+                h, new = self.dit.run(h, fused_positions, self._fused_mask, cross_kv, past=shifted.layers)
+                self.cache = shifted.slid(B, [(k[:, :, :B], v[:, :, :B]) for k, v in new])
+                self.pending = None
+                return self._combine(self.dit.head(h[:, B:-1]), scale)
+            h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=self.cache.layers)
+            return self._combine(self.dit.head(h[:, :-1]), scale)
+
+        return denoise

@@ -1,0 +1,194 @@
+"""LiveSession: what an embedding app relies on."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lmdm
+from lmdm.conditioning.text import lerp
+
+
+@pytest.fixture(scope="module")
+def model():
+    return lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+
+
+def test_next_block_and_render_shapes(model) -> None:
+    s = lmdm.LiveSession(model, prompt="lo-fi hip hop", steps=2)
+    b = s.next_block()
+    assert b.shape == (model.block_samples, 1) and b.dtype == np.float32 and np.isfinite(b).all()
+    a = s.render(seconds=0.77)
+    assert a.shape == (round(0.77 * model.sample_rate), 1)
+    assert s.render(0).shape == (0, 1)
+    with pytest.raises(ValueError):
+        s.render(-1)
+
+
+@settings(max_examples=10, deadline=None)
+@given(cuts=st.lists(st.floats(0.0, 0.9), min_size=1, max_size=5))
+def test_consecutive_renders_are_one_stream(model, cuts) -> None:
+    """Any split of render() calls gives the same samples as one call: nothing lost, nothing repeated."""
+    a = lmdm.LiveSession(model, prompt="house", steps=2, seed=7)
+    parts = [a.render(c) for c in cuts]
+    total = sum(len(p) for p in parts)
+    b = lmdm.LiveSession(model, prompt="house", steps=2, seed=7)
+    whole = b.read(total)
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_same_seed_same_audio_and_other_seed_differs(model) -> None:
+    a = lmdm.LiveSession(model, prompt="jazz", seed=1, steps=2).render(1.5)
+    b = lmdm.LiveSession(model, prompt="jazz", seed=1, steps=2).render(1.5)
+    c = lmdm.LiveSession(model, prompt="jazz", seed=2, steps=2).render(1.5)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("regime", ["encdec", "block_causal"])
+def test_uncached_session_sounds_the_same(model, regime) -> None:
+    kw = dict(prompt="dub", regime=regime, steps=3, seed=4)
+    a = lmdm.LiveSession(model, use_cache=True, **kw)
+    b = lmdm.LiveSession(model, use_cache=False, **kw)
+    la = torch.cat([a.next_latents() for _ in range(8)], 2)
+    lb = torch.cat([b.next_latents() for _ in range(8)], 2)
+    assert (la - lb).abs().max() <= 1e-4
+
+
+def test_prompt_swap_keeps_history_and_cache(model) -> None:
+    s = lmdm.LiveSession(model, prompt="techno", steps=2)
+    s.next_block()
+    s.next_block()
+    s.set_prompt([("acid bass", 0.7), ("ambient pads", 0.3)])
+    assert s.stats.prompt == "techno"  # takes effect at the next block, not before
+    s.next_block()
+    st_ = s.stats
+    assert st_.prompt == '"acid bass" * 0.7 + "ambient pads" * 0.3'
+    assert st_.cache_resets == 0 and st_.cache_rebuilds == 0 and st_.blocks == 3
+    assert s.stream.history.shape[2] > model.config.context_frames  # history kept growing
+
+
+def test_prompt_glide_moves_gradually(model) -> None:
+    s = lmdm.LiveSession(model, prompt="a", steps=1)
+    start = s._cond
+    s.set_prompt("b", over_blocks=4)
+    target = model.encode_prompt("b")
+    for k in range(1, 5):
+        s.next_latents()
+        expected = lerp(start, target, k / 4)
+        assert torch.allclose(s._cond.tokens, expected.tokens)
+    s.next_latents()
+    assert torch.allclose(s._cond.tokens, target.tokens) and s._glide is None
+
+
+def test_reset_is_counted_and_replays_a_fresh_start(model) -> None:
+    s = lmdm.LiveSession(model, prompt="bossa", steps=2, seed=3)
+    first = s.next_latents()
+    s.next_latents()
+    s.reset()
+    assert s.stats.cache_resets == 0  # queued until the next block
+    again = s.next_latents()
+    assert s.stats.cache_resets == 1
+    assert torch.allclose(first, again, atol=1e-6)
+
+
+def test_setters_validate_at_once(model) -> None:
+    s = lmdm.LiveSession(model)
+    for call, arg, msg in [
+        (s.set_steps, 0, "steps"), (s.set_steps, 2.5, "steps"), (s.set_cfg, float("nan"), "cfg"),
+        (s.set_cfg, 99, "cfg"), (s.set_seed, -1, "seed"), (s.set_regime, "causal", "regime"),
+        (s.set_sampler, "ddim", "sampler"), (s.set_prompt, [("a", -1.0)], "weights"),
+        (s.set_prompt, [("a", 0.0)], "zero"), (s.set_prompt, [], "at least one"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            call(arg)
+    with pytest.raises(ValueError, match="over_blocks"):
+        s.set_prompt("x", over_blocks=-2)
+    with pytest.raises(ValueError):
+        lmdm.LiveSession(model, steps=100)
+    s.next_block()  # nothing invalid was queued
+    assert s.stats.steps == 8
+
+
+def test_knobs_apply_at_next_block(model) -> None:
+    s = lmdm.LiveSession(model, steps=2)
+    s.set_steps(3)
+    s.set_cfg(1.5)
+    s.set_regime("encdec")
+    s.set_sampler("euler")
+    assert s.stats.steps == 2
+    s.next_block()
+    st_ = s.stats
+    assert (st_.steps, st_.cfg, st_.regime, st_.sampler) == (3, 1.5, "encdec", "euler")
+    s.set_regime("block_causal")
+    s.next_block()
+    assert s.stats.cache_rebuilds == 1 and s.stats.cache_resets == 0
+
+
+def test_hooks_see_block_indices_and_errors_do_not_stop_the_stream(model) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    seen = []
+    s.add_hook(lambda sess, i: seen.append(i))
+
+    def broken(sess, i):
+        raise RuntimeError("typo in a hook")
+
+    s.add_hook(broken)
+    for _ in range(3):
+        assert np.isfinite(s.next_block()).all()
+    assert seen == [0, 1, 2]
+    assert s.stats.errors == 3 and "typo in a hook" in s.errors[-1]
+    s.remove_hook(broken)
+    s.next_block()
+    assert s.stats.errors == 3
+
+
+def test_a_hook_can_change_the_prompt_for_the_block_it_precedes(model) -> None:
+    s = lmdm.LiveSession(model, prompt="one", steps=1)
+    s.add_hook(lambda sess, i: sess.set_prompt("two") if i == 1 else None)
+    s.next_block()
+    assert s.stats.prompt == "one"
+    s.next_block()
+    assert s.stats.prompt == "two"
+
+
+def test_setters_from_another_thread_while_generating(model) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    stop = threading.Event()
+
+    def performer():
+        i = 0
+        while not stop.is_set():
+            s.set_prompt(f"prompt {i}")
+            s.set_cfg(1.0 + (i % 3) * 0.5)
+            i += 1
+
+    t = threading.Thread(target=performer)
+    t.start()
+    try:
+        audio = s.render(3.0)
+    finally:
+        stop.set()
+        t.join()
+    assert np.isfinite(audio).all() and s.stats.cache_resets == 0
+
+
+def test_stats_report_timing(model) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    s.render(1.0)
+    st_ = s.stats
+    assert st_.blocks == int(np.ceil(1.0 / s.block_seconds))
+    assert st_.mean_compute_ms > 0 and st_.real_time_factor > 0 and st_.cache_bytes > 0
+    assert st_.seconds == pytest.approx(st_.blocks * s.block_seconds)
+
+
+def test_block_boundaries_are_no_jumpier_than_the_inside_of_blocks(model) -> None:
+    s = lmdm.LiveSession(model, prompt="drone", steps=2)
+    audio = s.render(8 * s.block_seconds)[:, 0]
+    d = np.abs(np.diff(audio))
+    n = s.block_samples
+    boundary = d[n - 1 :: n]
+    inside = np.delete(d, np.arange(n - 1, len(d), n))
+    assert boundary.max() <= inside.max()

@@ -1,0 +1,133 @@
+"""The KV cache is a pure optimisation: cached streams equal full masked forwards."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmdm.cache import KVCache
+from lmdm.conditioning.text import null_conditioning
+from lmdm.model.config import ModelConfig
+from lmdm.model.lmdm import build_model
+from lmdm.stream import BlockStream
+
+
+def _run(model, regime, use_cache, commit="separate", blocks=8, steps=3, sampler="pingpong", cfg=1.0, seed=0, prompt="acid techno"):
+    stream = BlockStream(model, regime, use_cache, commit)
+    cond = model.encode_prompt(prompt)
+    null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
+    g = torch.Generator().manual_seed(seed)
+    out = [stream.generate(cond, steps=steps, sampler=sampler, cfg=cfg, uncond=null, generator=g) for _ in range(blocks)]
+    return torch.cat(out, dim=2), stream
+
+
+model_configs = st.builds(
+    lambda width, depth, heads, block, ctx, latent: ModelConfig.tiny(
+        width=width, depth=depth, heads=heads, rotary_dims=min(8, width // heads // 2 * 2), block_frames=block,
+        context_blocks=ctx, latent_dim=latent,
+    ),
+    width=st.sampled_from([32, 64]), depth=st.integers(1, 3), heads=st.sampled_from([2, 4]),
+    block=st.integers(2, 6), ctx=st.integers(1, 4), latent=st.sampled_from([4, 8]),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    config=model_configs, regime=st.sampled_from(["encdec", "block_causal"]), commit=st.sampled_from(["separate", "fused"]),
+    steps=st.integers(1, 6), sampler=st.sampled_from(["euler", "pingpong"]), cfg=st.sampled_from([1.0, 2.5]),
+    seed=st.integers(0, 2**16), blocks=st.integers(8, 11),
+)
+def test_cached_stream_equals_uncached(config, regime, commit, steps, sampler, cfg, seed, blocks) -> None:
+    model = build_model(config, seed=seed % 5)
+    ref, _ = _run(model, regime, False, commit, blocks, steps, sampler, cfg, seed)
+    fast, stream = _run(model, regime, True, commit, blocks, steps, sampler, cfg, seed)
+    assert ref.shape == (1, config.latent_dim, blocks * config.block_frames)
+    assert torch.isfinite(ref).all()
+    assert (ref - fast).abs().max().item() <= 1e-4
+    assert stream.rebuilds == 0
+
+
+@pytest.mark.parametrize("regime", ["encdec", "block_causal"])
+def test_the_equality_is_not_vacuous(regime: str) -> None:
+    """The next block really depends on the context, and a cache that forgets to re-rotate keys fails."""
+    model = build_model(ModelConfig.tiny(), seed=0)
+    cond = model.encode_prompt("x")
+    outs = []
+    for ctx_seed in (1, 2):
+        s = BlockStream(model, regime, True)
+        s.prime(torch.randn(1, model.config.latent_dim, 4 * model.config.context_frames, generator=torch.Generator().manual_seed(ctx_seed)))
+        outs.append(s.generate(cond, steps=2, generator=torch.Generator().manual_seed(0)))
+    assert (outs[0] - outs[1]).abs().max() > 1e-2
+
+
+def test_a_cache_without_rerotation_would_be_caught(monkeypatch) -> None:
+    model = build_model(ModelConfig.tiny(), seed=0)
+    ref, _ = _run(model, "block_causal", False, blocks=6)
+    monkeypatch.setattr(KVCache, "shifted", lambda self, shift, freqs: self)
+    broken, _ = _run(model, "block_causal", True, blocks=6)
+    assert (ref - broken).abs().max() > 1e-3
+
+
+def test_fused_and_separate_commit_agree() -> None:
+    model = build_model(ModelConfig.tiny(), seed=2)
+    a, _ = _run(model, "block_causal", True, "separate", blocks=9)
+    b, _ = _run(model, "block_causal", True, "fused", blocks=9)
+    assert (a - b).abs().max() <= 1e-4
+
+
+def test_cache_stays_a_fixed_size_ring() -> None:
+    model = build_model(ModelConfig.tiny(), seed=0)
+    _, stream = _run(model, "block_causal", True, blocks=7)
+    cfg = model.config
+    assert stream.cache.frames == cfg.context_frames
+    assert stream.cache_bytes == 2 * cfg.depth * cfg.context_frames * cfg.width * 4
+    assert stream.history.shape[2] == cfg.depth * cfg.context_frames  # only what can still reach a target
+
+
+def test_bootstrap_from_history_equals_incremental_cache() -> None:
+    """Priming a fresh stream with another stream's blocks rebuilds the cache exactly."""
+    model = build_model(ModelConfig.tiny(), seed=3)
+    cond = model.encode_prompt("bells")
+    a = BlockStream(model, "block_causal", True)
+    g = torch.Generator().manual_seed(5)
+    blocks = [a.generate(cond, steps=3, generator=g) for _ in range(7)]
+    b = BlockStream(model, "block_causal", True)
+    b.prime(torch.cat(blocks, dim=2))
+    state = g.get_state()
+    next_a = a.generate(cond, steps=3, generator=g)
+    g.set_state(state)
+    next_b = b.generate(cond, steps=3, generator=g)
+    assert (next_a - next_b).abs().max() <= 1e-4
+
+
+def test_regime_switch_keeps_history_and_rebuilds() -> None:
+    model = build_model(ModelConfig.tiny(), seed=0)
+    cond = model.encode_prompt("pads")
+    s = BlockStream(model, "encdec", True)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        s.generate(cond, steps=2, generator=g)
+    hist = s.history.clone()
+    s.set_regime("block_causal")
+    assert torch.equal(s.history, hist)
+    x = s.generate(cond, steps=2, generator=g)
+    assert s.rebuilds == 1 and torch.isfinite(x).all()
+    with pytest.raises(ValueError, match="unknown regime"):
+        s.set_regime("bidirectional")
+
+
+def test_naive_regime_runs_and_differs_from_routed() -> None:
+    model = build_model(ModelConfig.tiny(), seed=0)
+    naive, _ = _run(model, "naive", False, blocks=3)
+    routed, _ = _run(model, "encdec", True, blocks=3)
+    assert torch.isfinite(naive).all() and naive.shape == routed.shape
+    assert (naive - routed).abs().max() > 1e-3
+
+
+def test_cfg_needs_an_unconditional_prompt() -> None:
+    model = build_model(ModelConfig.tiny(), seed=0)
+    s = BlockStream(model)
+    with pytest.raises(ValueError, match="uncond"):
+        s.generate(model.encode_prompt("x"), cfg=2.0)
+    with pytest.raises(ValueError, match="unknown commit mode"):
+        BlockStream(model, commit="eager")
