@@ -73,8 +73,8 @@ class SelfAttention(nn.Module):
         past: KV | None,  # keys/values to prepend, already normed and rotated
     ) -> tuple[torch.Tensor, KV]:
         q, k, v = self.to_qkv(x).chunk(3, dim=-1)
-        q = apply_rope(self.q_norm(_heads(q, self.heads)), cos, sin)
-        k = apply_rope(self.k_norm(_heads(k, self.heads)), cos, sin)
+        qk = torch.cat((self.q_norm(_heads(q, self.heads)), self.k_norm(_heads(k, self.heads))), dim=1)
+        q, k = apply_rope(qk, cos, sin).chunk(2, dim=1)  # one rotation for both: [B, 2*heads, Lq, hd]
         v = _heads(v, self.heads)
         new = (k, v)
         if past is not None:

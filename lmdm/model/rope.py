@@ -34,9 +34,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """
     r = cos.shape[-1]
     rot, rest = x[..., :r], x[..., r:]
-    rot32 = rot.float()
-    rot32 = rot32 * cos + _rotate_half(rot32) * sin
-    return torch.cat((rot32.to(x.dtype), rest), dim=-1)
+    if x.dtype != torch.float32:
+        rot = rot.float()
+    rot = rot * cos + _rotate_half(rot) * sin
+    return torch.cat((rot.to(x.dtype), rest), dim=-1)
 
 
 def shift_angles(shift: int, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

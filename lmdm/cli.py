@@ -1,0 +1,119 @@
+"""The `lmdm` command: render, bench, corpus, devices, ...
+
+Each subcommand is a `main(argv) -> int` function in the module that owns the idea; this file
+only dispatches, so `lmdm bench` is `python -m lmdm.bench` and so on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# subcommand -> ("module:function", one-line help); the function takes argv and returns an exit code
+COMMANDS: dict[str, tuple[str, str]] = {
+    "render": ("lmdm.cli:render_main", "stream a prompt to an audio file, block by block through LiveSession"),
+    "bench": ("lmdm.bench:main", "time naive vs cached generation and count FLOPs"),
+    "corpus": ("lmdm.corpus.cli:main", "make or inspect the procedural music corpus"),
+    "devices": ("lmdm.cli:devices_main", "list audio devices"),
+}
+
+
+def _model(spec: str):
+    """'small' / 'tiny': the preset with random weights (until the bundled model ships)."""
+    import lmdm
+
+    presets = {"small": lmdm.ModelConfig.small, "tiny": lmdm.ModelConfig.tiny}
+    if spec in presets:
+        return lmdm.build_model(presets[spec](), seed=0)
+    raise SystemExit(f"lmdm: unknown model {spec!r}: choose one of {', '.join(presets)} (trained checkpoints come with the training pipeline)")
+
+
+def render_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lmdm render", description="Stream a prompt to an audio file, block by block.")
+    p.add_argument("prompt", help='e.g. "lo-fi hip hop beat with warm piano chords at 80 bpm"')
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("-o", "--out", default="out.wav", help="audio file (.wav, .flac, .ogg)")
+    p.add_argument("--model", default="small", help="model preset (random weights for now): small | tiny")
+    p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec", "naive"])
+    p.add_argument("--no-cache", action="store_true", help="full forward at every step (same audio, slower)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--sampler", default="pingpong", choices=["pingpong", "euler"])
+    p.add_argument("--cfg", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", action="store_true", help="also write a spectrogram PNG next to the audio")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+
+    import numpy as np
+    import soundfile as sf
+
+    import lmdm
+    from lmdm.progress import Progress
+
+    out = Path(a.out)
+    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
+        p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
+    if not (a.seconds > 0):
+        p.error("--seconds must be > 0")
+    model = _model(a.model)
+    try:
+        session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed)
+    except ValueError as e:
+        p.error(str(e))
+    if not a.quiet and model.name == "random":
+        print(f"note: model {a.model!r} has random weights and a placeholder codec (no trained model ships yet): expect tones, not music", file=sys.stderr)
+    total = round(a.seconds * session.sample_rate)
+    blocks = -(-total // session.block_samples)
+    kept: list[np.ndarray] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with sf.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as f, Progress(total=blocks, desc="render", unit="block", enabled=None if not a.quiet else False) as bar:
+        left = total
+        while left > 0:
+            block = session.read(min(left, session.block_samples))
+            f.write(block)
+            if a.plot:
+                kept.append(block)
+            left -= len(block)
+            s = session.stats
+            bar.update(1, rtf=round(s.real_time_factor, 3))
+    s = session.stats
+    if not a.quiet:
+        print(f"wrote {out} ({total / session.sample_rate:.2f} s, {session.sample_rate} Hz); "
+              f"{s.blocks} blocks, {s.mean_compute_ms:.0f} ms per {session.block_seconds:g} s block, real-time factor {s.real_time_factor:.3f}")
+    if a.plot:
+        from lmdm.plot import spectrogram_png
+
+        png = out.with_suffix(".png")
+        spectrogram_png(np.concatenate(kept)[:, 0], session.sample_rate, png)
+        if not a.quiet:
+            print(f"wrote {png}")
+    return 0
+
+
+def devices_main(argv: list[str] | None = None) -> int:
+    from lmdm.audio.devices import list_devices
+
+    print(list_devices())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: lmdm COMMAND [ARGS]\n\ncommands:")
+        for name, (_, help_) in COMMANDS.items():
+            print(f"  {name:<10} {help_}")
+        print("\n`lmdm COMMAND --help` for a command's options")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"lmdm: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module, function = COMMANDS[name][0].split(":")
+    return getattr(importlib.import_module(module), function)(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

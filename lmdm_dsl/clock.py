@@ -1,0 +1,93 @@
+"""Musical time on top of a stream of fixed-length blocks.
+
+Block ``i`` starts at ``i * block_seconds`` seconds of stream time. A ``Clock`` holds the tempo and
+where its bar grid starts: bar 0 (cycle 0 of every pattern) begins at the start of block
+``origin_block``, which is the block at which the last ``tempo`` change took effect (0 at the
+stream start). Everything here is a small pure function of those numbers.
+
+Quantisation rule: a statement aimed at time ``t`` fires before the first block whose start time
+is at or after ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import numpy as np
+
+from lmdm_dsl.mini import Pattern, render
+from lmdm_dsl.values import Span
+
+EPS = 1e-9  # tolerance, in blocks or grid periods, for times that should land exactly on a boundary
+
+
+@attrs.frozen
+class Clock:
+    bpm: float = 120.0
+    beats_per_bar: int = 4
+    origin_block: int = 0  # bar 0 starts at the start of this block
+
+    @property
+    def beat_seconds(self) -> float:
+        return 60.0 / self.bpm
+
+    @property
+    def bar_seconds(self) -> float:
+        return self.beat_seconds * self.beats_per_bar
+
+    def seconds(self, span: Span, block_seconds: float) -> float:
+        """The length of ``span`` in seconds at this tempo."""
+        unit = {"beat": self.beat_seconds, "bar": self.bar_seconds, "block": block_seconds}[span.unit]
+        return span.amount * unit
+
+    def blocks(self, span: Span, block_seconds: float) -> int:
+        """Whole blocks needed to cover ``span`` (``prompt … over 4 bars`` -> over_blocks)."""
+        return first_block_at_or_after(self.seconds(span, block_seconds), block_seconds)
+
+    def cycle_at(self, block: float, block_seconds: float) -> float:
+        """Position in bars (pattern cycles) of the start of ``block``."""
+        return (block - self.origin_block) * block_seconds / self.bar_seconds
+
+
+def first_block_at_or_after(seconds: float, block_seconds: float) -> int:
+    """The first block whose start time is at or after ``seconds``."""
+    return math.ceil(seconds / block_seconds - EPS)
+
+
+def next_boundary(clock: Clock, span: Span, block: int, block_seconds: float, *, strictly_after: bool = False) -> int:
+    """The block that fires for the first boundary of a ``span`` grid at (or after) ``block``'s start.
+
+    Bar and beat grids start at the clock's origin; block grids at block 0. With ``strictly_after``
+    a boundary exactly at ``block``'s start does not count (used to re-arm ``every`` after firing).
+    """
+    period = clock.seconds(span, block_seconds)
+    origin = 0.0 if span.unit == "block" else clock.origin_block * block_seconds
+    phase = (block * block_seconds - origin) / period
+    count = math.floor(phase + EPS) + 1 if strictly_after else math.ceil(phase - EPS)
+    return first_block_at_or_after(origin + max(count, 0) * period, block_seconds)
+
+
+def after(clock: Clock, span: Span, block: int, block_seconds: float) -> int:
+    """The block that fires for ``in <span>`` typed when ``block`` is next."""
+    return first_block_at_or_after(block * block_seconds + clock.seconds(span, block_seconds), block_seconds)
+
+
+def pattern_frames(
+    pattern: Pattern, clock: Clock, block: int, block_seconds: float, frame_rate: float
+) -> np.ndarray:
+    """The per-frame sketch for one block: the pattern queried over the bars that block covers."""
+    n_frames = round(block_seconds * frame_rate)
+    return render(pattern, clock.bar_seconds * frame_rate, n_frames, clock.cycle_at(block, block_seconds))
+
+
+def ramp_frames(
+    start: float, end: float, total_seconds: float, elapsed_seconds: float, n_frames: int, frame_rate: float
+) -> np.ndarray:
+    """A straight line from ``start`` to ``end`` over ``total_seconds``, then ``end``; one block's frames.
+
+    ``elapsed_seconds`` is the time from the ramp's start to the block's first frame.
+    """
+    t = elapsed_seconds + np.arange(n_frames, dtype=np.float64) / frame_rate
+    progress = np.clip(t / total_seconds, 0.0, 1.0) if total_seconds > 0 else np.ones(n_frames)
+    return (start + (end - start) * progress).astype(np.float32)

@@ -1,0 +1,430 @@
+"""Apply statements to a live session, now or on the musical grid.
+
+``Interpreter.run(text)`` parses the text and applies each statement at once; quantised statements
+(``at next bar``, ``in 2 blocks``, ``every 4 bars``) go on a schedule that a hook, registered on
+the session, works through before each block on the generation thread. ``run`` never raises on
+performer input: every problem becomes one message starting with ``error:``.
+
+Threads: one lock guards the interpreter's own state (tempo, schedule, scenes, sketches). The
+session is never called while that lock is held, so a session that holds its own lock while
+calling hooks cannot deadlock with a REPL thread calling ``run``.
+
+"Now" is the first block whose hook has not run yet: a statement typed during block 7's
+generation applies from block 8, and bar boundaries are counted from there.
+"""
+
+from __future__ import annotations
+
+import collections
+import difflib
+import itertools
+import os
+import threading
+from typing import Callable, Protocol, Sequence
+
+import attrs
+
+from lmdm_dsl.clock import EPS, Clock, after, next_boundary, pattern_frames, ramp_frames
+from lmdm_dsl import values as v
+from lmdm_dsl.errors import DSLError
+from lmdm_dsl.mini import KINDS
+from lmdm_dsl.parser import parse_located
+
+MAX_SCHEDULED = 256  # queued + repeating statements
+MAX_PLAY_DEPTH = 16  # scenes playing scenes
+MAX_MESSAGES = 256  # messages from the generation thread kept until drained
+
+
+class Session(Protocol):
+    """The part of ``lmdm.LiveSession`` the interpreter uses (``frame_rate``, ``set_sketch`` and
+    ``set_delay`` only when the session supports sketches or the delay)."""
+
+    block_seconds: float
+    block_index: int
+
+    def set_prompt(self, prompt: str | Sequence[tuple[str, float]], *, over_blocks: int = 0) -> None: ...
+    def set_steps(self, n: int) -> None: ...
+    def set_cfg(self, scale: float) -> None: ...
+    def set_seed(self, seed: int) -> None: ...
+    def set_regime(self, name: str) -> None: ...
+    def reset(self) -> None: ...
+    def add_hook(self, fn: Callable[["Session", int], None]) -> None: ...
+    def remove_hook(self, fn: Callable[["Session", int], None]) -> None: ...
+    def supports(self, feature: str) -> bool: ...
+
+
+class Recorder(Protocol):
+    def start(self, path: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Refused(Exception):
+    """A statement that parsed but cannot be applied here; becomes one ``error:`` message."""
+
+
+@attrs.define(eq=False)  # entries are told apart by identity
+class _Scheduled:
+    block: int  # fire before this block
+    order: int  # scheduling order breaks ties
+    body: tuple
+    every: v.Span | None = None  # set for repeating statements
+    last_fired: int | None = None
+    tag: str | None = None
+
+
+@attrs.frozen
+class _Active:
+    """A sketch in force: rendered afresh for every block."""
+
+    sketch: v.SketchPattern | v.SketchRamp
+    start_block: int
+    ramp_seconds: float = 0.0
+
+
+@attrs.frozen
+class _Context:
+    now: int  # the block the statement applies to
+    tag: str | None = None
+    playing: tuple[str, ...] = ()  # scenes being played, outermost first
+
+
+class Interpreter:
+    def __init__(self, session: Session, *, recorder: Recorder | None = None, beats_per_bar: int = 4):
+        self.session = session
+        self.recorder = recorder
+        self._lock = threading.Lock()
+        self._clock = Clock(beats_per_bar=beats_per_bar)
+        self._schedule: list[_Scheduled] = []
+        self._order = itertools.count()
+        self._scenes: dict[str, tuple] = {}
+        self._sketches: dict[str, _Active] = {}
+        self._delay: v.Delay | None = None
+        self._hooked: int | None = None  # the last block whose hook ran
+        self._outbox: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
+        self._handlers: dict[type, Callable] = {
+            v.Tempo: self._tempo, v.Prompt: self._prompt, v.Steps: self._steps, v.Cfg: self._cfg,
+            v.Seed: self._seed, v.Regime: self._regime, v.Reset: self._reset, v.Status: self._status,
+            v.Cancel: self._cancel, v.RecordStart: self._record_start, v.RecordStop: self._record_stop,
+            v.SketchPattern: self._sketch, v.SketchRamp: self._sketch, v.SketchOff: self._sketch_off,
+            v.Delay: self._delay_on, v.DelayOff: self._delay_off, v.AtNext: self._at_next,
+            v.After: self._after, v.Every: self._every, v.SceneDef: self._scene, v.Play: self._play,
+        }
+        session.add_hook(self._on_block)
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def run(self, text: str, *, tag: str | None = None) -> list[str]:
+        """Parse and apply ``text``; the messages it produced, errors starting with ``error:``.
+
+        A syntax or value error anywhere rejects the whole text (one error, nothing applied).
+        Otherwise each statement is applied in turn and a statement that fails yields one error.
+        With a ``tag`` (``watch_file`` passes the path) the repeating statements of the previous
+        run with that tag are dropped first, so re-evaluating a file replaces its ``every``s.
+        """
+        try:
+            located = parse_located(text)
+        except DSLError as error:
+            return [f"error: {error}"]
+        except Exception as error:  # a parser bug must not stop the music either
+            return [f"error: {type(error).__name__}: {_one_line(error)}"]
+        if tag is not None:
+            with self._lock:
+                self._schedule = [e for e in self._schedule if e.every is None or e.tag != tag]
+        context = _Context(now=self._now(), tag=tag)
+        several_lines = "\n" in text.strip()
+        messages = []
+        for item in located:
+            where = f"line {item.line}: " if several_lines else ""
+            messages += self._apply(item.statement, context, where)
+        return messages
+
+    def messages(self) -> list[str]:
+        """Drain what statements fired on the generation thread said (and their errors)."""
+        drained = []
+        while True:
+            try:
+                drained.append(self._outbox.popleft())
+            except IndexError:
+                return drained
+
+    def close(self) -> None:
+        """Stop listening to the session's blocks."""
+        self.session.remove_hook(self._on_block)
+
+    @property
+    def clock(self) -> Clock:
+        with self._lock:
+            return self._clock
+
+    @property
+    def scenes(self) -> dict[str, tuple]:
+        with self._lock:
+            return dict(self._scenes)
+
+    @property
+    def scheduled(self) -> list[tuple[int, tuple]]:
+        """(block, body) of everything queued or repeating, soonest first."""
+        with self._lock:
+            return [(e.block, e.body) for e in sorted(self._schedule, key=lambda e: (e.block, e.order))]
+
+    # --- the hook: runs on the generation thread before each block ----------------------------
+
+    def _on_block(self, session: Session, index: int) -> None:
+        try:
+            block_seconds = session.block_seconds
+            with self._lock:
+                if self._hooked is not None and index < self._hooked:  # the stream restarted its count
+                    self._shift(index - (self._hooked + 1))
+                self._hooked = index
+                due = sorted((e for e in self._schedule if e.block <= index), key=lambda e: (e.block, e.order))
+                bodies = [(e.body, e.tag) for e in due]
+                for entry in due:
+                    if entry.every is None:
+                        self._schedule.remove(entry)
+                    else:
+                        entry.last_fired = index
+                        entry.block = next_boundary(
+                            self._clock, entry.every, index, block_seconds, strictly_after=True
+                        )
+            for body, tag in bodies:
+                for statement in body:
+                    for message in self._apply(statement, _Context(now=index, tag=tag)):
+                        self._tell(index, message)
+            self._send_sketches(index, block_seconds)
+        except Exception as error:  # never into the generation thread
+            self._tell(index, f"error: {type(error).__name__}: {_one_line(error)}")
+
+    def _tell(self, index: int, message: str) -> None:
+        """Keep a message from the generation thread for ``messages()``, marked with its block."""
+        if message.startswith("error: "):
+            self._outbox.append(f"error: [block {index}] {message[len('error: '):]}")
+        else:
+            self._outbox.append(f"[block {index}] {message}")
+
+    def _send_sketches(self, index: int, block_seconds: float) -> None:
+        with self._lock:
+            active, clock = dict(self._sketches), self._clock
+        if not active:
+            return
+        frame_rate = float(self.session.frame_rate)
+        for kind, entry in active.items():
+            try:
+                sketch = entry.sketch
+                if isinstance(sketch, v.SketchPattern):
+                    frames = pattern_frames(sketch.pattern, clock, index, block_seconds, frame_rate)
+                else:
+                    frames = ramp_frames(
+                        sketch.start, sketch.end, entry.ramp_seconds,
+                        (index - entry.start_block) * block_seconds,
+                        round(block_seconds * frame_rate), frame_rate,
+                    )
+                self.session.set_sketch(kind, frames)
+            except Exception as error:
+                self._tell(index, f"error: sketch {kind}: {_one_line(error)}")
+
+    def _shift(self, delta: int) -> None:
+        """Move every block number the interpreter holds by ``delta`` (lock held)."""
+        self._clock = attrs.evolve(self._clock, origin_block=self._clock.origin_block + delta)
+        for entry in self._schedule:
+            entry.block += delta
+            if entry.last_fired is not None:
+                entry.last_fired += delta
+        self._sketches = {k: attrs.evolve(a, start_block=a.start_block + delta) for k, a in self._sketches.items()}
+
+    # --- applying one statement ----------------------------------------------------------------
+
+    def _now(self) -> int:
+        index = self.session.block_index
+        with self._lock:
+            return index if self._hooked is None else self._hooked + 1
+
+    def _apply(self, statement, context: _Context, where: str = "") -> list[str]:
+        try:
+            result = self._handlers[type(statement)](statement, context)
+        except (Refused, ValueError) as error:
+            return [f"error: {where}{_one_line(error)}"]
+        except Exception as error:
+            return [f"error: {where}{type(error).__name__}: {_one_line(error)}"]
+        return result if isinstance(result, list) else [result]
+
+    def _require(self, feature: str) -> None:
+        if not self.session.supports(feature):
+            raise Refused(f"{feature} is not available in this model")
+
+    def _tempo(self, s: v.Tempo, c: _Context) -> str:
+        block_seconds = self.session.block_seconds
+        with self._lock:
+            self._clock = attrs.evolve(self._clock, bpm=s.bpm, origin_block=c.now)
+            for entry in self._schedule:
+                if entry.every is not None and entry.every.unit != "block":
+                    entry.block = next_boundary(self._clock, entry.every, c.now, block_seconds)
+                    if entry.last_fired is not None and entry.block <= entry.last_fired:
+                        entry.block = next_boundary(
+                            self._clock, entry.every, entry.last_fired, block_seconds, strictly_after=True
+                        )
+            delay, clock = self._delay, self._clock
+        if delay is not None and delay.time.unit != "block":  # keep a delay in bars or beats in time
+            self.session.set_delay(_delay_spec(delay, clock, block_seconds))
+        return f"tempo {v.num(s.bpm)} BPM; bar 1 starts at block {c.now}"
+
+    def _prompt(self, s: v.Prompt, c: _Context) -> str:
+        over = 0 if s.over is None else self.clock.blocks(s.over, self.session.block_seconds)
+        self.session.set_prompt(s.session_prompt, over_blocks=over)
+        return s.to_source() + (f" ({over} blocks)" if s.over is not None else "")
+
+    def _steps(self, s: v.Steps, c: _Context) -> str:
+        self.session.set_steps(s.n)
+        return s.to_source()
+
+    def _cfg(self, s: v.Cfg, c: _Context) -> str:
+        self.session.set_cfg(s.scale)
+        return s.to_source()
+
+    def _seed(self, s: v.Seed, c: _Context) -> str:
+        self.session.set_seed(s.seed)
+        return s.to_source()
+
+    def _regime(self, s: v.Regime, c: _Context) -> str:
+        self.session.set_regime(s.name)
+        return s.to_source()
+
+    def _reset(self, s: v.Reset, c: _Context) -> str:
+        self.session.reset()
+        return "reset: history and KV cache cleared"
+
+    def _status(self, s: v.Status, c: _Context) -> str:
+        stats = self.session.stats
+        with self._lock:
+            clock, queued, scenes = self._clock, len(self._schedule), sorted(self._scenes)
+        bar = int(clock.cycle_at(c.now, self.session.block_seconds) + EPS) + 1
+        parts = [
+            f"block {stats.blocks}",
+            f"rtf {stats.real_time_factor:.2f}",
+            f"prompt {v.quote(str(stats.prompt))}",
+            f"tempo {v.num(clock.bpm)} BPM (bar {bar})",
+            f"regime {stats.regime}",
+            f"steps {stats.steps}",
+            f"cfg {v.num(stats.cfg)}",
+            f"queued {queued}",
+        ]
+        if scenes:
+            parts.append("scenes " + ", ".join(scenes))
+        return "status: " + " | ".join(parts)
+
+    def _cancel(self, s: v.Cancel, c: _Context) -> str:
+        with self._lock:
+            count, self._schedule = len(self._schedule), []
+        return f"cancelled {count} scheduled statement{'' if count == 1 else 's'}"
+
+    def _record_start(self, s: v.RecordStart, c: _Context) -> str:
+        if self.recorder is None:
+            raise Refused("recording is not available here")
+        if os.path.exists(s.path):
+            raise Refused(f"{s.path} already exists; record to a new file")
+        self.recorder.start(s.path)
+        return f"recording to {s.path}"
+
+    def _record_stop(self, s: v.RecordStop, c: _Context) -> str:
+        if self.recorder is None:
+            raise Refused("recording is not available here")
+        self.recorder.stop()
+        return "recording stopped"
+
+    def _sketch(self, s: v.SketchPattern | v.SketchRamp, c: _Context) -> str:
+        self._require("sketch")
+        if not getattr(self.session, "frame_rate", None):
+            raise Refused("sketch needs the session's frame_rate")
+        block_seconds = self.session.block_seconds
+        with self._lock:
+            ramp = self._clock.seconds(s.over, block_seconds) if isinstance(s, v.SketchRamp) else 0.0
+            self._sketches[s.kind] = _Active(s, c.now, ramp)
+        if isinstance(s, v.SketchRamp):
+            return f"{s.to_source()} (from block {c.now})"
+        cycles = s.pattern.period
+        return f"{s.to_source()} (repeats every {cycles} bar{'' if cycles == 1 else 's'})"
+
+    def _sketch_off(self, s: v.SketchOff, c: _Context) -> str:
+        self._require("sketch")
+        kinds = KINDS if s.kind is None else (s.kind,)
+        with self._lock:
+            for kind in kinds:
+                self._sketches.pop(kind, None)
+        for kind in kinds:
+            self.session.set_sketch(kind, None)
+        return s.to_source()
+
+    def _delay_on(self, s: v.Delay, c: _Context) -> str:
+        self._require("delay")
+        block_seconds = self.session.block_seconds
+        spec = _delay_spec(s, self.clock, block_seconds)
+        self.session.set_delay(spec)
+        with self._lock:
+            self._delay = s
+        return f"{s.to_source()} ({v.num(round(spec.time_blocks, 3))} blocks)"
+
+    def _delay_off(self, s: v.DelayOff, c: _Context) -> str:
+        self._require("delay")
+        self.session.set_delay(None)
+        with self._lock:
+            self._delay = None
+        return "delay off"
+
+    def _at_next(self, s: v.AtNext, c: _Context) -> str:
+        block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)
+        self._enqueue(_Scheduled(block, 0, s.body, tag=c.tag))
+        return f"at block {block}: {v.body_source(s.body)}"
+
+    def _after(self, s: v.After, c: _Context) -> str:
+        block = after(self.clock, s.span, c.now, self.session.block_seconds)
+        self._enqueue(_Scheduled(block, 0, s.body, tag=c.tag))
+        return f"at block {block}: {v.body_source(s.body)}"
+
+    def _every(self, s: v.Every, c: _Context) -> str:
+        with self._lock:
+            if any(e.every == s.span and e.body == s.body for e in self._schedule):
+                return f"already running: {s.to_source()}"
+        block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)
+        self._enqueue(_Scheduled(block, 0, s.body, every=s.span, tag=c.tag))
+        return f"{s.to_source()} (first at block {block})"
+
+    def _enqueue(self, entry: _Scheduled) -> None:
+        with self._lock:
+            if len(self._schedule) >= MAX_SCHEDULED:
+                raise Refused(f"too many scheduled statements ({MAX_SCHEDULED}); use cancel")
+            entry.order = next(self._order)
+            self._schedule.append(entry)
+
+    def _scene(self, s: v.SceneDef, c: _Context) -> str:
+        with self._lock:
+            self._scenes[s.name] = s.body
+        count = len(s.body)
+        return f"scene {s.name} defined ({count} statement{'' if count == 1 else 's'})"
+
+    def _play(self, s: v.Play, c: _Context) -> list[str]:
+        with self._lock:
+            body, known = self._scenes.get(s.name), sorted(self._scenes)
+        if body is None:
+            close = difflib.get_close_matches(s.name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise Refused(f"no scene named '{s.name}'{hint}")
+        if s.name in c.playing:
+            raise Refused(f"scene '{s.name}' plays itself (via {' -> '.join(c.playing + (s.name,))})")
+        if len(c.playing) >= MAX_PLAY_DEPTH:
+            raise Refused(f"scenes play scenes more than {MAX_PLAY_DEPTH} deep")
+        inner = attrs.evolve(c, playing=c.playing + (s.name,))
+        messages = [f"play {s.name}"]
+        for statement in body:
+            messages += self._apply(statement, inner)
+        return messages
+
+
+def _delay_spec(delay: v.Delay, clock: Clock, block_seconds: float) -> v.DelaySpec:
+    seconds = clock.seconds(delay.time, block_seconds)
+    return v.DelaySpec(
+        time_blocks=seconds / block_seconds, time_seconds=seconds,
+        strength=delay.strength, feedback=delay.feedback, mix=delay.mix, prompts=delay.prompts,
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,236 @@
+"""Text -> Lark tree -> statement values.
+
+``parse(text)`` returns a Program (a tuple of statement values from ``values.py``) or raises one
+``DSLError`` pointing at the first problem: a syntax error from Lark, or a value out of range
+found while building the values (the caret then sits under the offending token).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput, VisitError
+
+from lmdm_dsl import values as v
+from lmdm_dsl.errors import DSLError, from_lark
+from lmdm_dsl.mini import parse_pattern
+
+_PARSER = Lark(
+    (Path(__file__).parent / "grammar.lark").read_text(),
+    parser="lalr",
+    propagate_positions=True,
+    maybe_placeholders=True,
+)
+_NAMES = {
+    "NUMBER": "a number",
+    "STRING": 'a "quoted text"',
+    "NAME": "a name",
+    "UNIT": "bar, beat or block",
+    "_NL": "end of line",
+}
+_STATEMENT = "a statement (tempo, prompt, sketch, delay, steps, at, in, every, play, …)"
+_INTEGER = re.compile(r"-?[0-9]+\Z")
+_ESCAPE = re.compile(r"\\(.)")
+
+
+@attrs.frozen
+class Located:
+    """A top-level statement and where it starts in the text."""
+
+    statement: object
+    line: int
+    column: int
+
+
+@attrs.frozen
+class _SpanAt:
+    """A span and the position of its first token, until the statement using it is built."""
+
+    span: v.Span
+    at: Token
+
+
+def parse(text: str) -> tuple:
+    """Livecoding text -> Program (tuple of statement values); raises DSLError."""
+    return tuple(item.statement for item in parse_located(text))
+
+
+def parse_located(text: str) -> tuple[Located, ...]:
+    """Like ``parse``, keeping the line and column where each top-level statement starts."""
+    try:
+        tree = _PARSER.parse(text)
+    except UnexpectedInput as error:
+        raise from_lark(error, text, _PARSER, _NAMES, _STATEMENT).with_source(text) from None
+    try:
+        return _ToValues().transform(tree)
+    except VisitError as error:
+        if isinstance(error.orig_exc, DSLError):
+            raise error.orig_exc.with_source(text) from None
+        raise
+    except RecursionError:
+        raise DSLError("the text nests too deeply", 1, 1).with_source(text) from None
+
+
+def number(token: Token) -> int | float:
+    """A NUMBER token as int when written without a point or exponent, else float."""
+    return int(token) if _INTEGER.match(token) else float(token)
+
+
+def string(token: Token) -> str:
+    """A STRING token without its quotes; ``\\"`` and ``\\\\`` are the only escapes."""
+    return _ESCAPE.sub(lambda m: m.group(1) if m.group(1) in '\\"' else m.group(0), token[1:-1])
+
+
+def _make(cls, at, fields: dict | None = None, **kwargs):
+    """Build a value; a failed validator becomes a DSLError at the token of the failing field."""
+    try:
+        return cls(**kwargs)
+    except v.FieldError as error:
+        where = (fields or {}).get(error.field, at)
+        raise DSLError(str(error), where.line, where.column) from None
+
+
+@v_args(inline=True)
+class _ToValues(Transformer):
+    # --- program structure --------------------------------------------------------------------
+
+    def start(self, *items: Located) -> tuple[Located, ...]:
+        return items
+
+    @v_args(meta=True)
+    def statement(self, meta, children: list) -> Located:
+        return Located(children[0], getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+    def body(self, item) -> tuple:
+        return (item.statement,) if isinstance(item, Located) else item
+
+    def block(self, *items: Located) -> tuple:
+        return tuple(item.statement for item in items)
+
+    # --- knobs --------------------------------------------------------------------------------
+
+    def tempo(self, token: Token) -> v.Tempo:
+        return _make(v.Tempo, token, bpm=number(token))
+
+    def steps(self, token: Token) -> v.Steps:
+        return _make(v.Steps, token, n=number(token))
+
+    def cfg(self, token: Token) -> v.Cfg:
+        return _make(v.Cfg, token, scale=number(token))
+
+    def seed(self, token: Token) -> v.Seed:
+        return _make(v.Seed, token, seed=number(token))
+
+    def regime(self, token: Token) -> v.Regime:
+        return _make(v.Regime, token, name=str(token))
+
+    def reset(self) -> v.Reset:
+        return v.Reset()
+
+    def status(self) -> v.Status:
+        return v.Status()
+
+    def cancel(self) -> v.Cancel:
+        return v.Cancel()
+
+    def record_start(self, token: Token) -> v.RecordStart:
+        return _make(v.RecordStart, token, path=string(token))
+
+    def record_stop(self) -> v.RecordStop:
+        return v.RecordStop()
+
+    # --- prompts ------------------------------------------------------------------------------
+
+    @v_args(meta=True)
+    def prompt(self, meta, children: list) -> v.Prompt:
+        *terms, over = children
+        return _make(v.Prompt, meta, terms=terms, over=None if over is None else over.span)
+
+    def term(self, text: Token, weight: Token | None) -> v.PromptTerm:
+        return _make(
+            v.PromptTerm, text, {"weight": weight},
+            text=string(text), weight=None if weight is None else number(weight),
+        )
+
+    def over(self, span: _SpanAt) -> _SpanAt:
+        return span
+
+    def span(self, amount: Token | None, unit: Token) -> _SpanAt:
+        at = unit if amount is None else amount
+        value = _make(v.Span, at, amount=1 if amount is None else number(amount), unit=str(unit).rstrip("s"))
+        return _SpanAt(value, at)
+
+    # --- sketches -----------------------------------------------------------------------------
+
+    def melody(self) -> str:
+        return "melody"
+
+    def rhythm(self) -> str:
+        return "rhythm"
+
+    def loudness(self) -> str:
+        return "loudness"
+
+    def sketch_pattern(self, kind: str, text: Token) -> v.SketchPattern:
+        try:
+            pattern = parse_pattern(string(text), kind)
+        except DSLError as error:  # the column is inside the string; it starts after the quote
+            raise DSLError(error.message, text.line, text.column + error.column) from None
+        return v.SketchPattern(kind, pattern)
+
+    def sketch_ramp(self, start: Token, end: Token, over: _SpanAt) -> v.SketchRamp:
+        return _make(
+            v.SketchRamp, start, {"end": end, "over": over.at},
+            start=number(start), end=number(end), over=over.span,
+        )
+
+    def sketch_off(self, kind: str | None) -> v.SketchOff:
+        return v.SketchOff(kind)
+
+    # --- delay --------------------------------------------------------------------------------
+
+    def delay_off(self) -> v.DelayOff:
+        return v.DelayOff()
+
+    @v_args(meta=True)
+    def delay_on(self, meta, children: list) -> v.Delay:
+        time, *options = children
+        kwargs: dict = {} if time is None else {"time": time.span}
+        fields: dict = {} if time is None else {"time": time.at}
+        for name, value, token in options:
+            if name in kwargs:
+                raise DSLError(f"{'prompt' if name == 'prompts' else name} is given twice", token.line, token.column)
+            kwargs[name], fields[name] = value, token
+        return _make(v.Delay, meta, fields, **kwargs)
+
+    def strength(self, token: Token) -> tuple:
+        return "strength", number(token), token
+
+    def feedback(self, token: Token) -> tuple:
+        return "feedback", number(token), token
+
+    def mix(self, token: Token) -> tuple:
+        return "mix", number(token), token
+
+    def delay_prompt(self, *tokens: Token) -> tuple:
+        return "prompts", tuple(string(t) for t in tokens), tokens[0]
+
+    # --- musical time and scenes --------------------------------------------------------------
+
+    def at_next(self, span: _SpanAt, body: tuple) -> v.AtNext:
+        return _make(v.AtNext, span.at, span=span.span, body=body)
+
+    def after(self, span: _SpanAt, body: tuple) -> v.After:
+        return _make(v.After, span.at, span=span.span, body=body)
+
+    def every(self, span: _SpanAt, body: tuple) -> v.Every:
+        return _make(v.Every, span.at, span=span.span, body=body)
+
+    def scene(self, name: Token, body: tuple) -> v.SceneDef:
+        return _make(v.SceneDef, name, name=str(name), body=body)
+
+    def play(self, name: Token) -> v.Play:
+        return _make(v.Play, name, name=str(name))

@@ -1,0 +1,427 @@
+"""The statements of the language as plain, frozen attrs values.
+
+The parser turns text into these; the interpreter applies them to a session. Each value checks its
+own ranges when it is built (so a bad value never reaches the model) and can print itself back as
+source text with ``to_source()``: ``parse(s.to_source()) == (s,)`` for every statement ``s``.
+
+A validator that fails raises ``FieldError``, which names the offending field so that the parser
+can put the caret under the right token.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Union
+
+import attrs
+
+from lmdm_dsl.mini import KINDS, Pattern
+
+UNITS = ("bar", "beat", "block")
+REGIMES = ("block_causal", "encdec", "naive")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+TEMPO_RANGE = (20.0, 400.0)
+STEPS_RANGE = (1, 64)
+CFG_RANGE = (0.0, 20.0)
+SEED_RANGE = (0, 2**63 - 1)
+MAX_SPAN = 100_000.0  # longest time span, in its own unit
+MAX_WEIGHT = 100.0
+MAX_PROMPT_CHARS = 500
+MAX_PATH_CHARS = 1024
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class FieldError(ValueError):
+    """A value out of range; ``field`` names the attribute that holds it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+# --- small helpers shared by validators and to_source ---------------------------------------
+
+
+def num(x: float) -> str:
+    """A number as the language writes it: ``124`` rather than ``124.0``, ``0.7`` as is."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        return str(x)
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return repr(float(x))
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _to_float(x: float) -> float:
+    try:
+        return float(x)
+    except OverflowError:  # an integer literal too large for a float
+        return math.inf
+
+
+def _between(lo: float, hi: float, what: str, unit: str = ""):
+    def check(instance, attribute, value) -> None:
+        if not (lo <= value <= hi):
+            raise FieldError(attribute.name, f"{what} must be between {num(lo)} and {num(hi)}{unit}, got {num(value)}")
+
+    return check
+
+
+def _whole(lo: int, hi: int, what: str):
+    def check(instance, attribute, value) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(attribute.name, f"{what} must be a whole number, got {num(value)}")
+        if not (lo <= value <= hi):
+            raise FieldError(attribute.name, f"{what} must be between {lo} and {hi}, got {value}")
+
+    return check
+
+
+def _one_of(options: tuple[str, ...], what: str):
+    def check(instance, attribute, value) -> None:
+        if value not in options:
+            raise FieldError(attribute.name, f"{what} must be one of {', '.join(options)}; got {value!r}")
+
+    return check
+
+
+def _prompt_text(instance, attribute, value: str) -> None:
+    if not value.strip():
+        raise FieldError(attribute.name, "a prompt cannot be empty")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise FieldError(attribute.name, f"a prompt is at most {MAX_PROMPT_CHARS} characters, got {len(value)}")
+    if _CONTROL.search(value):
+        raise FieldError(attribute.name, "a prompt cannot contain control characters")
+
+
+def _scene_name(instance, attribute, value: str) -> None:
+    if not _NAME.match(value):
+        raise FieldError(attribute.name, f"a scene name is letters, digits and _, got {value!r}")
+
+
+def _positive_span(instance, attribute, value: "Span") -> None:
+    if value.amount <= 0:
+        raise FieldError(attribute.name, f"the time must be more than zero, got {value.to_source()}")
+
+
+def _program(statements) -> tuple:
+    return tuple(statements)
+
+
+def body_source(body: tuple) -> str:
+    """A body as source: one statement bare, several in braces."""
+    if len(body) == 1:
+        return body[0].to_source()
+    return "{ " + "; ".join(s.to_source() for s in body) + " }" if body else "{ }"
+
+
+# --- time ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Span:
+    """A musical or block-counted length of time: ``4 bars``, ``2 beats``, ``3 blocks``."""
+
+    amount: float = attrs.field(converter=_to_float, validator=_between(0.0, MAX_SPAN, "a time span"))
+    unit: str = attrs.field(validator=_one_of(UNITS, "a time unit"))
+
+    def to_source(self) -> str:
+        return f"{num(self.amount)} {self.unit}{'' if self.amount == 1 else 's'}"
+
+
+# --- session knobs ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Tempo:
+    bpm: float = attrs.field(converter=_to_float, validator=_between(*TEMPO_RANGE, "tempo", " BPM"))
+
+    def to_source(self) -> str:
+        return f"tempo {num(self.bpm)}"
+
+
+@attrs.frozen
+class Steps:
+    n: int = attrs.field(validator=_whole(*STEPS_RANGE, "steps"))
+
+    def to_source(self) -> str:
+        return f"steps {self.n}"
+
+
+@attrs.frozen
+class Cfg:
+    scale: float = attrs.field(converter=_to_float, validator=_between(*CFG_RANGE, "cfg"))
+
+    def to_source(self) -> str:
+        return f"cfg {num(self.scale)}"
+
+
+@attrs.frozen
+class Seed:
+    seed: int = attrs.field(validator=_whole(*SEED_RANGE, "seed"))
+
+    def to_source(self) -> str:
+        return f"seed {self.seed}"
+
+
+@attrs.frozen
+class Regime:
+    name: str = attrs.field(validator=_one_of(REGIMES, "regime"))
+
+    def to_source(self) -> str:
+        return f"regime {self.name}"
+
+
+@attrs.frozen
+class Reset:
+    def to_source(self) -> str:
+        return "reset"
+
+
+@attrs.frozen
+class Status:
+    def to_source(self) -> str:
+        return "status"
+
+
+@attrs.frozen
+class Cancel:
+    """Drop every queued and repeating statement."""
+
+    def to_source(self) -> str:
+        return "cancel"
+
+
+# --- prompts ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PromptTerm:
+    text: str = attrs.field(validator=_prompt_text)
+    weight: float | None = attrs.field(
+        default=None,
+        converter=attrs.converters.optional(_to_float),
+        validator=attrs.validators.optional(_between(0.0, MAX_WEIGHT, "a prompt weight")),
+    )
+
+    def to_source(self) -> str:
+        return quote(self.text) if self.weight is None else f"{quote(self.text)} * {num(self.weight)}"
+
+
+def _terms(instance, attribute, value: tuple) -> None:
+    if not value:
+        raise FieldError(attribute.name, "a prompt needs at least one text")
+    if any(t.weight is not None for t in value) and sum(1.0 if t.weight is None else t.weight for t in value) <= 0:
+        raise FieldError(attribute.name, "prompt weights add up to zero; give at least one a positive weight")
+
+
+@attrs.frozen
+class Prompt:
+    """``prompt "a" * 0.7 + "b" * 0.3 over 4 bars``; ``over`` is None for an immediate change."""
+
+    terms: tuple[PromptTerm, ...] = attrs.field(converter=tuple, validator=_terms)
+    over: Span | None = None
+
+    @property
+    def session_prompt(self) -> str | tuple[tuple[str, float], ...]:
+        """What ``LiveSession.set_prompt`` takes: plain text, or (text, weight) pairs for a mix."""
+        if len(self.terms) == 1 and self.terms[0].weight is None:
+            return self.terms[0].text
+        return tuple((t.text, 1.0 if t.weight is None else t.weight) for t in self.terms)
+
+    def to_source(self) -> str:
+        text = "prompt " + " + ".join(t.to_source() for t in self.terms)
+        return text if self.over is None else f"{text} over {self.over.to_source()}"
+
+
+# --- sketches --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SketchPattern:
+    """``sketch melody "c4 e4 g4 ~"``: a mini-notation pattern for one sketch kind."""
+
+    kind: str = attrs.field(validator=_one_of(KINDS, "a sketch kind"))
+    pattern: Pattern = attrs.field()
+
+    @pattern.validator
+    def _same_kind(self, attribute, value: Pattern) -> None:
+        if value.kind != self.kind:
+            raise FieldError(attribute.name, f"a {value.kind} pattern cannot drive the {self.kind} sketch")
+
+    def to_source(self) -> str:
+        return f"sketch {self.kind} {quote(self.pattern.source)}"
+
+
+@attrs.frozen
+class SketchRamp:
+    """``sketch loudness ramp 0.2 1.0 over 8 bars``: a straight line from now, then hold."""
+
+    start: float = attrs.field(converter=_to_float, validator=_between(0.0, 1.0, "a loudness"))
+    end: float = attrs.field(converter=_to_float, validator=_between(0.0, 1.0, "a loudness"))
+    over: Span = attrs.field(validator=_positive_span)
+    kind: str = attrs.field(default="loudness", init=False)
+
+    def to_source(self) -> str:
+        return f"sketch loudness ramp {num(self.start)} {num(self.end)} over {self.over.to_source()}"
+
+
+@attrs.frozen
+class SketchOff:
+    """``sketch off`` (every kind, ``kind=None``) or ``sketch melody off``."""
+
+    kind: str | None = attrs.field(default=None, validator=attrs.validators.optional(_one_of(KINDS, "a sketch kind")))
+
+    def to_source(self) -> str:
+        return "sketch off" if self.kind is None else f"sketch {self.kind} off"
+
+
+# --- generative delay ------------------------------------------------------------------------
+
+
+def _delay_prompts(instance, attribute, value: tuple) -> None:
+    for text in value:
+        _prompt_text(instance, attribute, text)
+
+
+@attrs.frozen
+class Delay:
+    """``delay 1 bar strength 0.6 feedback 0.3 mix 0.5 prompt <"glass bells" "warm strings">``.
+
+    Each repeat is regenerated by the model from the audio ``time`` ago; ``prompts`` alternate per
+    repeat (empty: the current prompt).
+    """
+
+    time: Span = attrs.field(default=Span(1, "bar"), validator=_positive_span)
+    strength: float = attrs.field(default=0.5, converter=_to_float, validator=_between(0.0, 1.0, "strength"))
+    feedback: float = attrs.field(default=0.3, converter=_to_float, validator=_between(0.0, 1.0, "feedback"))
+    mix: float = attrs.field(default=0.5, converter=_to_float, validator=_between(0.0, 1.0, "mix"))
+    prompts: tuple[str, ...] = attrs.field(default=(), converter=tuple, validator=_delay_prompts)
+
+    def to_source(self) -> str:
+        text = f"delay {self.time.to_source()} strength {num(self.strength)} feedback {num(self.feedback)} mix {num(self.mix)}"
+        if len(self.prompts) == 1:
+            text += f" prompt {quote(self.prompts[0])}"
+        elif self.prompts:
+            text += " prompt <" + " ".join(quote(p) for p in self.prompts) + ">"
+        return text
+
+
+@attrs.frozen
+class DelayOff:
+    def to_source(self) -> str:
+        return "delay off"
+
+
+@attrs.frozen
+class DelaySpec:
+    """What ``LiveSession.set_delay`` receives: the delay with its time resolved at the current tempo."""
+
+    time_blocks: float  # delay time in blocks (may be fractional)
+    time_seconds: float
+    strength: float
+    feedback: float
+    mix: float
+    prompts: tuple[str, ...] = ()  # alternate per repeat; empty = the current prompt
+
+
+# --- recording -------------------------------------------------------------------------------
+
+
+def _audio_path(instance, attribute, value: str) -> None:
+    if not value or len(value) > MAX_PATH_CHARS or _CONTROL.search(value):
+        raise FieldError(attribute.name, "record needs a file name such as \"set.flac\"")
+    name = value.replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or f".{ext.lower()}" not in AUDIO_EXTENSIONS:
+        raise FieldError(attribute.name, f"record only writes audio files ({', '.join(AUDIO_EXTENSIONS)}), got {value!r}")
+
+
+@attrs.frozen
+class RecordStart:
+    path: str = attrs.field(validator=_audio_path)
+
+    def to_source(self) -> str:
+        return f"record {quote(self.path)}"
+
+
+@attrs.frozen
+class RecordStop:
+    def to_source(self) -> str:
+        return "record stop"
+
+
+# --- musical time: quantised and repeating statements ----------------------------------------
+
+
+@attrs.frozen
+class AtNext:
+    """``at next bar: …`` / ``at next 4 bars: …``: fire at the next boundary of that grid."""
+
+    span: Span = attrs.field(validator=_positive_span)
+    body: tuple = attrs.field(converter=_program)
+
+    def to_source(self) -> str:
+        span = self.span.unit if self.span.amount == 1 else self.span.to_source()
+        return f"at next {span}: {body_source(self.body)}"
+
+
+@attrs.frozen
+class After:
+    """``in 2 blocks: …``: fire that long after now."""
+
+    span: Span
+    body: tuple = attrs.field(converter=_program)
+
+    def to_source(self) -> str:
+        return f"in {self.span.to_source()}: {body_source(self.body)}"
+
+
+@attrs.frozen
+class Every:
+    """``every 4 bars: …``: fire at every boundary of that grid, from the next one on."""
+
+    span: Span = attrs.field(validator=_positive_span)
+    body: tuple = attrs.field(converter=_program)
+
+    def to_source(self) -> str:
+        return f"every {self.span.to_source()}: {body_source(self.body)}"
+
+
+# --- scenes ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SceneDef:
+    name: str = attrs.field(validator=_scene_name)
+    body: tuple = attrs.field(converter=_program)
+
+    def to_source(self) -> str:
+        return f"scene {self.name} = {body_source(self.body)}"
+
+
+@attrs.frozen
+class Play:
+    name: str = attrs.field(validator=_scene_name)
+
+    def to_source(self) -> str:
+        return f"play {self.name}"
+
+
+Statement = Union[
+    Tempo, Steps, Cfg, Seed, Regime, Reset, Status, Cancel, Prompt, SketchPattern, SketchRamp, SketchOff,
+    Delay, DelayOff, RecordStart, RecordStop, AtNext, After, Every, SceneDef, Play,
+]
+Program = tuple  # tuple[Statement, ...]
+
+
+def program_source(program: tuple) -> str:
+    """A whole program as source text, one statement per line."""
+    return "\n".join(s.to_source() for s in program)

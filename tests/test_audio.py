@@ -1,0 +1,564 @@
+"""Real-time audio: ring buffer, resampler, callback logic, generation, recording, devices.
+
+Everything above the ``audio`` section runs without a sound device. Tests marked ``audio`` use
+real sounddevice streams against JACK's dummy backend (``jack_server`` from tests/jack.py).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmdm.audio import (
+    AudioEngine,
+    AudioUnavailable,
+    EngineConfig,
+    Feeder,
+    Playout,
+    Recorder,
+    RecordError,
+    Resampler,
+    RingBuffer,
+    Step,
+    list_devices,
+    resample,
+)
+from lmdm.audio.devices import load_sounddevice
+from lmdm.audio.feeder import as_frames
+
+# ---------------------------------------------------------------- ring buffer
+
+ops = st.lists(st.tuples(st.sampled_from(["write", "read"]), st.integers(0, 80)), max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 64), channels=st.integers(1, 3), operations=ops)
+def test_ring_preserves_order_and_counts(capacity: int, channels: int, operations: list) -> None:
+    ring = RingBuffer(capacity, channels)
+    model: list[int] = []  # frame numbers waiting, oldest first
+    counter = 0
+    for op, n in operations:
+        if op == "write":
+            frames = np.arange(counter, counter + n, dtype=np.float32)[:, None] + 1000 * np.arange(channels)
+            written = ring.write(frames.astype(np.float32))
+            assert written == min(n, capacity - len(model))
+            model.extend(range(counter, counter + written))
+            counter += n
+        else:
+            out = ring.read(n)
+            assert len(out) == min(n, len(model))
+            expected = np.array(model[: len(out)], dtype=np.float32)
+            np.testing.assert_array_equal(out, expected[:, None] + 1000 * np.arange(channels))
+            del model[: len(out)]
+        assert ring.fill == len(model)
+        assert ring.space == capacity - len(model)
+
+
+def test_ring_read_into_fills_a_prefix_and_rejects_wrong_shapes() -> None:
+    ring = RingBuffer(8, 2)
+    assert ring.write(np.ones((5, 2), dtype=np.float32)) == 5
+    out = np.full((7, 2), -1.0, dtype=np.float32)
+    assert ring.read_into(out) == 5
+    assert (out[:5] == 1).all() and (out[5:] == -1).all()
+    with pytest.raises(ValueError, match=r"\[n, 2\]"):
+        ring.write(np.ones((3, 1), dtype=np.float32))
+
+
+# ---------------------------------------------------------------- resampler
+
+
+def _sine(freq: float, rate: int, frames: int, amplitude: float = 0.5) -> np.ndarray:
+    return amplitude * np.sin(2 * np.pi * freq * np.arange(frames) / rate)
+
+
+def _db(x: np.ndarray, reference: float) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(x**2)) / reference + 1e-30)
+
+
+@pytest.mark.parametrize(
+    "src,dst,freq",
+    [(16000, 48000, 440.0), (16000, 48000, 6500.0), (16000, 44100, 1000.0), (16000, 44100, 7000.0),
+     (48000, 16000, 1000.0), (24000, 16000, 3000.0)],
+)
+def test_resampled_sine_keeps_its_frequency_with_low_distortion(src: int, dst: int, freq: float) -> None:
+    y = resample(_sine(freq, src, 2 * src), src, dst)
+    assert len(y) == 2 * dst
+    core = slice(dst // 10, len(y) - dst // 10)  # edges start and end in silence
+    segment = y[core]
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment))))
+    peak = np.fft.rfftfreq(len(segment), 1 / dst)[spectrum.argmax()]
+    assert abs(peak - freq) <= dst / len(segment)  # within one FFT bin
+    ideal = _sine(freq, dst, len(y))[core]
+    # everything that is not the ideal sine: distortion, aliasing, imaging, noise
+    assert _db(segment - ideal, 0.5 / np.sqrt(2)) < -80
+
+
+def test_downsampling_removes_tones_above_the_new_nyquist() -> None:
+    y = resample(_sine(9000.0, 48000, 96000), 48000, 16000)  # 9 kHz cannot exist at 16 kHz
+    assert _db(y[1600:-1600], 0.5 / np.sqrt(2)) < -80
+
+
+def test_resampler_passes_dc_at_unit_gain_and_passthrough_is_exact() -> None:
+    y = resample(np.ones(4000), 16000, 44100)
+    np.testing.assert_allclose(y[500:-500], 1.0, atol=1e-4)
+    x = np.random.default_rng(1).standard_normal((1000, 2)).astype(np.float32)
+    np.testing.assert_array_equal(Resampler(16000, 16000, 2).process(x), x)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rates=st.sampled_from([(16000, 48000), (16000, 44100), (48000, 16000), (44100, 16000)]),
+    cuts=st.lists(st.integers(1, 2999), max_size=8),
+)
+def test_blockwise_resampling_equals_whole_signal(rates: tuple[int, int], cuts: list[int]) -> None:
+    src, dst = rates
+    x = np.random.default_rng(0).standard_normal((3000, 2)).astype(np.float32) * 0.3
+    whole = Resampler(src, dst, 2).process(x)
+    streaming = Resampler(src, dst, 2)
+    bounds = [0, *sorted(set(cuts)), len(x)]
+    pieces = [streaming.process(x[a:b]) for a, b in zip(bounds, bounds[1:])]
+    np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=0, atol=1e-6)
+
+
+def test_resampler_rejects_bad_rates_and_shapes() -> None:
+    with pytest.raises(ValueError, match="whole numbers"):
+        Resampler(16000, 44100.5)
+    with pytest.raises(ValueError, match="too fine-grained"):
+        Resampler(44100, 44099)
+    with pytest.raises(ValueError, match=r"\[n, 1\]"):
+        Resampler(16000, 48000).process(np.zeros((10, 2), dtype=np.float32))
+
+
+# ---------------------------------------------------------------- playout (the callback logic)
+
+
+class FakeClock:
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def _ramp_frames(start: int, count: int) -> np.ndarray:
+    """Frames whose values are their own positions in the stream (to check nothing is lost)."""
+    return np.arange(start, start + count, dtype=np.float32)[:, None]
+
+
+def test_playout_primes_silently_then_plays_in_order() -> None:
+    ring, clock = RingBuffer(4096), FakeClock(0.016)
+    playout = Playout(ring, fade_frames=80)
+    out = np.full((256, 1), 9.0, dtype=np.float32)
+    playout.fill(out, clock())
+    assert (out == 0).all() and playout.underruns == 0 and playout.starved_frames == 0
+    ring.write(np.ones((2000, 1), dtype=np.float32))
+    played = []
+    for _ in range(3):
+        playout.fill(out, clock())
+        played.append(out.copy())
+    audio = np.concatenate(played)[:, 0]
+    np.testing.assert_allclose(audio[:80], np.arange(1, 81) / 80, rtol=1e-6)  # fade in
+    assert (audio[80:] == 1).all()
+    assert playout.callbacks == 4 and playout.frames_played == 768
+    assert playout.last_interval == pytest.approx(0.016)
+
+
+def test_underrun_fades_out_counts_and_fades_back_in_without_losing_frames() -> None:
+    ring, clock, fade = RingBuffer(8192), FakeClock(0.016), 80
+    playout = Playout(ring, fade_frames=fade)
+    ring.write(np.ones((1000, 1), dtype=np.float32))
+    outputs = []
+    for _ in range(6):  # 1000 frames last 3 full callbacks, then the ring runs dry
+        out = np.empty((256, 1), dtype=np.float32)
+        playout.fill(out, clock())
+        outputs.append(out)
+    audio = np.concatenate(outputs)[:, 0]
+    assert playout.underruns == 1  # one dropout, however long
+    assert playout.frames_played == 1000
+    assert playout.starved_frames == 6 * 256 - 1000
+    assert audio[999] == 0 and (audio[1000:] == 0).all()  # faded to exactly zero, then silence
+    tail = audio[1000 - fade : 1000]
+    assert (np.diff(tail) < 0).all()  # a monotonic fade-out over the last `fade` frames
+    assert (np.abs(np.diff(audio)) <= 1 / fade + 1e-6).all()  # no step anywhere: no click
+
+    ring.write(np.ones((2000, 1), dtype=np.float32))
+    out = np.empty((256, 1), dtype=np.float32)
+    playout.fill(out, clock())
+    np.testing.assert_allclose(out[:fade, 0], np.arange(1, fade + 1) / fade, rtol=1e-6)
+    assert (out[fade:] == 1).all() and playout.underruns == 1
+
+
+def test_playout_resumes_exactly_where_it_stopped() -> None:
+    def frames(first: int, stop: int) -> np.ndarray:
+        """Channel 0 is 1.0 (it shows the fade gain); channel 1 is the frame's stream position."""
+        position = np.arange(first, stop) + 1.0
+        return np.stack([np.ones_like(position), position], axis=1).astype(np.float32)
+
+    ring = RingBuffer(8192, 2)
+    playout = Playout(ring, fade_frames=16)
+    ring.write(frames(0, 700))
+    heard = []
+    for t in range(12):
+        if t == 8:
+            ring.write(frames(700, 2000))
+        out = np.empty((128, 2), dtype=np.float32)
+        playout.fill(out, float(t))
+        heard.append(out)
+    audio = np.concatenate(heard)
+    gain = audio[:, 0]
+    positions = np.round(audio[gain > 0, 1] / gain[gain > 0]).astype(int)
+    assert playout.underruns == 1
+    assert positions[0] == 1 and positions[-1] == playout.frames_played == 700 + 4 * 128
+    gaps = np.diff(positions)
+    # every frame heard once, in order; only the last fade-out frame (gain exactly 0) is inaudible
+    assert set(gaps.tolist()) == {1, 2} and (gaps == 2).sum() == 1
+
+
+# ---------------------------------------------------------------- feeder (the generation side)
+
+
+def _feeder(producer, *, ahead_blocks: float = 1.0, on_error=None, src=16000, dst=16000):
+    ring = RingBuffer(dst * 8)
+    feeder = Feeder(producer, ring, Resampler(src, dst, 1), ahead_blocks=ahead_blocks, on_error=on_error)
+    return feeder, ring
+
+
+def test_feeder_keeps_about_one_block_ahead() -> None:
+    calls = []
+
+    def producer() -> np.ndarray:
+        calls.append(1)
+        return np.full(3200, 0.25, dtype=np.float32)
+
+    feeder, ring = _feeder(producer)
+    assert feeder.step() is Step.GENERATED and ring.fill == 3200
+    assert feeder.step() is Step.WAITING  # one block ahead is enough
+    ring.read(100)
+    assert feeder.step() is Step.GENERATED and ring.fill == 6300
+    assert len(calls) == 2 and feeder.blocks == 2
+
+
+def test_producer_errors_are_counted_reported_and_playback_continues() -> None:
+    calls, reported = [0], []
+
+    def flaky() -> np.ndarray:
+        calls[0] += 1
+        if calls[0] % 2 == 0:
+            raise RuntimeError(f"model exploded #{calls[0]}")
+        return np.full(1600, 0.5, dtype=np.float32)
+
+    feeder, ring = _feeder(flaky, on_error=reported.append)
+    playout = Playout(ring, fade_frames=40)
+    out = np.empty((256, 1), dtype=np.float32)
+    states = []
+    for t in range(60):
+        states.append(feeder.step())
+        playout.fill(out, t * 0.016)
+        assert np.isfinite(out).all()
+    assert feeder.errors == len(reported) == states.count(Step.FAILED) > 5
+    assert all(isinstance(e, RuntimeError) for e in reported)
+    assert feeder.blocks > 5 and playout.frames_played > 5 * 1600 - 256
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [(None, "None"), (np.zeros((10, 2)), "shape"), (np.zeros(0), "empty"), ("noise", "could not convert")],
+)
+def test_unusable_blocks_count_as_producer_errors(bad: object, message: str) -> None:
+    reported: list[BaseException] = []
+    feeder, ring = _feeder(lambda: bad, on_error=reported.append)
+    assert feeder.step() is Step.FAILED
+    assert feeder.errors == 1 and message in str(reported[0]) and ring.fill == 0
+
+
+def test_blocks_are_sanitised_and_resampled_to_the_device_rate() -> None:
+    block = np.array([0.5, np.nan, np.inf, -3.0] * 400, dtype=np.float32)
+    np.testing.assert_array_equal(as_frames(block, 1)[:4, 0], [0.5, 0.0, 0.0, -1.0])
+    feeder, ring = _feeder(lambda: np.zeros(1600, dtype=np.float32), src=16000, dst=48000)
+    assert feeder.step() is Step.GENERATED
+    first = ring.read()
+    assert feeder.step() is Step.GENERATED
+    # two 0.1 s blocks at 48 kHz, less the resampler's 3 ms look-ahead (48 input samples)
+    assert len(first) + ring.fill == 2 * 4800 - 3 * 48
+
+
+def test_feeder_thread_survives_a_producer_that_always_fails() -> None:
+    def broken() -> np.ndarray:
+        raise ValueError("no model loaded")
+
+    feeder, _ = _feeder(broken)
+    stop = threading.Event()
+    thread = threading.Thread(target=feeder.run, args=(stop, 0.001, 0.005))
+    thread.start()
+    time.sleep(0.1)
+    assert thread.is_alive() and feeder.errors >= 3
+    stop.set()
+    thread.join(2)
+    assert not thread.is_alive()
+
+
+# ---------------------------------------------------------------- recorder
+
+
+def test_recorder_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "set.wav"
+    x = _sine(440, 16000, 16000).astype(np.float32)
+    with Recorder(16000).start(path) as rec:
+        rec.write(x[:7000])
+        rec.write(x[7000:, None])
+    y, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and rec.frames_written == 16000
+    np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+def test_recorder_gives_one_line_errors(tmp_path: Path) -> None:
+    for path, message in [
+        (tmp_path / "missing" / "set.wav", "No such file or directory"),
+        (tmp_path / "set.mp3", "should end in .wav"),
+        (tmp_path, "should end in .wav"),
+    ]:
+        with pytest.raises(RecordError, match=message) as info:
+            Recorder(16000).start(path)
+        assert "\n" not in str(info.value)
+    existing = tmp_path / "old.wav"
+    existing.write_bytes(b"precious")
+    with pytest.raises(RecordError, match="already exists"):
+        Recorder(16000).start(existing)
+    assert existing.read_bytes() == b"precious"
+    with pytest.raises(RecordError, match="not recording"):
+        Recorder(16000).write(np.zeros(10, dtype=np.float32))
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, numpy as np
+    from lmdm.audio import Recorder
+    rec = Recorder(16000, 2, sync_seconds=0.25).start(sys.argv[1])
+    for i in range(100000):
+        block = np.full((4000, 2), ((i % 50) - 25) / 32, dtype=np.float32)
+        rec.write(block)
+        print(i + 1, flush=True)
+    """
+)
+
+
+def test_recording_is_valid_after_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "killed.wav"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    blocks = 0
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 20
+        while blocks < 20 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            blocks = int(line)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    assert proc.returncode == -signal.SIGKILL and blocks >= 20
+    data, rate = sf.read(path, dtype="float32")  # libsndfile
+    assert rate == 16000 and data.shape[1] == 2 and len(data) >= blocks * 4000
+    expected = np.repeat(((np.arange(len(data) // 4000) % 50) - 25) / 32, 4000)
+    np.testing.assert_allclose(data[: len(expected), 0], expected, atol=1e-6)
+    with wave.open(str(path)) as strict:  # a strict reader trusts the header alone
+        assert strict.getnchannels() == 2 and strict.getnframes() >= blocks * 4000
+
+
+# ---------------------------------------------------------------- devices and lazy import
+
+
+def test_importing_lmdm_audio_does_not_load_portaudio() -> None:
+    code = "import sys, lmdm.audio; assert 'sounddevice' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+class _NoPortAudio(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):  # noqa: ANN001
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return None
+
+
+def test_missing_portaudio_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_NoPortAudio(), *sys.meta_path])
+    with pytest.raises(AudioUnavailable, match="apt-get install libportaudio2") as info:
+        load_sounddevice()
+    assert "\n" not in str(info.value)
+    assert "libportaudio2" in list_devices()
+    with pytest.raises(AudioUnavailable):
+        AudioEngine(lambda: np.zeros(10)).start()
+
+
+def test_missing_sounddevice_package_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    with pytest.raises(AudioUnavailable, match="pip install sounddevice"):
+        load_sounddevice()
+
+
+def test_list_devices_always_returns_text() -> None:
+    text = list_devices()
+    assert isinstance(text, str) and text.strip()
+
+
+def test_engine_config_validates_at_the_edge() -> None:
+    with pytest.raises(ValueError):
+        EngineConfig(model_rate=0)
+    with pytest.raises(ValueError):
+        EngineConfig(ahead_blocks=-1)
+
+
+# ---------------------------------------------------------------- real streams (JACK dummy)
+
+
+class SineProducer:
+    """Continuous sine blocks, optionally slow (sleep before returning)."""
+
+    def __init__(self, rate: int, block_seconds: float = 0.5, delay: float = 0.0) -> None:
+        self.rate, self.frames, self.delay, self.position = rate, int(rate * block_seconds), delay, 0
+
+    def __call__(self) -> np.ndarray:
+        if self.delay:
+            time.sleep(self.delay)
+        t = np.arange(self.position, self.position + self.frames)
+        self.position += self.frames
+        return (0.5 * np.sin(2 * np.pi * 440 * t / self.rate)).astype(np.float32)
+
+
+class RecordingClock:
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        self.times.append(now)
+        return now
+
+
+def _wait_for(condition, timeout: float = 5.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.audio
+def test_callbacks_are_paced_by_the_device_and_a_fast_producer_never_underruns(jack_server) -> None:
+    clock = RecordingClock()
+    cfg = EngineConfig(model_rate=jack_server.rate)
+    engine = AudioEngine(SineProducer(jack_server.rate), cfg, clock=clock)
+    with engine:
+        assert _wait_for(lambda: engine.stats().frames_played > 0)
+        time.sleep(1.0)
+        stats = engine.stats()
+    intervals = np.diff(clock.times)
+    expected = (jack_server.period or 256) / jack_server.rate
+    assert np.median(intervals) == pytest.approx(expected, rel=0.2)
+    assert np.mean(intervals) == pytest.approx(expected, rel=0.2)
+    assert stats.last_callback_interval < 5 * expected
+    assert stats.underruns == 0 and stats.producer_errors == 0 and stats.callback_errors == 0
+    assert stats.frames_played >= 0.8 * jack_server.rate and stats.buffer_seconds > 0.2
+
+
+@pytest.mark.audio
+def test_a_slow_producer_causes_counted_underruns_not_a_crash(jack_server) -> None:
+    slow = SineProducer(jack_server.rate, block_seconds=0.1, delay=0.25)  # 0.1 s of audio per 0.25 s
+    engine = AudioEngine(slow, EngineConfig(model_rate=jack_server.rate))
+    with engine:
+        assert _wait_for(lambda: engine.stats().underruns >= 2)
+        before = engine.stats().callbacks
+        time.sleep(0.2)
+        stats = engine.stats()
+    assert stats.callbacks > before  # the stream kept running through the dropouts
+    assert stats.frames_played > 0 and stats.starved_frames > 0 and stats.callback_errors == 0
+
+
+@pytest.mark.audio
+def test_producer_errors_in_a_live_stream_are_survived(jack_server) -> None:
+    inner, calls, errors = SineProducer(jack_server.rate, block_seconds=0.2), [0], []
+
+    def flaky() -> np.ndarray:
+        calls[0] += 1
+        if calls[0] % 3 == 0:
+            raise RuntimeError("boom")
+        return inner()
+
+    cfg = EngineConfig(model_rate=jack_server.rate, backoff_s=0.01)
+    with AudioEngine(flaky, cfg, on_error=errors.append) as engine:
+        assert _wait_for(lambda: engine.stats().producer_errors >= 3)
+        stats = engine.stats()
+    assert stats.producer_errors == len(errors) >= 3 and stats.frames_played > 0
+    assert stats.blocks_generated >= 6
+
+
+@pytest.mark.audio
+def test_clean_shutdown_and_restart(jack_server) -> None:
+    cfg = EngineConfig(model_rate=jack_server.rate)
+    engine = AudioEngine(SineProducer(jack_server.rate, delay=0.05), cfg)
+    threads_before = threading.active_count()
+    for _ in range(2):
+        engine.start()
+        assert engine.running
+        with pytest.raises(RuntimeError, match="already running"):
+            engine.start()
+        assert _wait_for(lambda: engine.stats().frames_played > 0)
+        started = time.monotonic()
+        engine.stop()
+        assert time.monotonic() - started < 2.0
+        assert not engine.running and not engine.stats().running
+        assert threading.active_count() == threads_before
+        engine.stop()  # twice is fine
+
+
+@pytest.mark.audio
+def test_resampling_in_the_live_path_and_recording(jack_server, tmp_path: Path) -> None:
+    model_rate = 24000 if jack_server.rate != 24000 else 16000
+    engine = AudioEngine(SineProducer(model_rate, block_seconds=0.25), EngineConfig(model_rate=model_rate))
+    engine.record(str(tmp_path / "live.wav"))
+    with engine:
+        assert engine.device_rate == jack_server.rate
+        assert _wait_for(lambda: engine.stats().frames_played > jack_server.rate // 2)
+    stats = engine.stats()  # after stop: the generation thread has finished its last block
+    assert stats.underruns == 0
+    info = sf.info(tmp_path / "live.wav")
+    assert info.samplerate == model_rate and info.frames == stats.blocks_generated * model_rate // 4
+
+
+@pytest.mark.audio
+def test_duplex_stream_captures_input_frames(jack_server) -> None:
+    cfg = EngineConfig(model_rate=jack_server.rate, input_channels=1)
+    with AudioEngine(SineProducer(jack_server.rate), cfg) as engine:
+        assert _wait_for(lambda: engine.stats().callbacks > 2)
+        # route our own output back into our input, so the capture is not just silence
+        # (PortAudio numbers its JACK ports per stream: out_0, out_1, ...)
+        ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, timeout=5).stdout.split()
+        ours = [next(p for p in ports if p.startswith(f"PortAudio:{kind}_")) for kind in ("out", "in")]
+        subprocess.run(["jack_connect", *ours], check=True, capture_output=True, timeout=5)
+        time.sleep(0.8)
+        captured = engine.read_input()
+        partial = engine.read_input(100)
+    assert captured.ndim == 2 and captured.shape[1] == 1
+    assert len(captured) >= 0.5 * jack_server.rate  # the full rate comes in
+    assert len(partial) <= 100
+    assert np.abs(captured).max() == pytest.approx(0.5, abs=0.05)  # our sine came back
