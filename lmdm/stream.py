@@ -148,40 +148,34 @@ class BlockStream:
         self.blocks_since_reset += 1
         return x0
 
-    def _naive(self, conds: Sequence[Conditioning], scale: float, generator: torch.Generator | None):
-        """Baseline outpainting: the context is re-noised to t at every step; no routing, no mask."""
-        C, B = self.C, self.B
-        ctx = self.history[:, :, -C:]
+    def _full_pass(self, conds: Sequence[Conditioning], scale: float, generator, ctx: torch.Tensor, ctx_positions: torch.Tensor, mask: torch.Tensor | None, renoise: bool):
+        """Every step, one full `DiT.forward` over [ctx | target | t]: the uncached path.
+
+        renoise=False: routed, clean context (the reference the cache must equal).
+        renoise=True: the naive baseline, context re-noised to t each step, no routing.
+        """
+        n, B = ctx.shape[2], self.B
         tokens = torch.stack([c.tokens for c in conds])
         pooled = torch.stack([c.pooled for c in conds])
         add = torch.cat((self._context_add(ctx), self._target_add(B)), dim=2)
-        positions = self._positions(1, C + B, with_t=True)
+        route = None if renoise else torch.cat((torch.zeros(1, 1, n), torch.ones(1, 1, B)), dim=2)
+        positions = torch.cat((ctx_positions, self._positions(self.C + 1, B, with_t=True)))
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
-            ctx_t = noised(ctx, torch.randn(ctx.shape, generator=generator), t)
-            full = torch.cat((ctx_t, x), dim=2).expand(len(conds), -1, -1)
-            tt = torch.full((len(conds),), t)
-            v = self.dit(full, tt, add, tokens, pooled, None, positions, None)
-            return self._combine(v[:, :, C:], scale)
+            c = noised(ctx, torch.randn(ctx.shape, generator=generator), t) if renoise else torch.zeros_like(ctx)
+            full = torch.cat((c, x), dim=2).expand(len(conds), -1, -1)
+            v = self.dit(full, torch.full((len(conds),), t), add, tokens, pooled, route, positions, mask)
+            return self._combine(v[:, :, n:], scale)
 
         return denoise
+
+    def _naive(self, conds: Sequence[Conditioning], scale: float, generator):
+        """Baseline outpainting: the context is re-noised to t at every step; no routing, no mask."""
+        return self._full_pass(conds, scale, generator, self.history[:, :, -self.C:], self._positions(1, self.C), None, renoise=True)
 
     def _encdec_reference(self, conds: Sequence[Conditioning], scale: float, generator):
-        C, B = self.C, self.B
-        ctx = self.history[:, :, -C:]
-        tokens = torch.stack([c.tokens for c in conds])
-        pooled = torch.stack([c.pooled for c in conds])
-        add = torch.cat((self._context_add(ctx), self._target_add(B)), dim=2)
-        route = torch.cat((torch.zeros(1, 1, C), torch.ones(1, 1, B)), dim=2)
-        positions = self._positions(1, C + B, with_t=True)
-        mask = encdec_mask(C, C + B)
-
-        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
-            full = torch.cat((torch.zeros_like(ctx), x), dim=2).expand(len(conds), -1, -1)
-            v = self.dit(full, torch.full((len(conds),), t), add, tokens, pooled, route, positions, mask)
-            return self._combine(v[:, :, C:], scale)
-
-        return denoise
+        mask = encdec_mask(self.C, self.C + self.B)
+        return self._full_pass(conds, scale, generator, self.history[:, :, -self.C:], self._positions(1, self.C), mask, renoise=False)
 
     def _encdec_cached(self, conds: Sequence[Conditioning], scale: float, generator):
         C = self.C
@@ -202,22 +196,10 @@ class BlockStream:
         return self._positions(self.C - frames + 1, frames)
 
     def _block_causal_reference(self, conds: Sequence[Conditioning], scale: float, generator):
-        B = self.B
         hist = self.history[:, :, -self.keep:]
         n = hist.shape[2]
-        tokens = torch.stack([c.tokens for c in conds])
-        pooled = torch.stack([c.pooled for c in conds])
-        add = torch.cat((self._context_add(hist), self._target_add(B)), dim=2)
-        route = torch.cat((torch.zeros(1, 1, n), torch.ones(1, 1, B)), dim=2)
-        positions = torch.cat((self._history_positions(n), self._positions(self.C + 1, B, with_t=True)))
-        mask = block_causal_mask(n + B, B, self.window)
-
-        def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
-            full = torch.cat((torch.zeros_like(hist), x), dim=2).expand(len(conds), -1, -1)
-            v = self.dit(full, torch.full((len(conds),), t), add, tokens, pooled, route, positions, mask)
-            return self._combine(v[:, :, n:], scale)
-
-        return denoise
+        mask = block_causal_mask(n + self.B, self.B, self.window)
+        return self._full_pass(conds, scale, generator, hist, self._history_positions(n), mask, renoise=False)
 
     def _bootstrap(self, cross_kv: list[KV], batch: int) -> None:
         """Fill the cache from the history in one masked pass (stream start, or after invalidate)."""
