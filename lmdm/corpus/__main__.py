@@ -1,0 +1,5 @@
+"""``python -m lmdm.corpus make|show|example ...`` (the same as ``lmdm corpus ...``)."""
+
+from lmdm.corpus.cli import main
+
+raise SystemExit(main())
