@@ -70,25 +70,29 @@ def _stream(model: LMDM, regime: str, use_cache: bool, commit: str, seed: int) -
     return s
 
 
-def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: str, *, blocks: int, warmup: int, steps: int, sampler: str, prompt: str) -> ModeResult:
+def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: str, *, blocks: int, warmup: int, steps: int, sampler: str, prompt: str, bf16: bool = False) -> ModeResult:
     cond = model.encode_prompt(prompt)
     null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
     stream = _stream(model, regime, use_cache, commit, seed=1)
     g = torch.Generator().manual_seed(0)
     decoder = model.codec.stream_decoder()
 
+    def generate() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return stream.generate(cond, steps=steps, sampler=sampler, cfg=1.0, uncond=null, generator=g).float()
+
     def one_block() -> tuple[float, float]:
         t0 = time.perf_counter()
-        x = stream.generate(cond, steps=steps, sampler=sampler, cfg=1.0, uncond=null, generator=g)
+        x = generate()
         t1 = time.perf_counter()
         with torch.no_grad():
             decoder.push(x)
         return (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
 
-    for _ in range(warmup):
+    for _ in range(max(warmup, 1)):  # the first block after priming bootstraps the cache: not steady state
         one_block()
     with count_flops() as counter:
-        stream.generate(cond, steps=steps, sampler=sampler, cfg=1.0, uncond=null, generator=g)
+        generate()
     flops = counter.get_total_flops()
     times = [one_block() for _ in range(blocks)]
     gen = [a for a, _ in times]
@@ -102,12 +106,12 @@ def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: st
     )
 
 
-def run(config: ModelConfig, *, modes: list[str] | None = None, blocks: int = 10, warmup: int = 2, steps: int = 8, sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords") -> dict[str, Any]:
+def run(config: ModelConfig, *, modes: list[str] | None = None, blocks: int = 10, warmup: int = 2, steps: int = 8, sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords", bf16: bool = False) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
     model = build_model(config, seed=seed)
     chosen = [m for m in MODES if modes is None or m[0] in modes]
-    results = [bench_mode(model, *m, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, prompt=prompt) for m in chosen]
+    results = [bench_mode(model, *m, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, prompt=prompt, bf16=bf16) for m in chosen]
     naive = next((r for r in results if r.mode == "naive"), None)
     if naive is not None:
         results = [
@@ -121,6 +125,7 @@ def run(config: ModelConfig, *, modes: list[str] | None = None, blocks: int = 10
         "block_seconds": config.block_seconds,
         "steps": steps,
         "sampler": sampler,
+        "dtype": "bf16 autocast" if bf16 else "fp32",
         "blocks_timed": blocks,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -133,7 +138,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"model: width {c['width']} x depth {c['depth']}, {report['parameters'] / 1e6:.1f}M params; "
         f"block {c['block_frames']} frames = {report['block_seconds']:.2f} s, context {c['context_blocks']} blocks; "
-        f"{report['steps']} {report['sampler']} steps; {report['threads']} threads; torch {report['torch']}",
+        f"{report['steps']} {report['sampler']} steps; {report['dtype']}; {report['threads']} threads; torch {report['torch']}",
         f"{'mode':<22}{'ms/block':>10}{'min':>8}{'GFLOP':>9}{'speed-up':>10}{'FLOP ratio':>12}{'efficiency':>12}{'RTF':>8}{'KV MB':>8}",
     ]
     for r in report["results"]:
@@ -153,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"])
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the matmuls (fp32 elsewhere)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = p.parse_args(argv)
     config = getattr(ModelConfig, a.config)()
-    report = run(config, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads)
+    report = run(config, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads, bf16=a.bf16)
     print(json.dumps(report, indent=2) if a.json else format_table(report))
     return 0
 
