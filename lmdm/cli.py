@@ -17,10 +17,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("lmdm.bench:main", "time naive vs cached generation and count FLOPs"),
     "corpus": ("lmdm.corpus.cli:main", "make or inspect the procedural music corpus"),
     "devices": ("lmdm.cli:devices_main", "list audio devices"),
+    "live": ("lmdm.live:main", "perform a set: play it live (REPL, OSC, --watch) or render it --offline"),
+    "train": ("lmdm.train.cli:main", "train a model: encode latents, base DiT, LMDM fine-tune, export (docs/training.md)"),
 }
 
 
-def _model(spec: str):
+def resolve_model(spec: str):
     """'small' / 'tiny': the preset with random weights (until the bundled model ships)."""
     import lmdm
 
@@ -57,7 +59,7 @@ def render_main(argv: list[str] | None = None) -> int:
         p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
     if not (a.seconds > 0):
         p.error("--seconds must be > 0")
-    model = _model(a.model)
+    model = resolve_model(a.model)
     try:
         session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed)
     except ValueError as e:

@@ -354,13 +354,16 @@ class Interpreter:
         return s.to_source()
 
     def _delay_on(self, s: v.Delay, c: _Context) -> str:
+        """Turn the delay on, or change the given fields of the one that is on (``delay mix 0.2``)."""
         self._require("delay")
         block_seconds = self.session.block_seconds
-        spec = _delay_spec(s, self.clock, block_seconds)
+        with self._lock:
+            delay, clock = s.updating(self._delay), self._clock
+        spec = _delay_spec(delay, clock, block_seconds)
         self.session.set_delay(spec)
         with self._lock:
-            self._delay = s
-        return f"{s.to_source()} ({v.num(round(spec.time_blocks, 3))} blocks)"
+            self._delay = delay
+        return f"{delay.to_source()} ({v.num(round(spec.time_blocks, 3))} blocks)"
 
     def _delay_off(self, s: v.DelayOff, c: _Context) -> str:
         self._require("delay")
@@ -422,7 +425,7 @@ def _delay_spec(delay: v.Delay, clock: Clock, block_seconds: float) -> v.DelaySp
     seconds = clock.seconds(delay.time, block_seconds)
     return v.DelaySpec(
         time_blocks=seconds / block_seconds, time_seconds=seconds,
-        strength=delay.strength, feedback=delay.feedback, mix=delay.mix, prompts=delay.prompts,
+        strength=delay.strength, feedback=delay.feedback, mix=delay.mix, prompts=delay.prompts or (),
     )
 
 

@@ -326,11 +326,28 @@ def test_recorder_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(y, x, atol=1e-6)
 
 
+@pytest.mark.parametrize("suffix", [".flac", ".ogg"])
+def test_encoded_recordings_go_through_a_wav_spool(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"set{suffix}"
+    x = _sine(440, 16000, 16000).astype(np.float32)
+    rec = Recorder(16000).start(path)
+    rec.write(x)
+    spool = tmp_path / f"set{suffix}.part.wav"
+    assert spool.exists() and not path.exists()  # while playing, a crash-safe WAV
+    assert len(sf.read(spool)[0]) == 16000
+    rec.stop()
+    assert path.exists() and not spool.exists()
+    y, rate = sf.read(path, dtype="float32")
+    assert rate == 16000 and len(y) == 16000
+    if suffix == ".flac":  # lossless
+        np.testing.assert_allclose(y, x, atol=1e-5)
+
+
 def test_recorder_gives_one_line_errors(tmp_path: Path) -> None:
     for path, message in [
         (tmp_path / "missing" / "set.wav", "No such file or directory"),
-        (tmp_path / "set.mp3", "should end in .wav"),
-        (tmp_path, "should end in .wav"),
+        (tmp_path / "set.mp3", "are .wav, .flac or .ogg"),
+        (tmp_path, "are .wav, .flac or .ogg"),
     ]:
         with pytest.raises(RecordError, match=message) as info:
             Recorder(16000).start(path)

@@ -500,9 +500,59 @@ def test_delay_spec_follows_the_tempo():
     assert [c[1] for c in session.calls_named("set_delay")] == [
         DelaySpec(1.0, 2.0, 0.6, 0.3, 0.5, ("glass bells", "warm strings")),
         DelaySpec(2.0, 4.0, 0.6, 0.3, 0.5, ("glass bells", "warm strings")),
-        DelaySpec(2.0, 4.0, 0.5, 0.3, 0.5, ()),
+        DelaySpec(2.0, 4.0, 0.6, 0.3, 0.5, ("glass bells", "warm strings")),  # only the time changed
         None,
     ]
+
+
+def test_a_delay_statement_changes_only_the_options_it_gives():
+    session, interpreter = make()  # 120 BPM and 2 s blocks: a beat is a quarter of a block
+    interpreter.run('delay 3 beats feedback 0.4 mix 0.2 prompt "tape echo"')
+    assert interpreter.run("delay strength 0.6") == [
+        'delay 3 beats strength 0.6 feedback 0.4 mix 0.2 prompt "tape echo" (0.75 blocks)'
+    ]
+    interpreter.run("delay 2 blocks")
+    interpreter.run('delay prompt <"a" "b">')
+    interpreter.run("delay")  # nothing given: the delay stays as it is
+    interpreter.run("delay 1 bar; delay mix 0.7; tempo 60")  # the re-timed delay keeps the new mix
+    assert [c[1] for c in session.calls_named("set_delay")] == [
+        DelaySpec(0.75, 1.5, 0.5, 0.4, 0.2, ("tape echo",)),
+        DelaySpec(0.75, 1.5, 0.6, 0.4, 0.2, ("tape echo",)),
+        DelaySpec(2.0, 4.0, 0.6, 0.4, 0.2, ("tape echo",)),
+        DelaySpec(2.0, 4.0, 0.6, 0.4, 0.2, ("a", "b")),
+        DelaySpec(2.0, 4.0, 0.6, 0.4, 0.2, ("a", "b")),
+        DelaySpec(1.0, 2.0, 0.6, 0.4, 0.2, ("a", "b")),
+        DelaySpec(1.0, 2.0, 0.6, 0.4, 0.7, ("a", "b")),
+        DelaySpec(2.0, 4.0, 0.6, 0.4, 0.7, ("a", "b")),
+    ]
+
+
+def test_after_delay_off_left_out_options_take_their_defaults():
+    session, interpreter = make()
+    interpreter.run('delay 2 blocks strength 0.9 feedback 0.8 mix 0.1 prompt "x"; delay off')
+    assert interpreter.run("delay strength 0.6") == ["delay 1 bar strength 0.6 feedback 0.3 mix 0.5 (1 blocks)"]
+    assert session.calls_named("set_delay")[-1] == ("set_delay", DelaySpec(1.0, 2.0, 0.6, 0.3, 0.5, ()))
+
+
+def test_a_partial_delay_is_a_value_that_names_only_what_was_written():
+    partial, = parse("delay strength 0.6")
+    assert partial == v.Delay(strength=0.6) and partial.given() == {"strength": 0.6}
+    assert partial.to_source() == "delay strength 0.6"
+    assert partial.updating(None) == v.Delay(v.Span(1, "bar"), 0.6, 0.3, 0.5)
+    on = v.Delay(v.Span(3, "beat"), 0.2, 0.4, 0.9, ("a", "b"))
+    assert partial.updating(on) == v.Delay(v.Span(3, "beat"), 0.6, 0.4, 0.9, ("a", "b"))
+    assert v.Delay(prompts=[]) == v.Delay()  # an empty prompt list is no prompt given
+    assert parse("delay feedback 0 strength 1")[0].to_source() == "delay strength 1 feedback 0"
+
+
+def test_the_osc_delay_strength_message_keeps_the_other_delay_settings():
+    from lmdm.osc import OscServer
+
+    session, interpreter = make()
+    interpreter.run("delay 2 blocks feedback 0.4 mix 0.25")
+    replies = OscServer(interpreter).handle_message("/lmdm/delay/strength", [0.6])
+    assert replies == [("/lmdm/reply", "delay 2 blocks strength 0.6 feedback 0.4 mix 0.25 (2 blocks)")]
+    assert session.calls_named("set_delay")[-1] == ("set_delay", DelaySpec(2.0, 4.0, 0.6, 0.4, 0.25, ()))
 
 
 def test_record(tmp_path):

@@ -1,4 +1,8 @@
-"""Recording a set to a WAV file that stays valid if the process is killed mid-set.
+"""Recording a set to a file that stays valid if the process is killed mid-set.
+
+FLAC and Ogg files cannot be kept valid while they grow, so `record "set.flac"` writes a WAV
+spool next to the target (``set.flac.part.wav``) and encodes it to FLAC on `stop()`. If the
+process dies, the spool is a complete WAV of everything played so far.
 
 Format: WAV (RIFF), 24-bit PCM by default, written with soundfile (libsndfile). A WAV header
 holds the data length, which libsndfile normally writes only on close. So after every
@@ -21,6 +25,7 @@ import numpy as np
 import soundfile
 
 SFC_UPDATE_HEADER_NOW = 0x1060  # from sndfile.h; soundfile does not name it
+ENCODED = {".flac": ("FLAC", "PCM_24"), ".ogg": ("OGG", "VORBIS")}  # written from a WAV spool on stop
 
 
 class RecordError(RuntimeError):
@@ -42,7 +47,8 @@ class Recorder:
         self.channels = int(channels)
         self.subtype = subtype
         self.sync_frames = max(1, int(round(sync_seconds * self.samplerate)))
-        self.path: Path | None = None
+        self.path: Path | None = None  # what the performer asked for
+        self.spool: Path | None = None  # what is being written (== path for .wav)
         self.frames_written = 0
         self._file: soundfile.SoundFile | None = None
         self._unsynced = 0
@@ -52,24 +58,27 @@ class Recorder:
         return self._file is not None
 
     def start(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Recorder:
-        """Create ``path`` (a new .wav file) and begin recording into it."""
+        """Create ``path`` (.wav, or .flac/.ogg through a WAV spool) and begin recording into it."""
         if self._file is not None:
             raise RecordError(f"already recording to {self.path}")
         target = Path(path)
-        if target.suffix.lower() != ".wav":
-            raise RecordError(f"recordings are WAV files: {target} should end in .wav")
-        if target.exists() and not overwrite:
-            raise RecordError(f"{target} already exists; choose another name (or overwrite=True)")
+        suffix = target.suffix.lower()
+        if suffix not in ENCODED and suffix != ".wav":
+            raise RecordError(f"recordings are .wav, .flac or .ogg files: {target} is none of those")
+        spool = target if suffix == ".wav" else target.with_name(target.name + ".part.wav")
+        for existing in {target, spool}:
+            if existing.exists() and not overwrite:
+                raise RecordError(f"{existing} already exists; choose another name (or overwrite=True)")
         try:
-            with open(target, "wb"):  # surfaces a plain OS reason (missing folder, permissions)
+            with open(spool, "wb"):  # surfaces a plain OS reason (missing folder, permissions)
                 pass
             self._file = soundfile.SoundFile(
-                target, "w", samplerate=self.samplerate, channels=self.channels,
+                spool, "w", samplerate=self.samplerate, channels=self.channels,
                 format="WAV", subtype=self.subtype,
             )
         except (OSError, RuntimeError) as exc:
             raise RecordError(f"cannot record to {target}: {_reason(exc)}") from None
-        self.path, self.frames_written, self._unsynced = target, 0, 0
+        self.path, self.spool, self.frames_written, self._unsynced = target, spool, 0, 0
         self._sync()
         return self
 
@@ -98,8 +107,11 @@ class Recorder:
         file, self._file = self._file, None
         try:
             file.close()
+            if self.spool != self.path:
+                encode(self.spool, self.path)
+                self.spool.unlink()
         except (OSError, RuntimeError) as exc:
-            raise RecordError(f"cannot finish {self.path}: {_reason(exc)}") from None
+            raise RecordError(f"cannot finish {self.path}: {_reason(exc)} (the audio is safe in {self.spool})") from None
 
     def __enter__(self) -> Recorder:
         return self
@@ -113,6 +125,16 @@ class Recorder:
         update_header(self._file)
         self._file.flush()
         self._unsynced = 0
+
+
+def encode(spool: Path, target: Path, block_frames: int = 1 << 16) -> None:
+    """Copy a finished WAV spool into `target`'s format (by its suffix), block by block."""
+    fmt, subtype = ENCODED[target.suffix.lower()]
+    with soundfile.SoundFile(spool) as src, soundfile.SoundFile(
+        target, "w", samplerate=src.samplerate, channels=src.channels, format=fmt, subtype=subtype
+    ) as dst:
+        for block in src.blocks(block_frames, dtype="float32", always_2d=True):
+            dst.write(block)
 
 
 def update_header(file: soundfile.SoundFile) -> bool:

@@ -1,0 +1,300 @@
+"""`lmdm live`: offline renders of a set, the REPL, and real-time play against JACK's dummy backend.
+
+The real-time test runs `main()` in-process on a thread, plays the tiny model for a few seconds
+and drives it over OSC on 127.0.0.1 while it plays.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+import lmdm
+import lmdm.live as live
+from lmdm.audio import AudioUnavailable
+from lmdm.cli import main as lmdm_main
+from lmdm_dsl import Interpreter
+from lmdm_dsl.repl import MORE, PROMPT
+
+FIRST_SET = Path(__file__).resolve().parent.parent / "examples" / "first_set.lmdm"
+TINY_RATE = 16000
+TINY_BLOCK = 5120  # samples in one 0.32 s block of the tiny model
+
+
+def _set(tmp_path: Path, text: str, name: str = "set.lmdm") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# === offline ====================================================================================
+
+
+def test_first_set_renders_offline_to_exactly_the_asked_length(tmp_path, capsys):
+    out = tmp_path / "first.wav"
+    code = lmdm_main(["live", str(FIRST_SET), "--offline", "--seconds", "20", "-o", str(out), "--model", "tiny"])
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0
+    audio, rate = sf.read(out, dtype="float32", always_2d=True)
+    assert rate == TINY_RATE and audio.shape == (20 * TINY_RATE, 1)
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    assert "tempo 122 BPM; bar 1 starts at block 0" in printed  # run() of the set
+    assert "[block 0] play build" in printed  # scheduled statements, as they fire
+    assert "error: line 33: sketch is not available in this model" in printed  # the model has no sketches
+    assert printed[-1].startswith("status: block 63 | ") and printed[-1].endswith(f"wrote {out} (20.00 s at 16000 Hz)")
+
+
+def test_a_set_with_a_syntax_error_still_renders(tmp_path, capsys):
+    out = tmp_path / "broken.wav"
+    path = _set(tmp_path, 'tempo 120\nprompt "unclosed\nsteps 2\n')
+    assert live.main([str(path), "--offline", "--seconds", "1", "-o", str(out), "--model", "tiny"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2  # the error, in one line, then the status line
+    assert printed[0].startswith("error: line 2, column 8: ")
+    assert printed[1].startswith("status: block 4 | ") and "steps 8" in printed[1]  # nothing was applied
+    assert sf.info(out).frames == TINY_RATE
+
+
+def test_a_missing_set_file_is_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "nowhere.lmdm"
+    assert live.main([str(missing), "--offline", "--seconds", "1", "-o", str(tmp_path / "x.wav"), "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lmdm live: cannot read the set file {missing}: No such file or directory"
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_an_unwritable_output_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "folder.wav"
+    assert live.main([str(FIRST_SET), "--offline", "--seconds", "1", "-o", str(out), "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lmdm live: cannot write {out}: No such file or directory"
+
+
+def test_record_statements_in_an_offline_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = _set(tmp_path, 'prompt "warm pads"\nin 2 blocks: record "take.wav"\nin 5 blocks: record stop\n')
+    assert live.main([str(path), "--offline", "--seconds", "3", "-o", "all.wav", "--model", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "[block 2] recording to take.wav" in printed and "[block 5] recording stopped" in printed
+    whole, _ = sf.read("all.wav", dtype="float32")
+    take, rate = sf.read("take.wav", dtype="float32")
+    assert rate == TINY_RATE and len(take) == 3 * TINY_BLOCK  # blocks 2, 3 and 4
+    np.testing.assert_allclose(take, whole[2 * TINY_BLOCK:5 * TINY_BLOCK], atol=1e-4)  # 16-bit vs 24-bit
+
+
+def test_argument_mistakes_are_usage_errors(tmp_path, capsys):
+    for argv in (["--seconds", "4"], ["--watch"], ["--offline", "-o", "x.mp3"], ["--offline", "--seconds", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            live.main(argv)
+        assert exit_.value.code == 2
+    assert "--seconds needs --no-repl" in capsys.readouterr().err
+
+
+# === the REPL ===================================================================================
+
+
+class Typist:
+    """Fake ``input``: returns lines, raises what it is given, and runs callables between entries."""
+
+    def __init__(self, *script):
+        self.script = list(script)
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        while self.script:
+            item = self.script.pop(0)
+            if callable(item) and not isinstance(item, type):
+                item()
+                continue
+            if isinstance(item, type) or isinstance(item, BaseException):
+                raise item
+            return item
+        raise EOFError
+
+
+@pytest.fixture
+def tiny_stage():
+    session = lmdm.LiveSession(lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0), steps=2)
+    interpreter = Interpreter(session)
+    yield session, live.Stage(interpreter)
+    interpreter.close()
+
+
+def test_the_repl_runs_statements_and_prints_what_fired(tiny_stage):
+    session, stage = tiny_stage
+    printed: list[str] = []
+    typist = Typist(
+        "tempo 130",
+        "scene drop = {", "  steps 3", "}",  # one entry over three lines
+        "in 0 blocks: play drop",
+        session.next_block,  # the generation thread would do this...
+        "",  # ...and the REPL prints what fired before its next prompt
+        "cfg 99",
+        "status",
+    )
+    live.repl(stage, typist, printed.append, history_file=None)
+    assert printed[0] == "tempo 130 BPM; bar 1 starts at block 0"
+    assert printed[1] == "scene drop defined (1 statement)"
+    assert printed[2] == "at block 0: play drop"
+    assert printed[3:5] == ["[block 0] play drop", "[block 0] steps 3"]
+    assert printed[5].startswith("error: line 1, column 5: cfg must be between 0 and 20")
+    assert printed[6].startswith("status: block 1 | ") and "steps 3" in printed[6] and "tempo 130" in printed[6]
+    assert typist.prompts[:4] == [PROMPT, PROMPT, MORE, MORE]
+    assert session.stats.steps == 3
+
+
+def test_ctrl_c_clears_the_entry_and_twice_in_a_row_quits(tiny_stage):
+    _, stage = tiny_stage
+    printed: list[str] = []
+    typist = Typist("scene a = {", KeyboardInterrupt, "tempo 90", KeyboardInterrupt, KeyboardInterrupt, "tempo 100")
+    live.repl(stage, typist, printed.append, history_file=None)
+    assert printed == [
+        "(Ctrl-C again to stop)", "(entry cleared)",
+        "tempo 90 BPM; bar 1 starts at block 0",
+        "(Ctrl-C again to stop)", "(entry cleared)",
+    ]
+    assert typist.script == ["tempo 100"]  # the second Ctrl-C in a row ended the REPL
+
+
+def test_sigterm_stops_a_performance_like_ctrl_c():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(live.Terminated):
+        with live._terminate_stops():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+# === real time, against JACK's dummy backend ====================================================
+
+
+class OscClient:
+    """A UDP socket on 127.0.0.1 that sends OSC messages and collects the replies."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+
+    def ask(self, address: str, *args, count: int = 1, timeout: float = 3.0) -> list[tuple[str, str]]:
+        builder = OscMessageBuilder(address=address)
+        for arg in args:
+            builder.add_arg(arg)
+        self.sock.sendto(builder.build().dgram, ("127.0.0.1", self.port))
+        replies: list[tuple[str, str]] = []
+        deadline = time.monotonic() + timeout
+        while len(replies) < count and (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                break
+            message = OscMessage(data)
+            replies.append((message.address, *message.params))
+        return replies
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _wait_for(condition, timeout: float = 5.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.mark.audio
+def test_live_play_driven_over_osc_with_a_watched_set(jack_server, tmp_path, monkeypatch):
+    printed: list[str] = []
+    monkeypatch.setattr(live, "say", printed.append)  # main() prints from several threads
+    path = _set(tmp_path, 'tempo 120\nprompt "intro"\n')
+    take = tmp_path / "take.wav"
+    result: list[int] = []
+    argv = [str(path), "--watch", "--no-repl", "--seconds", "4", "--model", "tiny", "--osc-port", "0"]
+    player = threading.Thread(target=lambda: result.append(live.main(argv)), name="test-live-main")
+    player.start()
+    client = None
+    try:
+        assert _wait_for(lambda: any("OSC on 127.0.0.1:" in line for line in printed), timeout=10)
+        banner = next(line for line in printed if "OSC on 127.0.0.1:" in line)
+        client = OscClient(int(re.search(r"OSC on 127\.0\.0\.1:(\d+)", banner).group(1)))
+        assert "tempo 120 BPM; bar 1 starts at block 0" in printed and 'prompt "intro"' in printed
+
+        assert client.ask("/lmdm/prompt", "acid bass") == [("/lmdm/reply", 'prompt "acid bass"')]
+        assert client.ask("/lmdm/tempo", 128.0)[0][1].startswith("tempo 128 BPM; bar 1 starts at block ")
+        assert client.ask("/lmdm/eval", f'record "{take}"') == [("/lmdm/reply", f"recording to {take}")]
+        assert client.ask("/lmdm/delay/strength", 0.6) == [("/lmdm/error", "error: delay is not available in this model")]
+
+        def status() -> str:
+            (address, line), = client.ask("/lmdm/status")
+            assert address == "/lmdm/reply"
+            return line
+
+        assert _wait_for(lambda: 'prompt "acid bass"' in status(), timeout=3)  # applied at the next block
+        line = status()
+        assert "tempo 128 BPM" in line and re.search(r"\| buffer \d+\.\d s \| underruns 0$", line)
+
+        path.write_text('tempo 99\nprompt "outro"\n')  # --watch re-runs the saved file
+        assert _wait_for(lambda: "tempo 99 BPM" in status(), timeout=3)
+    finally:
+        if client is not None:
+            client.close()
+        player.join(timeout=20)
+    assert not player.is_alive() and result == [0]
+    assert printed[-1].startswith("status: block ") and " | underruns 0 | stopped after " in printed[-1]
+    assert int(re.match(r"status: block (\d+)", printed[-1]).group(1)) >= 10  # ~12 blocks in 4 s
+    assert not {t.name for t in threading.enumerate()} & {"lmdm-generate", "lmdm-osc", "lmdm-watch"}
+    recorded = sf.info(take)  # finished by the engine's shutdown
+    assert recorded.samplerate == TINY_RATE and recorded.frames >= TINY_BLOCK
+
+
+def test_an_osc_port_in_use_is_one_line_and_exit_2(capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        assert live.main(["--no-repl", "--seconds", "1", "--model", "tiny", "--osc-port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"lmdm live: cannot listen for OSC on 127.0.0.1:{port}: ") and "--no-osc" in err[-1]
+
+
+def test_no_audio_device_is_one_line_suggesting_offline(monkeypatch, capsys):
+    def no_portaudio():
+        raise AudioUnavailable("PortAudio not found (test): on Debian/Ubuntu run `apt-get install libportaudio2`")
+
+    monkeypatch.setattr("lmdm.audio.engine.load_sounddevice", no_portaudio)
+    assert live.main(["--no-repl", "--seconds", "1", "--model", "tiny", "--no-osc"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lmdm live: PortAudio not found (test)") and "--offline" in err[-1]
+
+
+# === the embedding example ======================================================================
+
+
+def test_the_embedding_example_runs_as_is(tmp_path, capsys):
+    import torch
+
+    example = runpy.run_path(str(FIRST_SET.parent / "embed_session.py"), run_name="example")
+    threads = torch.get_num_threads()
+    try:
+        assert example["main"](str(tmp_path / "embed.wav")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert sf.info(tmp_path / "embed.wav").frames == 10 * TINY_RATE
+    printed = capsys.readouterr().out
+    assert "32 blocks of 0.32 s" in printed and "acid bass" in printed
