@@ -32,7 +32,8 @@ import torch
 from lmdm.cache import KV, KVCache
 from lmdm.conditioning.text import Conditioning
 from lmdm.model.lmdm import LMDM
-from lmdm.model.masks import block_causal_mask, check_regime, encdec_mask
+from lmdm.model.masks import block_causal_mask, check_regime
+from lmdm.model.window import context_add, window_inputs
 from lmdm.sampling import check_sampler, guided, noised, sample
 
 COMMITS = ("separate", "fused")
@@ -88,9 +89,7 @@ class BlockStream:
     # tokens -------------------------------------------------------------------------------
     def _context_add(self, latents: torch.Tensor) -> torch.Tensor:
         """[context_mask = 1, clean latent, zeros for extra inputs] per frame: [1, A, n]."""
-        n = latents.shape[2]
-        extra = self.cfg.add_dim - 1 - self.cfg.latent_dim
-        return torch.cat((torch.ones(1, 1, n), latents, torch.zeros(1, extra, n)), dim=1)
+        return context_add(latents, self.cfg.add_dim)
 
     def _target_add(self, n: int) -> torch.Tensor:
         return torch.zeros(1, self.cfg.add_dim, n)
@@ -148,34 +147,33 @@ class BlockStream:
         self.blocks_since_reset += 1
         return x0
 
-    def _full_pass(self, conds: Sequence[Conditioning], scale: float, generator, ctx: torch.Tensor, ctx_positions: torch.Tensor, mask: torch.Tensor | None, renoise: bool):
+    def _full_pass(self, conds: Sequence[Conditioning], scale: float, generator, ctx: torch.Tensor, regime: str):
         """Every step, one full `DiT.forward` over [ctx | target | t]: the uncached path.
 
-        renoise=False: routed, clean context (the reference the cache must equal).
-        renoise=True: the naive baseline, context re-noised to t each step, no routing.
+        encdec / block_causal: routed, clean context (the reference the cache must equal).
+        naive: the baseline, context re-noised to t each step, no routing.
+        The window's inputs come from `window_inputs`, exactly as in training (lmdm.train).
         """
-        n, B = ctx.shape[2], self.B
+        n = ctx.shape[2]
+        renoise = regime == "naive"
         tokens = torch.stack([c.tokens for c in conds])
         pooled = torch.stack([c.pooled for c in conds])
-        add = torch.cat((self._context_add(ctx), self._target_add(B)), dim=2)
-        route = None if renoise else torch.cat((torch.zeros(1, 1, n), torch.ones(1, 1, B)), dim=2)
-        positions = torch.cat((ctx_positions, self._positions(self.C + 1, B, with_t=True)))
+        w = window_inputs(regime, self._context_add(ctx), self.B, self.C, self.window)
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
             c = noised(ctx, torch.randn(ctx.shape, generator=generator), t) if renoise else torch.zeros_like(ctx)
             full = torch.cat((c, x), dim=2).expand(len(conds), -1, -1)
-            v = self.dit(full, torch.full((len(conds),), t), add, tokens, pooled, route, positions, mask)
+            v = self.dit(full, torch.full((len(conds),), t), w.add, tokens, pooled, w.route, w.positions, w.mask)
             return self._combine(v[:, :, n:], scale)
 
         return denoise
 
     def _naive(self, conds: Sequence[Conditioning], scale: float, generator):
         """Baseline outpainting: the context is re-noised to t at every step; no routing, no mask."""
-        return self._full_pass(conds, scale, generator, self.history[:, :, -self.C:], self._positions(1, self.C), None, renoise=True)
+        return self._full_pass(conds, scale, generator, self.history[:, :, -self.C:], "naive")
 
     def _encdec_reference(self, conds: Sequence[Conditioning], scale: float, generator):
-        mask = encdec_mask(self.C, self.C + self.B)
-        return self._full_pass(conds, scale, generator, self.history[:, :, -self.C:], self._positions(1, self.C), mask, renoise=False)
+        return self._full_pass(conds, scale, generator, self.history[:, :, -self.C:], "encdec")
 
     def _encdec_cached(self, conds: Sequence[Conditioning], scale: float, generator):
         C = self.C
@@ -196,10 +194,7 @@ class BlockStream:
         return self._positions(self.C - frames + 1, frames)
 
     def _block_causal_reference(self, conds: Sequence[Conditioning], scale: float, generator):
-        hist = self.history[:, :, -self.keep:]
-        n = hist.shape[2]
-        mask = block_causal_mask(n + self.B, self.B, self.window)
-        return self._full_pass(conds, scale, generator, hist, self._history_positions(n), mask, renoise=False)
+        return self._full_pass(conds, scale, generator, self.history[:, :, -self.keep:], "block_causal")
 
     def _bootstrap(self, cross_kv: list[KV], batch: int) -> None:
         """Fill the cache from the history in one masked pass (stream start, or after invalidate)."""

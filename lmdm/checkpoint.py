@@ -1,0 +1,317 @@
+"""Our checkpoint format, and `load_model`: a directory -> a ready `LMDM`.
+
+A checkpoint is a directory:
+
+    config.json              {"format": "lmdm-checkpoint", "format_version": 1, "model": ModelConfig.to_dict(),
+                              "text": {"buckets": ...}, "codec": <codec reference>, "stage", "regime",
+                              "step", "recipe", "name"}
+    model.safetensors        the DiT's state dict under "dit.", the text encoder's under "text."
+    train_state.safetensors  (training checkpoints only) optimizer moments, step, RNG states
+    codec.json + codec.safetensors   (exported, self-contained models only) the codec, see below
+
+A *codec reference* says which codec turns the model's latents into audio:
+
+    {"kind": "placeholder", "sample_rate": 16000, "hop": 640, "latent_dim": 32, "channels": 1}
+    {"kind": "ConvCodec", "path": "/abs/dir" or "." (relative to the checkpoint), "config": {...}}
+
+The string "placeholder" is accepted too (a PlaceholderCodec fitted to the model's config).
+Everything is safetensors + JSON: no file is ever unpickled, and pickle files are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmdm.codec.base import Codec
+from lmdm.codec.placeholder import PlaceholderCodec
+from lmdm.codec.tensorfile import TensorFileError, load_tensors, save_tensors
+from lmdm.conditioning.text import HashedTextEncoder
+from lmdm.model.config import ModelConfig
+from lmdm.model.dit import DiT
+from lmdm.model.lmdm import LMDM
+
+FORMAT = "lmdm-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+TRAIN_STATE_FILE = "train_state.safetensors"
+STEP_PREFIX = "step-"  # training runs keep their checkpoints in <run>/step-0001234/
+DEFAULT_DIR = Path(__file__).parent / "weights"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, refused or does not fit its config. The message is one line."""
+
+
+class CheckpointNotFound(CheckpointError, FileNotFoundError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Codec references
+
+
+def codec_reference(codec: Codec, path: str | Path | None = None) -> dict[str, Any]:
+    """The JSON reference of a codec: placeholder settings, or a ConvCodec's directory and config."""
+    if isinstance(codec, PlaceholderCodec):
+        return {"kind": "placeholder", "sample_rate": codec.sample_rate, "hop": codec.hop,
+                "latent_dim": codec.latent_dim, "channels": codec.channels}
+    config = getattr(codec, "config", None)
+    if path is None or config is None:
+        raise CheckpointError(f"cannot reference codec {type(codec).__name__}: give the directory it was loaded from")
+    return {"kind": type(codec).__name__, "path": str(path), "config": config.to_dict()}
+
+
+def open_codec(reference: str | dict[str, Any], base: Path, config: ModelConfig | None = None) -> Codec:
+    """Codec reference -> codec. Relative paths are relative to `base` (the checkpoint directory)."""
+    if reference == "placeholder":
+        if config is None:
+            raise CheckpointError('codec "placeholder" needs the model config to size it')
+        return PlaceholderCodec(config.sample_rate, config.hop, config.latent_dim, config.channels)
+    if not isinstance(reference, dict) or "kind" not in reference:
+        raise CheckpointError(f"{base / CONFIG_FILE}: bad codec reference {reference!r}")
+    if reference["kind"] == "placeholder":
+        try:
+            return PlaceholderCodec(int(reference["sample_rate"]), int(reference["hop"]), int(reference["latent_dim"]), int(reference["channels"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{base / CONFIG_FILE}: bad placeholder codec reference {reference!r}") from e
+    if reference["kind"] == "ConvCodec":
+        from lmdm.codec.checkpoint import load_codec
+
+        path = Path(reference.get("path", "."))
+        path = path if path.is_absolute() else base / path
+        try:
+            return load_codec(path)
+        except TensorFileError as e:
+            raise CheckpointError(f"codec of {base}: {e}") from e
+    raise CheckpointError(f"{base / CONFIG_FILE}: unknown codec kind {reference['kind']!r} (placeholder or ConvCodec)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Weights
+
+
+def model_tensors(dit: DiT, text: nn.Module) -> dict[str, torch.Tensor]:
+    """One flat state dict: the DiT's entries under "dit.", the text encoder's under "text."."""
+    tensors = {f"dit.{k}": v.detach().float().cpu() for k, v in dit.state_dict().items()}
+    tensors.update({f"text.{k}": v.detach().float().cpu() for k, v in text.state_dict().items()})
+    return tensors
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def load_weights(dit: DiT, text: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load model.safetensors' tensors; every missing, unexpected or misshapen name is reported."""
+    expected = model_tensors(dit, text)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [f"{k} {tuple(tensors[k].shape)} (config wants {tuple(v.shape)})" for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        problems = ([f"missing {_names(missing)}"] if missing else []) + ([f"unexpected {_names(unexpected)}"] if unexpected else [])
+        problems += [f"wrong shape {_names(wrong, 3)}"] if wrong else []
+        raise CheckpointError(f"{source} does not match its config: " + "; ".join(problems))
+    dit.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("dit.")})
+    text.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("text.")})
+
+
+def is_pickle(path: Path) -> bool:
+    """True for pickle (and torch.save zip) files, judged by their first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if head[:4] == b"PK\x03\x04":  # torch.save's zip container holds a pickle
+        return True
+    # pickle protocol 2..5 starts with PROTO (0x80) + version; a safetensors file has '{' at byte 8
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[8:9] != b"{"
+
+
+def _refuse_pickle(path: Path) -> None:
+    raise CheckpointError(f"refusing to load {path}: it is a pickle file (lmdm loads only safetensors + JSON, never pickle)")
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointNotFound(f"{path} is missing")
+    if is_pickle(path):
+        _refuse_pickle(path)
+    try:
+        return load_tensors(path)[0]
+    except TensorFileError as e:
+        raise CheckpointError(f"corrupt checkpoint file: {e}") from e
+
+
+# ----------------------------------------------------------------------------------------------
+# Directories
+
+
+def step_dirs(run: Path) -> list[Path]:
+    """Complete checkpoints <run>/step-NNNNNNN/ (half-written .tmp ones excluded), oldest first."""
+    if not run.is_dir():
+        return []
+    found = [p for p in run.iterdir() if p.is_dir() and p.name.startswith(STEP_PREFIX) and p.name[len(STEP_PREFIX):].isdigit()]
+    return sorted((p for p in found if (p / CONFIG_FILE).is_file() and (p / MODEL_FILE).is_file()), key=lambda p: int(p.name[len(STEP_PREFIX):]))
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint directory, a file inside one, or a training run (-> its latest checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFound(f"no checkpoint at {path}: it does not exist")
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES or is_pickle(path):
+            _refuse_pickle(path)
+        if path.name in (CONFIG_FILE, MODEL_FILE):
+            return path.parent
+        raise CheckpointError(f"{path} is not a checkpoint: pass its directory (with {CONFIG_FILE} and {MODEL_FILE})")
+    if (path / CONFIG_FILE).exists() or (path / MODEL_FILE).exists():
+        return path
+    steps = step_dirs(path)
+    if steps:
+        return steps[-1]
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        _refuse_pickle(path / pickles[0])
+    raise CheckpointNotFound(f"{path} holds no checkpoint (no {CONFIG_FILE} + {MODEL_FILE}, no {STEP_PREFIX}* directories)")
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    file = directory / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointNotFound(f"{file} is missing")
+    try:
+        doc = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"corrupt checkpoint file: {file} is not valid JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{file} is not an lmdm checkpoint config (\"format\" is not {FORMAT!r})")
+    if doc.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{file} has format_version {doc['format_version']}; this lmdm reads up to {FORMAT_VERSION}: upgrade lmdm")
+    return doc
+
+
+def model_config(doc: dict[str, Any], directory: Path) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(doc["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config: {e}") from e
+
+
+def new_modules(config: ModelConfig, buckets: int) -> tuple[DiT, HashedTextEncoder]:
+    return DiT(config), HashedTextEncoder(config.cond_dim, config.cond_tokens, buckets)
+
+
+def config_document(config: ModelConfig, codec: str | dict[str, Any], *, buckets: int, **info: Any) -> dict[str, Any]:
+    """The content of config.json; `info` adds stage, regime, step, recipe, name, ..."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict(), "text": {"buckets": buckets}, "codec": codec, **info}
+
+
+def write_directory(directory: Path, files: dict[str, dict[str, torch.Tensor] | dict[str, Any]], extra: dict[str, Path] | None = None) -> Path:
+    """Write a checkpoint directory atomically: everything into <dir>.tmp, then one rename.
+
+    `files`: name -> tensors (for .safetensors) or a JSON document (for .json); `extra`: files to copy in.
+    A crash leaves at most a stale .tmp directory, which readers ignore and the next write replaces.
+    """
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name, content in files.items():
+        if name.endswith(".safetensors"):
+            save_tensors(tmp / name, content)
+        else:
+            (tmp / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    for name, source in (extra or {}).items():
+        shutil.copyfile(source, tmp / name)
+    if directory.exists():  # only when re-writing the same step: swap the old one out first
+        old = directory.with_name(directory.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(directory)
+    _sync_dir(directory.parent)
+    return directory
+
+
+def _sync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] | None = None, **info: Any) -> Path:
+    """Write `model` as a self-contained checkpoint directory (no training state).
+
+    A ConvCodec is copied into the directory (codec.json + codec.safetensors, path "."), so the
+    directory alone is enough for `load_model`; a placeholder codec is stored as its settings.
+    `codec` overrides the reference written to config.json.
+    """
+    from lmdm.codec.checkpoint import save_codec
+
+    directory = Path(directory)
+    text_buckets = getattr(model.text, "buckets", 8192)
+    tmp_codec: Path | None = None
+    extra: dict[str, Path] = {}
+    if codec is None:
+        if isinstance(model.codec, PlaceholderCodec):
+            codec = codec_reference(model.codec)
+        else:
+            tmp_codec = directory.with_name(directory.name + ".codec.tmp")
+            save_codec(model.codec, tmp_codec)  # type: ignore[arg-type]
+            extra = {"codec.json": tmp_codec / "codec.json", "codec.safetensors": tmp_codec / "codec.safetensors"}
+            codec = codec_reference(model.codec, ".")
+    info.setdefault("name", model.name)
+    doc = config_document(model.config, codec, buckets=text_buckets, **info)
+    try:
+        return write_directory(directory, {MODEL_FILE: model_tensors(model.dit, model.text), CONFIG_FILE: doc}, extra)
+    finally:
+        if tmp_codec is not None:
+            shutil.rmtree(tmp_codec, ignore_errors=True)
+
+
+def load_model(path: str | Path | None = None) -> LMDM:
+    """Load a checkpoint directory (or a training run: its latest checkpoint) into an `LMDM`, in eval mode.
+
+    `path=None` loads the bundled default model from lmdm/weights/. Raises `CheckpointError`
+    (a ValueError; `CheckpointNotFound` is also a FileNotFoundError) with a one-line message.
+    """
+    if path is None:
+        if not (DEFAULT_DIR / CONFIG_FILE).is_file():
+            raise CheckpointNotFound(
+                f"no bundled default model yet: {DEFAULT_DIR} is empty (it ships after the training run, see docs/training.md); "
+                "pass a checkpoint directory, e.g. lmdm.load_model('runs/lmdm-block-causal')"
+            )
+        path = DEFAULT_DIR
+    directory = resolve(path)
+    doc = read_config(directory)
+    config = model_config(doc, directory)
+    buckets = int(doc.get("text", {}).get("buckets", 8192))
+    dit, text = new_modules(config, buckets)
+    load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
+    codec = open_codec(doc.get("codec", "placeholder"), directory, config)
+    try:
+        return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name)).eval()
+    except ValueError as e:
+        raise CheckpointError(f"{directory}: {e}") from e

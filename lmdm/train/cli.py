@@ -1,0 +1,125 @@
+"""`lmdm train ...` (also `python -m lmdm.train ...`, which is what torchrun launches).
+
+    lmdm train encode --corpus data/corpus --codec runs/codec --out runs/latents
+    lmdm train base --recipe recipes/base.toml [--set train.lr=1e-4 ...] [--resume]
+    lmdm train lmdm --recipe recipes/lmdm_block_causal.toml [--resume]
+    lmdm train export runs/lmdm-block-causal --out lmdm/weights
+    lmdm train codec ...        (the codec trainer, python -m lmdm.train.codec)
+
+See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def _stage_main(stage: str, argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog=f"lmdm train {stage}", description=f"Train the {stage} stage from a recipe (docs/training.md).")
+    p.add_argument("--recipe", required=True, help=f"TOML recipe, e.g. recipes/{'base' if stage == 'base' else 'lmdm_block_causal'}.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe setting, e.g. --set train.lr=1e-4 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.out")
+    p.add_argument("--device", help="shortcut for --set train.device=... (cpu, cuda)")
+    p.add_argument("--out", help="shortcut for --set train.out=...")
+    p.add_argument("--steps", type=int, help="shortcut for --set train.steps=...")
+    p.add_argument("--max-minutes", type=float, help="shortcut for --set train.max_minutes=...")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no log lines (log.jsonl is still written)")
+    a = p.parse_args(argv)
+
+    from lmdm.checkpoint import CheckpointError
+    from lmdm.train.loop import train
+    from lmdm.train.recipe import load_recipe
+
+    overrides = list(a.overrides)
+    for flag, key in (("device", "train.device"), ("out", "train.out"), ("steps", "train.steps"), ("max_minutes", "train.max_minutes")):
+        value = getattr(a, flag)
+        if value is not None:
+            overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    try:
+        recipe = load_recipe(a.recipe, overrides)
+        if recipe.stage != stage:
+            p.error(f"{a.recipe} is a {recipe.stage!r} recipe; run it with `lmdm train {recipe.stage}`")
+        result = train(recipe, resume=a.resume, log=(lambda line: None) if a.quiet else None, progress=False if a.quiet else None)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        print(f"lmdm train {stage}: {e}", file=sys.stderr)
+        return 2
+    if not a.quiet:
+        print(f"lmdm train {stage}: step {result.step}, loss {result.loss:.4f}, checkpoint {result.checkpoint}", file=sys.stderr)
+    return 0
+
+
+def _encode_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="lmdm train encode", description="Pre-encode a corpus into codec latents (resumable).")
+    p.add_argument("--corpus", required=True, help="corpus directory (lmdm corpus make)")
+    p.add_argument("--codec", required=True, help="trained codec directory (codec.json + codec.safetensors), or 'placeholder'")
+    p.add_argument("--out", required=True, help="latents directory; re-running the same command resumes")
+    p.add_argument("--split", default="all", choices=["all", "train", "valid", "test"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--latent-dim", type=int, default=32, help="latent channels of the placeholder codec (ignored otherwise)")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+
+    from lmdm.train.latents import encode_corpus
+
+    try:
+        encode_corpus(a.corpus, a.codec, a.out, split=a.split, device=a.device, latent_dim=a.latent_dim,
+                      progress=False if a.quiet else None, log=(lambda line: None) if a.quiet else (lambda line: print(line, file=sys.stderr)))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lmdm train encode: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _export_main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="lmdm train export", description="Write a self-contained model directory (weights, config, codec; no training state).")
+    p.add_argument("checkpoint", help="a checkpoint directory, or a run directory (its latest checkpoint)")
+    p.add_argument("--out", required=True, help="e.g. lmdm/weights for the bundled default model")
+    p.add_argument("--name", help="model name stored in config.json")
+    a = p.parse_args(argv)
+
+    from lmdm.checkpoint import CheckpointError, load_model, read_config, resolve, save_model
+
+    try:
+        source = resolve(a.checkpoint)
+        doc = read_config(source)
+        model = load_model(source)
+        info = {k: doc[k] for k in ("stage", "regime", "step", "recipe") if k in doc}
+        out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), **info)
+    except (CheckpointError, FileNotFoundError) as e:
+        print(f"lmdm train export: {e}", file=sys.stderr)
+        return 2
+    print(f"lmdm train export: {out}", file=sys.stderr)
+    return 0
+
+
+def _codec_main(argv: Sequence[str]) -> int:
+    from lmdm.train.codec import main as codec_main
+
+    codec_main(list(argv))
+    return 0
+
+
+COMMANDS = {
+    "encode": (_encode_main, "pre-encode a corpus into codec latents"),
+    "base": (lambda argv: _stage_main("base", argv), "train the bidirectional base DiT"),
+    "lmdm": (lambda argv: _stage_main("lmdm", argv), "fine-tune the base into a live model (block_causal or encdec)"),
+    "export": (_export_main, "write a self-contained model directory from a checkpoint"),
+    "codec": (_codec_main, "train the audio codec (python -m lmdm.train.codec)"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: lmdm train COMMAND [options]\n\ncommands:")
+        for name, (_, help_) in COMMANDS.items():
+            print(f"  {name:<8} {help_}")
+        print("\n`lmdm train COMMAND --help` for its options; docs/training.md for the whole recipe")
+        return 0 if argv else 2
+    if argv[0] not in COMMANDS:
+        print(f"lmdm train: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return COMMANDS[argv[0]][0](argv[1:])

@@ -1,0 +1,206 @@
+"""Stage 1 of training: pre-encode a corpus into codec latents, once; then read random windows.
+
+    lmdm train encode --corpus data/corpus --codec runs/codec --out runs/latents
+
+A latents directory:
+
+    latents.json         format, the corpus it came from, the codec reference (see lmdm.checkpoint),
+                         latent_dim, sample_rate, hop, frame_rate, per-channel latent mean/std
+    index.jsonl          one line per encoded example: id, split, caption, frames
+    000000.safetensors   "latents" [D, frames] float32, and the corpus annotations aligned with
+                         them: "ann.melody" [frames], "ann.chroma" [frames, 12], ... (frame f of the
+                         latents is frame f of every annotation; both at the codec frame rate)
+
+Encoding is resumable: each finished example appends its index line, and re-running the same
+command skips the examples already listed. Another corpus or codec in a non-empty directory is
+refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+import torch
+
+from lmdm.checkpoint import codec_reference, open_codec
+from lmdm.codec.base import Codec
+from lmdm.codec.placeholder import PlaceholderCodec
+from lmdm.codec.tensorfile import load_tensors, save_tensors
+from lmdm.corpus.reader import CorpusReader
+from lmdm.progress import Progress
+
+FORMAT = "lmdm-latents"
+FORMAT_VERSION = 1
+META_FILE = "latents.json"
+INDEX_FILE = "index.jsonl"
+
+
+def resolve_codec(spec: str, sample_rate: int, hop: int, latent_dim: int = 32) -> tuple[Codec, dict[str, Any]]:
+    """`--codec` value -> (codec, reference): "placeholder" (sized to the corpus) or a ConvCodec directory."""
+    if spec == "placeholder":
+        codec = PlaceholderCodec(sample_rate, hop, latent_dim, 1)
+        return codec, codec_reference(codec)
+    from lmdm.codec.checkpoint import load_codec
+    from lmdm.codec.tensorfile import TensorFileError
+
+    path = Path(spec).resolve()
+    if not path.is_dir():
+        raise ValueError(f"--codec {spec}: no such directory (give a trained codec directory, or 'placeholder')")
+    try:
+        codec = load_codec(path)
+    except TensorFileError as e:
+        raise ValueError(f"--codec {spec}: {e}") from None
+    return codec, codec_reference(codec, path)
+
+
+def check_rates(corpus_rate: int, corpus_hop: int, codec: Codec) -> None:
+    if corpus_rate != codec.sample_rate or corpus_hop != codec.hop:
+        raise ValueError(
+            f"the corpus is {corpus_rate} Hz with {corpus_hop} samples per frame ({corpus_rate / corpus_hop:g} frames/s) but the codec is "
+            f"{codec.sample_rate} Hz with {codec.hop} ({codec.sample_rate / codec.hop:g} frames/s): make the corpus with "
+            f"--sample-rate {codec.sample_rate} --frame-rate {codec.sample_rate / codec.hop:g}, or use a matching codec"
+        )
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    file = Path(root) / META_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{root} is not a latents directory (no {META_FILE}); make one with `lmdm train encode`")
+    meta = json.loads(file.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{file} is not an lmdm latents file")
+    return meta
+
+
+def read_index(root: str | Path) -> list[dict[str, Any]]:
+    file = Path(root) / INDEX_FILE
+    if not file.exists():
+        return []
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
+
+@attrs.frozen
+class EncodeReport:
+    examples: int  # in the latents directory now
+    encoded: int  # by this call
+    frames: int  # latent frames encoded by this call
+
+
+def encode_corpus(
+    corpus: str | Path,
+    codec_spec: str,
+    out: str | Path,
+    *,
+    split: str = "all",
+    device: str = "cpu",
+    latent_dim: int = 32,
+    progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> EncodeReport:
+    """Encode every example of `corpus` (or one split) with the codec; resumable. See the module docstring."""
+    reader = CorpusReader(corpus)
+    codec, reference = resolve_codec(codec_spec, reader.sample_rate, reader.hop, latent_dim)
+    check_rates(reader.sample_rate, reader.hop, codec)
+    out = Path(out)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "corpus": str(Path(corpus).resolve()), "codec": reference,
+        "latent_dim": codec.latent_dim, "sample_rate": codec.sample_rate, "hop": codec.hop,
+        "frame_rate": codec.sample_rate / codec.hop, "channels": codec.channels, "split": split,
+    }
+    if (out / META_FILE).exists():
+        old = read_meta(out)
+        changed = [k for k in meta if old.get(k) != meta[k]]
+        if changed:
+            raise ValueError(f"{out} holds latents made with other settings ({', '.join(changed)} differ); use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+    done = {r["id"] for r in read_index(out) if (out / f"{r['id']}.safetensors").exists()}
+    todo = [e for e in reader.select(None if split == "all" else split) if e.id not in done]
+    if isinstance(codec, torch.nn.Module):
+        codec.to(device).eval()
+    frames_done = 0
+    with Progress(total=len(todo), desc="encode", unit="ex", enabled=progress) as bar:
+        for entry in todo:
+            audio = torch.from_numpy(reader.load_audio(entry))[None, None, :]
+            audio = audio.repeat(1, codec.channels, 1).to(device)
+            with torch.no_grad():
+                z = codec.encode(audio)[0].float().cpu()
+            annotations = reader.load_annotations(entry).arrays()
+            if z.shape[1] != entry.frames or any(len(a) != entry.frames for a in annotations.values()):
+                raise ValueError(f"example {entry.id}: {z.shape[1]} latent frames, {entry.frames} corpus frames; they must match")
+            tensors = {"latents": z.contiguous(), **{f"ann.{k}": torch.from_numpy(np.ascontiguousarray(a)) for k, a in annotations.items()}}
+            save_tensors(out / f"{entry.id}.safetensors", tensors, metadata={"id": entry.id, "caption": entry.caption, "split": entry.split})
+            with open(out / INDEX_FILE, "a") as f:
+                f.write(json.dumps({"id": entry.id, "split": entry.split, "caption": entry.caption, "frames": entry.frames}) + "\n")
+            frames_done += entry.frames
+            bar.update(1, frames=frames_done)
+    records = read_index(out)
+    meta["stats"] = latent_stats(out, records)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"encode: {len(todo)} examples encoded now, {len(records)} in {out}; latent mean {np.mean(meta['stats']['mean']):.3f}, std {np.mean(meta['stats']['std']):.3f}")
+    return EncodeReport(len(records), len(todo), frames_done)
+
+
+def latent_stats(root: Path, records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per-channel mean and std over every encoded frame (for the log and for sanity checks)."""
+    total, sq, count = None, None, 0
+    for r in records:
+        z = load_tensors(root / f"{r['id']}.safetensors")[0]["latents"].double()
+        total = z.sum(1) if total is None else total + z.sum(1)
+        sq = (z * z).sum(1) if sq is None else sq + (z * z).sum(1)
+        count += z.shape[1]
+    if not count:
+        return {"mean": [], "std": []}
+    mean = total / count
+    std = (sq / count - mean**2).clamp_min(0).sqrt()
+    return {"mean": [round(float(v), 5) for v in mean], "std": [round(float(v), 5) for v in std]}
+
+
+class LatentSet:
+    """The encoded examples of one split, in memory, with random windows for training.
+
+    `shard` = (rank, world): with at least `world` examples each process takes every world-th
+    one, so ranks see different data; with fewer, all take all (their seeds still differ).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", shard: tuple[int, int] = (0, 1)):
+        self.root = Path(root)
+        self.meta = read_meta(self.root)
+        records = sorted((r for r in read_index(self.root) if split == "all" or r["split"] == split), key=lambda r: r["id"])
+        if not records:
+            raise ValueError(f"{self.root} has no {split!r} examples (encode more, or set data.split = \"all\")")
+        rank, world = shard
+        if len(records) >= world:
+            records = records[rank::world]
+        self.ids = [r["id"] for r in records]
+        self.captions = [r["caption"] for r in records]
+        self.latents = [load_tensors(self.root / f"{i}.safetensors")[0]["latents"] for i in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.meta["latent_dim"])
+
+    def codec(self) -> Codec:
+        return open_codec(self.meta["codec"], self.root)
+
+    def batch(self, size: int, frames: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
+        """`size` random windows of `frames` frames -> (latents [size, D, frames], captions)."""
+        pool = [i for i, z in enumerate(self.latents) if z.shape[1] >= frames]
+        if not pool:
+            longest = max(z.shape[1] for z in self.latents)
+            raise ValueError(f"no example in {self.root} has {frames} frames (the longest has {longest}); use longer corpus examples")
+        out, captions = [], []
+        for _ in range(size):
+            i = pool[int(rng.integers(len(pool)))]
+            start = int(rng.integers(self.latents[i].shape[1] - frames + 1))
+            out.append(self.latents[i][:, start : start + frames])
+            captions.append(self.captions[i])
+        return torch.stack(out), captions

@@ -1,0 +1,278 @@
+"""The training loop shared by both stages: data, optimizer, steps, checkpoints, logs, previews.
+
+    train(load_recipe("recipes/base.toml"))                    # lmdm train base --recipe ...
+    train(load_recipe("recipes/lmdm_block_causal.toml"))       # lmdm train lmdm --recipe ...
+
+One step: each process draws its own batch of latent windows and its own `Draws` (noise, t,
+dropouts), computes the stage's loss (lmdm.train.objective), backpropagates, averages gradients
+over processes, clips, and takes an AdamW step. A run directory holds step-NNNNNNN/ checkpoints
+(lmdm.checkpoint format + train_state.safetensors), log.jsonl and samples/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+import torch
+
+from lmdm.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    STEP_PREFIX,
+    TRAIN_STATE_FILE,
+    config_document,
+    load_weights,
+    model_tensors,
+    read_config,
+    read_tensors,
+    resolve,
+    step_dirs,
+    write_directory,
+)
+from lmdm.model.config import ModelConfig
+from lmdm.model.lmdm import build_model
+from lmdm.progress import Progress, format_duration
+from lmdm.train import distributed
+from lmdm.train.latents import LatentSet
+from lmdm.train.objective import draw, step_loss
+from lmdm.train.preview import render_preview
+from lmdm.train.recipe import Recipe
+from lmdm.train.state import restore, rng_state, state_tensors
+
+PRESETS = {"small": ModelConfig.small, "tiny": ModelConfig.tiny}
+CODEC_FIELDS = ("latent_dim", "sample_rate", "frame_rate", "channels")
+LOG_FILE = "log.jsonl"
+
+
+@attrs.frozen
+class TrainResult:
+    step: int
+    loss: float  # mean over the last logging interval (and over processes)
+    checkpoint: Path | None
+    seconds: float
+    seconds_per_step: float
+
+
+def model_config(recipe: Recipe, latents_meta: dict[str, Any], init: dict[str, Any] | None) -> ModelConfig:
+    """[model] preset + overrides, with the codec's fields taken from the latents (a conflict is an error).
+
+    Without a preset, a run takes the shape of its train.init checkpoint, else the small preset.
+    """
+    overrides = dict(recipe.model)
+    preset = overrides.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"model.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    for key in CODEC_FIELDS:
+        if key in overrides and overrides[key] != latents_meta[key]:
+            raise ValueError(f"model.{key} = {overrides[key]!r}, but the latents' codec has {key} = {latents_meta[key]!r}; leave it out (it comes from the codec)")
+    if preset is None and init is not None:
+        base = dict(init["model"])
+    else:
+        base = PRESETS[preset or "small"]().to_dict()
+    base.update({k: latents_meta[k] for k in CODEC_FIELDS})
+    base.update(overrides)
+    return ModelConfig.from_dict(base)
+
+
+def learning_rate(step: int, recipe: Recipe) -> float:
+    """Linear warm-up over warmup_steps, then constant or cosine down to lr * min_lr_ratio at `steps`."""
+    t = recipe.train
+    if step < t.warmup_steps:
+        return t.lr * (step + 1) / t.warmup_steps
+    if t.schedule == "constant":
+        return t.lr
+    progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
+    return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def weights_digest(params: list[torch.nn.Parameter]) -> str:
+    """sha256 of every weight's bytes: equal digests mean bit-identical replicas."""
+    h = hashlib.sha256()
+    for p in params:
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _seeds(seed: int, rank: int) -> tuple[torch.Generator, np.random.Generator]:
+    """Per-rank generators: the torch one for draws, the numpy one for choosing windows."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + rank), np.random.default_rng([seed, rank])
+
+
+def train(
+    recipe: Recipe,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Run (or continue, with resume=True) the recipe's stage. See the module docstring."""
+    t = recipe.train
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    d = distributed.setup(t.device)
+    threads = torch.get_num_threads()
+    try:
+        if t.threads:
+            torch.set_num_threads(t.threads)  # for this run only
+        return _train(recipe, d, resume, say if d.main else (lambda line: None), progress if d.main else False)
+    finally:
+        torch.set_num_threads(threads)
+        distributed.teardown(d)
+
+
+def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str], None], progress: bool | None) -> TrainResult:
+    t, lg = recipe.train, recipe.log
+    stop = t.stop_at or t.steps
+    if stop > t.steps:
+        raise ValueError(f"train.stop_at ({t.stop_at}) is past train.steps ({t.steps})")
+    run = Path(t.out)
+
+    # data and model ---------------------------------------------------------------------
+    data = LatentSet(recipe.data.latents, recipe.data.split, shard=(d.rank, d.world))
+    init_doc = None
+    if t.init:
+        init_dir = resolve(t.init)
+        init_doc = read_config(init_dir)
+    config = model_config(recipe, data.meta, init_doc)
+    codec = data.codec()
+    model = build_model(config, seed=t.seed, codec=codec)
+    dit, text = model.dit, model.text
+    if init_doc is not None:
+        load_weights(dit, text, read_tensors(init_dir / MODEL_FILE), init_dir / MODEL_FILE)
+        say(f"init: weights from {init_dir} (stage {init_doc.get('stage')}, step {init_doc.get('step')})")
+    dit.to(d.device).train()
+    text.to(d.device).train()
+    frames = (recipe.data.frames or config.window_frames) if recipe.stage == "base" else config.window_frames
+
+    named = [(f"dit.{n}", p) for n, p in dit.named_parameters()] + [(f"text.{n}", p) for n, p in text.named_parameters()]
+    params = [p for _, p in named]
+    names = {id(p): n for n, p in named}
+    # weight decay on the DiT's matrices only: not norms, biases, Fourier frequencies or the text table
+    decayed = {id(p) for n, p in dit.named_parameters() if p.ndim >= 2 and n != "timestep_features"}
+    groups = [
+        {"params": [p for p in params if id(p) in decayed], "weight_decay": t.weight_decay},
+        {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8)
+    generator, rng = _seeds(t.seed, d.rank)
+    distributed.broadcast_parameters(params, d)
+
+    # resume -------------------------------------------------------------------------------
+    step = 0
+    existing = step_dirs(run)
+    if existing and not resume:
+        raise ValueError(f"{run} already holds checkpoints (latest {existing[-1].name}): pass --resume to continue, or set train.out to a new directory")
+    if resume and existing:
+        last = existing[-1]
+        doc = read_config(last)
+        if doc.get("stage") != recipe.stage or doc.get("model") != config.to_dict():
+            raise ValueError(f"cannot resume {last}: it was trained as stage {doc.get('stage')!r} with another model config; use a new train.out")
+        load_weights(dit, text, read_tensors(last / MODEL_FILE), last / MODEL_FILE)
+        step, found = restore(read_tensors(last / TRAIN_STATE_FILE), optimizer, names, d.rank, generator, rng)
+        if not found:
+            generator, rng = _seeds(t.seed + step, d.rank)
+            say(f"resume: no RNG state for rank {d.rank} (different process count); reseeded")
+        say(f"resume: from {last} at step {step}")
+    elif resume:
+        say(f"resume: nothing to resume in {run}, starting at step 0")
+
+    # the loop -----------------------------------------------------------------------------
+    autocast = torch.autocast(torch.device(d.device).type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
+    parameters = sum(p.numel() for p in params)
+    say(
+        f"{recipe.stage}{'' if recipe.stage == 'base' else ' (' + t.regime + ')'}: {parameters / 1e6:.2f}M parameters, "
+        f"{len(data)} examples on this rank, windows of {frames} frames, batch {t.batch_size} x {d.world} process(es), "
+        f"steps {step} -> {stop} of {t.steps}, device {d.device}, {t.precision}"
+    )
+    run.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    interval_start, interval_losses = start, []
+    first_loss = last_loss = float("nan")
+    mean_loss = float("nan")
+    checkpoint: Path | None = existing[-1] if (resume and existing) else None
+    start_step = step
+    bar = Progress(total=stop - step, desc=recipe.stage, unit="step", enabled=progress)
+    with bar:
+        while step < stop:
+            lr = learning_rate(step, recipe)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            latents, captions = data.batch(t.batch_size, frames, rng)
+            draws = draw(recipe.stage, config, t.batch_size, frames, t, generator)
+            with autocast:
+                loss = step_loss(recipe.stage, t.regime, dit, text, latents.to(d.device), captions, draws)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(params, d)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.grad_clip)) if t.grad_clip > 0 else float("nan")
+            optimizer.step()
+            step += 1
+            last_loss = float(loss.item())
+            if step == start_step + 1:
+                first_loss = last_loss
+            interval_losses.append(last_loss)
+            bar.update(1, loss=last_loss, step=step)
+
+            timed_out = t.max_minutes > 0 and distributed.any_rank(time.monotonic() - start > t.max_minutes * 60, d)
+            final = step == stop or timed_out
+            if step % lg.every == 0 or final:
+                mean_loss = distributed.mean_scalar(float(np.mean(interval_losses)), d)
+                now = time.monotonic()
+                per_step = (now - interval_start) / len(interval_losses)
+                record = {"step": step, "loss": round(mean_loss, 6), "lr": lr, "grad_norm": round(grad_norm, 4),
+                          "s_per_step": round(per_step, 4), "elapsed_s": round(now - start, 1)}
+                interval_start, interval_losses = now, []
+                if d.main:
+                    with open(run / LOG_FILE, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    if not bar.enabled:
+                        eta = format_duration((stop - step) * per_step)
+                        say(f"{recipe.stage} step {step}/{stop} loss {mean_loss:.4f} lr {lr:.2e} grad {grad_norm:.3f} {per_step:.3f} s/step eta {eta}")
+            if step % lg.save_every == 0 or final:
+                checkpoint = save_checkpoint(recipe, config, data.meta, d, run, step, dit, text, optimizer, names, generator, rng)
+            if d.main and lg.sample_every and (step % lg.sample_every == 0 or final):
+                path = render_preview(run / "samples" / f"step-{step:07d}.wav", recipe.stage, t.regime, config, dit, text, codec,
+                                      lg.sample_prompt, lg.sample_seconds, lg.sample_steps)
+                say(f"preview: {path}")
+            if timed_out:
+                say(f"stopped after train.max_minutes = {t.max_minutes:g} at step {step}; continue with --resume")
+                break
+
+    seconds = time.monotonic() - start
+    done = step - start_step
+    if d.world > 1:
+        summary = {"rank": d.rank, "world": d.world, "step": step, "weights_sha256": weights_digest(params),
+                   "first_loss": first_loss, "last_loss": last_loss}
+        (run / f"rank-{d.rank}.json").write_text(json.dumps(summary) + "\n")
+    return TrainResult(step, mean_loss, checkpoint, seconds, seconds / done if done else float("nan"))
+
+
+def save_checkpoint(
+    recipe: Recipe, config: ModelConfig, latents_meta: dict[str, Any], d: distributed.Dist, run: Path, step: int,
+    dit: torch.nn.Module, text: torch.nn.Module, optimizer: torch.optim.Optimizer, names: dict[int, str],
+    generator: torch.Generator, rng: np.random.Generator,
+) -> Path:
+    """Write <run>/step-NNNNNNN/ atomically (rank 0) and keep the newest `log.keep` of them."""
+    rngs = distributed.gather(rng_state(generator, rng), d)  # every rank takes part
+    directory = run / f"{STEP_PREFIX}{step:07d}"
+    if not d.main:
+        return directory
+    regime = recipe.train.regime if recipe.stage == "lmdm" else None
+    doc = config_document(
+        config, latents_meta["codec"], buckets=text.buckets, stage=recipe.stage, regime=regime, step=step,
+        recipe=recipe.to_dict(), name=f"{recipe.stage}{'' if regime is None else '-' + regime}-step{step}",
+        latents=str(Path(recipe.data.latents).resolve()), processes=d.world,
+    )
+    files = {MODEL_FILE: model_tensors(dit, text), CONFIG_FILE: doc, TRAIN_STATE_FILE: state_tensors(optimizer, names, step, rngs)}
+    write_directory(directory, files)
+    for old in step_dirs(run)[: -recipe.log.keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return directory

@@ -1,0 +1,431 @@
+"""The training pipeline: encode, base and LMDM stages, checkpoints, resume, DDP, load_model."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import lmdm
+from lmdm.checkpoint import CheckpointError, load_model, save_model, step_dirs
+from lmdm.codec.placeholder import PlaceholderCodec
+from lmdm.codec.tensorfile import load_tensors, save_tensors
+from lmdm.corpus import CorpusReader, write_corpus
+from lmdm.model.config import ModelConfig
+from lmdm.model.lmdm import build_model
+from lmdm.stream import BlockStream
+from lmdm.train.cli import main as train_cli
+from lmdm.train.latents import LatentSet, check_rates, encode_corpus, read_index
+from lmdm.train.loop import train
+from lmdm.train.objective import context_dropout, draw, lmdm_window, sample_timesteps, step_loss
+from lmdm.train.recipe import TrainSettings, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "recipes" / "tiny"
+LATENT_DIM = 8  # ModelConfig.tiny()'s
+
+
+def recipe(name: str, latents: Path, out: Path, *sets: str):
+    return load_recipe(TINY / name, [f"data.latents='{latents}'", f"train.out='{out}'", *sets])
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_tensors(step_dirs(run)[-1] / "model.safetensors")[0]
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on a busy 2-core machine: one thread is faster (no spinning) and the same everywhere."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory) -> Path:
+    """A 4-example corpus of 3 s songs, encoded with the placeholder codec."""
+    root = tmp_path_factory.mktemp("data")
+    write_corpus(root / "corpus", hours=4 * 3.0 / 3600, seed=0, seconds_per_example=3.0, workers=1, progress=False)
+    encode_corpus(root / "corpus", "placeholder", root / "latents", latent_dim=LATENT_DIM, progress=False, log=lambda s: None)
+    return root / "latents"
+
+
+@pytest.fixture(scope="module")
+def base_run(latents, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("base") / "run"
+    train(recipe("base.toml", latents, out, "train.steps=10"), log=lambda s: None, progress=False)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage 1: encode
+
+
+def test_encode_aligns_latents_with_annotations_and_resumes(latents) -> None:
+    meta = json.loads((latents / "latents.json").read_text())
+    assert meta["codec"]["kind"] == "placeholder" and meta["frame_rate"] == 25.0 and meta["latent_dim"] == LATENT_DIM
+    reader = CorpusReader(meta["corpus"])
+    records = read_index(latents)
+    assert len(records) == len(reader) == 4
+    tensors, info = load_tensors(latents / f"{records[0]['id']}.safetensors")
+    frames = reader.entry(records[0]["id"]).frames
+    assert tensors["latents"].shape == (LATENT_DIM, frames)
+    assert tensors["ann.chroma"].shape == (frames, 12) and tensors["ann.melody"].shape == (frames,)
+    assert info["caption"] == records[0]["caption"] == reader.entry(records[0]["id"]).caption
+    again = encode_corpus(meta["corpus"], "placeholder", latents, latent_dim=LATENT_DIM, progress=False, log=lambda s: None)
+    assert again.encoded == 0 and again.examples == 4
+    with pytest.raises(ValueError, match="other settings"):
+        encode_corpus(meta["corpus"], "placeholder", latents, latent_dim=4, progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match="frames/s"):
+        check_rates(16000, 640, PlaceholderCodec(16000, 320, LATENT_DIM))
+
+
+def test_latent_windows_are_reproducible_and_sharded(latents) -> None:
+    data = LatentSet(latents, "all")
+    a, caps = data.batch(3, 32, np.random.default_rng(1))
+    b, _ = data.batch(3, 32, np.random.default_rng(1))
+    assert a.shape == (3, LATENT_DIM, 32) and torch.equal(a, b) and len(caps) == 3
+    r0, r1 = LatentSet(latents, "all", shard=(0, 2)), LatentSet(latents, "all", shard=(1, 2))
+    assert set(r0.ids).isdisjoint(r1.ids) and len(r0) + len(r1) == 4
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipes
+
+
+def test_recipe_overrides_and_clear_errors(tmp_path) -> None:
+    r = load_recipe(TINY / "base.toml", ["train.lr=1e-4", "model.depth=3", "train.device=cuda", "log.sample_prompt=\"a b\""])
+    assert r.train.lr == 1e-4 and r.model["depth"] == 3 and r.train.device == "cuda" and r.log.sample_prompt == "a b"
+    for sets, msg in [
+        (["train.lrr=1"], "unknown setting train.lrr"),
+        (["train.lr=fast"], "train.lr must be float"),
+        (["train.timesteps=sobol"], "timesteps must be one of"),
+        (["train.text_dropout=2"], r"in \[0, 1\]"),
+        (["lr=1"], "unknown recipe entry"),
+        (["nodot"], "section.key=value"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            load_recipe(TINY / "base.toml", sets)
+    for name in ("base.toml", "lmdm_block_causal.toml", "lmdm_encdec.toml"):
+        load_recipe(ROOT / "recipes" / name)  # the checked-in recipes parse
+
+
+def test_cli_refuses_a_recipe_of_the_other_stage(capsys) -> None:
+    with pytest.raises(SystemExit):
+        train_cli(["base", "--recipe", str(TINY / "lmdm_encdec.toml")])
+    assert "lmdm train lmdm" in capsys.readouterr().err
+    assert train_cli(["nonsense"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# The objective: training inputs equal inference inputs
+
+
+@pytest.mark.parametrize("regime", ["encdec", "block_causal"])
+def test_training_window_is_what_the_stream_reference_runs(regime: str) -> None:
+    """BlockStream's uncached path calls DiT.forward with exactly the tensors training builds."""
+    model = build_model(ModelConfig.tiny(), seed=0)
+    cfg = model.config
+    ctx = torch.randn(1, cfg.latent_dim, cfg.context_frames, generator=torch.Generator().manual_seed(1))
+    calls = []
+    forward = model.dit.forward
+
+    def spy(*args):
+        out = forward(*args)
+        calls.append((args, out))
+        return out
+
+    model.dit.forward = spy
+    stream = BlockStream(model, regime, use_cache=False)
+    stream.history = ctx.clone()  # exactly C frames of clean context
+    stream.generate(model.encode_prompt("dub techno"), steps=2, sampler="euler", generator=torch.Generator().manual_seed(0))
+    del model.dit.forward
+    (x, t, add, tokens, pooled, route, positions, mask), v_stream = calls[0]
+
+    w = lmdm_window(regime, ctx, cfg, keep=torch.ones(1, 1, cfg.context_frames), present=torch.ones(1, 1, 1))
+    assert torch.equal(w.add, add) and torch.equal(w.route, route) and torch.equal(w.positions, positions)
+    assert torch.equal(w.mask, mask)
+    C, B = cfg.context_frames, cfg.block_frames
+    assert positions.tolist() == list(range(1, C + B + 1)) + [0]
+    assert torch.equal(x[:, :, :C], torch.zeros_like(ctx))  # routed: the context's x carries nothing
+    v_train = model.dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)
+    assert torch.equal(v_train, v_stream)
+
+
+def test_context_dropout_statistics() -> None:
+    g = torch.Generator().manual_seed(0)
+    K, B, n = 4, 3, 20000
+    keep = context_dropout(n, K, B, 0.2, 0.3, g)[:, 0, ::B]  # one column per block, oldest first
+    dropped = (keep == 0).sum(1)
+    assert torch.all(keep[:, 1:] >= keep[:, :-1])  # only the OLDEST blocks are ever zeroed
+    assert abs((dropped == 0).float().mean() - 0.5) < 0.015
+    assert abs((dropped == K).float().mean() - (0.2 + 0.3 / K)) < 0.015  # full, or partial with k = K
+    for k in range(1, K):
+        assert abs((dropped == k).float().mean() - 0.3 / K) < 0.01  # k ~ U{1..K}
+    cfg = ModelConfig.tiny()
+    train_cfg = TrainSettings(context_dropout=0.1, text_dropout=0.1)
+    d = draw("lmdm", cfg, n, 0, train_cfg, g)
+    assert abs(d.context_present.mean() - 0.9) < 0.01 and abs(d.text_keep.float().mean() - 0.9) < 0.01
+    # dropped context keeps its mask; a CFG-dropped context loses mask and latent together
+    ctx = torch.randn(2, cfg.latent_dim, cfg.context_frames)
+    w = lmdm_window("block_causal", ctx, cfg, keep=torch.zeros(2, 1, cfg.context_frames), present=torch.tensor([1.0, 0.0])[:, None, None])
+    C = cfg.context_frames
+    assert torch.all(w.add[0, 0, :C] == 1) and torch.all(w.add[0, 1:, :C] == 0)
+    assert torch.all(w.add[1, :, :] == 0) and torch.all(w.add[:, :, C:] == 0)
+
+
+def test_timestep_distributions() -> None:
+    g = torch.Generator().manual_seed(0)
+    t = sample_timesteps(64, "uniform", g)
+    assert sorted((t * 64).floor().long().tolist()) == list(range(64))  # one draw per stratum
+    ln = sample_timesteps(20000, "logit_normal", g)
+    assert abs(ln.median() - 0.5) < 0.02 and 0 < ln.min() and ln.max() < 1
+    assert sample_timesteps(20000, "uniform", g, shift=1.0).mean() > 0.6
+
+
+def _overfit(stage: str, regime: str) -> tuple[float, float]:
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny()
+    model = build_model(cfg, seed=0)
+    dit, text = model.dit.train(), model.text.train()
+    g = torch.Generator().manual_seed(0)
+    frames = cfg.window_frames
+    latents = torch.randn(4, cfg.latent_dim, frames, generator=g).cumsum(2) / 4  # smooth-ish, like music latents
+    captions = ["acid techno", "ambient pads", "bossa nova", "dub"]
+    d = draw(stage, cfg, 4, frames, TrainSettings(text_dropout=0.0, context_dropout=0.0, context_drop_full=0.0, context_drop_partial=0.0), g)
+    opt = torch.optim.AdamW([*dit.parameters(), *text.parameters()], lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss = step_loss(stage, regime, dit, text, latents, captions, d)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses[0], min(losses[-5:])
+
+
+@pytest.mark.parametrize("stage, regime", [("base", "block_causal"), ("lmdm", "block_causal"), ("lmdm", "encdec")])
+def test_loss_falls_on_a_fixed_batch(stage: str, regime: str) -> None:
+    first, last = _overfit(stage, regime)
+    assert last < 0.5 * first, (first, last)
+
+
+def test_lmdm_loss_sees_only_the_target_block() -> None:
+    cfg = ModelConfig.tiny()
+    model = build_model(cfg, seed=0)
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(2, cfg.latent_dim, cfg.window_frames, generator=g)
+    d = draw("lmdm", cfg, 2, 0, TrainSettings(), g)
+    assert d.noise.shape == (2, cfg.latent_dim, cfg.block_frames)
+    loss = step_loss("lmdm", "encdec", model.dit, model.text, latents, ["a", "b"], d)
+    loss.backward()
+    # the noisy input is routed out on the context: its x never reaches the loss
+    assert model.dit.to_input_add.weight.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs: determinism, resume after kill, checkpoints
+
+
+def test_same_seed_same_weights(latents, tmp_path) -> None:
+    a = train(recipe("base.toml", latents, tmp_path / "a", "train.steps=6"), log=lambda s: None, progress=False)
+    train(recipe("base.toml", latents, tmp_path / "b", "train.steps=6"), log=lambda s: None, progress=False)
+    train(recipe("base.toml", latents, tmp_path / "c", "train.steps=6", "train.seed=1"), log=lambda s: None, progress=False)
+    assert a.step == 6 and np.isfinite(a.loss)
+    assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    assert not same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
+    with pytest.raises(ValueError, match="--resume"):
+        train(recipe("base.toml", latents, tmp_path / "a", "train.steps=6"), log=lambda s: None, progress=False)
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(latents, tmp_path) -> None:
+    # the same thread count in every run (tiny recipes: 1): CPU matmuls may sum in another order with another count
+    long = ["train.steps=100000", "log.save_every=1", "log.keep=2", "log.every=1000"]
+    sets = [f"data.latents='{latents}'", f"train.out='{tmp_path / 'killed'}'", *long]
+    cmd = [sys.executable, "-m", "lmdm.train", "base", "--recipe", str(TINY / "base.toml"), "--quiet"]
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = step_dirs(tmp_path / "killed")
+            if found and int(found[-1].name.split("-")[1]) >= 3:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    k = int(step_dirs(tmp_path / "killed")[-1].name.split("-")[1])
+    end = k + 3
+    resumed = train(recipe("base.toml", latents, tmp_path / "killed", *long, f"train.stop_at={end}"), resume=True, log=lambda s: None, progress=False)
+    straight = train(recipe("base.toml", latents, tmp_path / "straight", *long, f"train.stop_at={end}", "log.save_every=1000"), log=lambda s: None, progress=False)
+    assert resumed.step == straight.step == end
+    assert same_weights(weights(tmp_path / "killed"), weights(tmp_path / "straight"))
+
+
+def test_lmdm_stage_from_base_checkpoint_with_preview(latents, base_run, tmp_path) -> None:
+    out = tmp_path / "lmdm"
+    r = recipe("lmdm_block_causal.toml", latents, out, f"train.init='{base_run}'", "train.steps=4", "log.sample_every=4")
+    result = train(r, log=lambda s: None, progress=False)
+    doc = json.loads((result.checkpoint / "config.json").read_text())
+    assert doc["stage"] == "lmdm" and doc["regime"] == "block_causal" and doc["step"] == 4
+    assert doc["recipe"]["train"]["init"] == str(base_run) and doc["codec"]["kind"] == "placeholder"
+    assert {p.name for p in result.checkpoint.iterdir()} == {"config.json", "model.safetensors", "train_state.safetensors"}
+    names = load_tensors(result.checkpoint / "model.safetensors")[0].keys()
+    assert all(n.startswith(("dit.", "text.")) for n in names) and any(n.startswith("text.") for n in names)
+    audio, rate = sf.read(out / "samples" / "step-0000004.wav")
+    assert rate == 16000 and len(audio) == 16000  # log.sample_seconds = 1 in the tiny recipe
+    # the fine-tune started from the base weights, not from scratch
+    base = weights(base_run)
+    fresh = train(recipe("lmdm_encdec.toml", latents, tmp_path / "e", f"train.init='{base_run}'", "train.steps=1", "train.lr=0"), log=lambda s: None, progress=False)
+    assert same_weights(base, load_tensors(fresh.checkpoint / "model.safetensors")[0])
+
+
+def _session_audio(model) -> np.ndarray:
+    return lmdm.LiveSession(model, prompt="warm house chords", steps=2, seed=5).render(1.0)
+
+
+def test_checkpoint_round_trip_gives_the_same_stream(latents, base_run, tmp_path) -> None:
+    model = build_model(ModelConfig.tiny(), seed=4)
+    save_model(model, tmp_path / "m", stage="base")
+    loaded = load_model(tmp_path / "m")
+    assert np.array_equal(_session_audio(model), _session_audio(loaded))
+    assert loaded.config == model.config
+    # a training run loads as its latest checkpoint, and `lmdm train export` keeps it identical
+    assert train_cli(["export", str(base_run), "--out", str(tmp_path / "exported")]) == 0
+    assert not (tmp_path / "exported" / "train_state.safetensors").exists()
+    assert np.array_equal(_session_audio(load_model(base_run)), _session_audio(load_model(tmp_path / "exported")))
+    assert lmdm.load_model is load_model
+
+
+def test_round_trip_with_a_conv_codec_copies_the_codec(tmp_path) -> None:
+    from lmdm.codec.conv import ConvCodec, ConvCodecConfig
+
+    torch.manual_seed(0)
+    codec = ConvCodec(ConvCodecConfig(latent_dim=LATENT_DIM, width=16, latent_width=16, frame_units=0, latent_units=0)).eval()
+    model = build_model(ModelConfig.tiny(), seed=1, codec=codec)
+    save_model(model, tmp_path / "m")
+    assert (tmp_path / "m" / "codec.safetensors").exists()
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded.codec, ConvCodec)
+    assert np.array_equal(_session_audio(model), _session_audio(loaded))
+
+
+def _one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    return message
+
+
+def test_load_model_errors_are_clear(tmp_path, monkeypatch) -> None:
+    good = save_model(build_model(ModelConfig.tiny(), seed=0), tmp_path / "good")
+
+    def copy(name: str) -> Path:
+        import shutil
+
+        return Path(shutil.copytree(good, tmp_path / name))
+
+    with pytest.raises(FileNotFoundError) as e:
+        load_model(tmp_path / "nowhere")
+    assert "does not exist" in _one_line(e)
+    d = copy("noconfig")
+    (d / "config.json").unlink()
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    assert "config.json is missing" in _one_line(e)
+
+    d = copy("truncated")
+    raw = (d / "model.safetensors").read_bytes()
+    (d / "model.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    assert "corrupt" in _one_line(e) and "truncated" in _one_line(e)
+    d = copy("badheader")
+    (d / "model.safetensors").write_bytes(b"\xff" * 8 + raw[8:])
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    assert "corrupt" in _one_line(e)
+    d = copy("badjson")
+    (d / "config.json").write_text("{ not json")
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    assert "not valid JSON" in _one_line(e)
+
+    d = copy("mismatch")
+    doc = json.loads((d / "config.json").read_text())
+    doc["model"]["depth"] = 3
+    doc["model"]["width"] = 32
+    (d / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    message = _one_line(e)
+    assert "missing dit.layers.2." in message and "wrong shape dit." in message
+    d = copy("extra")
+    tensors = load_tensors(d / "model.safetensors")[0]
+    tensors["dit.surprise"] = torch.zeros(2)
+    save_tensors(d / "model.safetensors", tensors)
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    assert "unexpected dit.surprise" in _one_line(e)
+
+    d = copy("pickled")
+    torch.save(build_model(ModelConfig.tiny()).dit.state_dict(), d / "model.safetensors")
+    with pytest.raises(CheckpointError) as e:
+        load_model(d)
+    assert "pickle" in _one_line(e)
+    (tmp_path / "weights.pt").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(CheckpointError) as e:
+        load_model(tmp_path / "weights.pt")
+    assert "pickle" in _one_line(e)
+    only_pickle = tmp_path / "only_pickle"
+    only_pickle.mkdir()
+    (only_pickle / "model.ckpt").write_bytes(pickle.dumps([1, 2], protocol=4))
+    with pytest.raises(CheckpointError) as e:
+        load_model(only_pickle)
+    assert "pickle" in _one_line(e)
+
+    monkeypatch.setattr("lmdm.checkpoint.DEFAULT_DIR", tmp_path / "empty_weights")
+    with pytest.raises(FileNotFoundError) as e:
+        load_model()
+    assert "no bundled default model yet" in _one_line(e)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data parallel: 2 processes on gloo
+
+
+def test_two_process_gloo_run_averages_gradients(latents, tmp_path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lmdm.train", "base",
+           "--recipe", str(TINY / "base.toml"), "--set", f"data.latents='{latents}'", "--out", str(out), "--steps", "4", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [4, 4]
+    assert ranks[0]["first_loss"] != ranks[1]["first_loss"]  # different data on each rank...
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # ...yet bit-identical replicas
+    saved = weights(out)
+    doc = json.loads((step_dirs(out)[-1] / "config.json").read_text())
+    assert doc["processes"] == 2 and doc["step"] == 4
+    state = load_tensors(step_dirs(out)[-1] / "train_state.safetensors")[0]
+    assert "rng.torch.0" in state and "rng.torch.1" in state
+    assert all(torch.isfinite(v).all() for v in saved.values())
