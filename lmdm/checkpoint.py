@@ -31,7 +31,7 @@ from torch import nn
 
 from lmdm.codec.base import Codec
 from lmdm.codec.placeholder import PlaceholderCodec
-from lmdm.codec.tensorfile import TensorFileError, load_tensors, save_tensors
+from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
 from lmdm.conditioning.text import HashedTextEncoder
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT

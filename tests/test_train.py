@@ -17,7 +17,7 @@ import torch
 import lmdm
 from lmdm.checkpoint import CheckpointError, load_model, save_model, step_dirs
 from lmdm.codec.placeholder import PlaceholderCodec
-from lmdm.codec.tensorfile import load_tensors, save_tensors
+from lmdm.tensorfile import load_tensors, save_tensors
 from lmdm.corpus import CorpusReader, write_corpus
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model

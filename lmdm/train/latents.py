@@ -29,7 +29,7 @@ import torch
 from lmdm.checkpoint import codec_reference, open_codec
 from lmdm.codec.base import Codec
 from lmdm.codec.placeholder import PlaceholderCodec
-from lmdm.codec.tensorfile import load_tensors, save_tensors
+from lmdm.tensorfile import load_tensors, save_tensors
 from lmdm.corpus.reader import CorpusReader
 from lmdm.progress import Progress
 
@@ -45,7 +45,7 @@ def resolve_codec(spec: str, sample_rate: int, hop: int, latent_dim: int = 32) -
         codec = PlaceholderCodec(sample_rate, hop, latent_dim, 1)
         return codec, codec_reference(codec)
     from lmdm.codec.checkpoint import load_codec
-    from lmdm.codec.tensorfile import TensorFileError
+    from lmdm.tensorfile import TensorFileError
 
     path = Path(spec).resolve()
     if not path.is_dir():
