@@ -23,13 +23,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def resolve_model(spec: str):
-    """'small' / 'tiny': the preset with random weights (until the bundled model ships)."""
+    """'small' / 'tiny': a preset with random weights; anything else: a checkpoint path (load_model)."""
     import lmdm
+    from lmdm.checkpoint import CheckpointError
 
     presets = {"small": lmdm.ModelConfig.small, "tiny": lmdm.ModelConfig.tiny}
     if spec in presets:
         return lmdm.build_model(presets[spec](), seed=0)
-    raise SystemExit(f"lmdm: unknown model {spec!r}: choose one of {', '.join(presets)} (trained checkpoints come with the training pipeline)")
+    try:
+        return lmdm.load_model(spec)
+    except CheckpointError as e:
+        raise SystemExit(f"lmdm: {e}") from None
 
 
 def render_main(argv: list[str] | None = None) -> int:
@@ -37,7 +41,7 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("prompt", help='e.g. "lo-fi hip hop beat with warm piano chords at 80 bpm"')
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("-o", "--out", default="out.wav", help="audio file (.wav, .flac, .ogg)")
-    p.add_argument("--model", default="small", help="model preset (random weights for now): small | tiny")
+    p.add_argument("--model", default="small", help="a checkpoint directory, or a preset with random weights: small | tiny")
     p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec", "naive"])
     p.add_argument("--no-cache", action="store_true", help="full forward at every step (same audio, slower)")
     p.add_argument("--steps", type=int, default=8)
