@@ -1,0 +1,67 @@
+"""Save/load a ConvCodec as a directory: codec.json (config) + codec.safetensors (weights + latent stats)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lmdm.codec.conv import ConvCodec, ConvCodecConfig
+from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
+
+CONFIG_FILE = "codec.json"
+WEIGHTS_FILE = "codec.safetensors"
+KIND = "ConvCodec"
+
+
+def save_codec(codec: ConvCodec, directory: str | Path, info: dict | None = None, half: bool = False) -> Path:
+    """Write codec.json + codec.safetensors under `directory`; `info` (JSON-able) goes into codec.json.
+
+    `half`: weight matrices and kernels as float16 (vectors and latent statistics stay float32).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = codec.state_dict()
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() and v.dim() >= 2 else v for k, v in tensors.items()}
+    save_tensors(directory / WEIGHTS_FILE, tensors, metadata={"kind": KIND})
+    doc = {"kind": KIND, "config": codec.config.to_dict(), "info": info or {}}
+    (directory / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    return directory
+
+
+def load_codec(directory: str | Path) -> ConvCodec:
+    """Read a directory written by save_codec -> ConvCodec in eval mode. Raises TensorFileError on a bad or mismatched file."""
+    directory = Path(directory)
+    try:
+        doc = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise TensorFileError(f"cannot read codec config {directory / CONFIG_FILE}: {e}") from e
+    if doc.get("kind") != KIND:
+        raise TensorFileError(f"{directory / CONFIG_FILE}: kind is {doc.get('kind')!r}, expected {KIND!r}")
+    try:
+        config = ConvCodecConfig.from_dict(doc["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise TensorFileError(f"{directory / CONFIG_FILE}: bad config: {e}") from e
+    codec = ConvCodec(config)
+    tensors, _ = load_tensors(directory / WEIGHTS_FILE)
+    load_into(codec, tensors, directory / WEIGHTS_FILE)
+    return codec.eval()
+
+
+def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """module.load_state_dict(tensors), but every missing, unexpected or wrongly shaped name is reported at once."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong:
+        problems = [f"missing {missing}"] * bool(missing) + [f"unexpected {unexpected}"] * bool(unexpected) + wrong
+        raise TensorFileError(f"{source} does not match the model config: " + "; ".join(problems))
+    module.load_state_dict(tensors)

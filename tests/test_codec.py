@@ -1,0 +1,382 @@
+"""ConvCodec: protocol contract, streaming == offline, causality, normalisation, training, checkpoints, metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+
+import attrs
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lmdm.codec import synthetic
+from lmdm.codec.audio import load_audio, load_audio_dir
+from lmdm.codec.base import Codec, StreamDecoder, StreamEncoder
+from lmdm.codec.bench import bench_codec
+from lmdm.codec.checkpoint import load_codec, save_codec
+from lmdm.codec.conv import CausalConv1d, CausalConvTranspose1d, ConvCodec, ConvCodecConfig, frozen, stft_bases
+from lmdm.codec.metrics import (
+    griffin_lim,
+    log_mel_l1,
+    mel_filterbank,
+    mel_griffin_lim_baseline,
+    multires_stft_distance,
+    stft,
+)
+from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
+from lmdm.plot import spectrogram_png, write_png
+from lmdm.train.codec import TrainCodecConfig, codec_loss, random_segments, split_holdout, train_codec
+
+SR, HOP = 16000, 640
+TINY = ConvCodecConfig(latent_dim=8, width=16, latent_width=16, frame_units=1, latent_units=2)  # real rates and layout
+
+torch.set_num_threads(1)
+
+
+def tiny_codec(seed: int, config: ConvCodecConfig = TINY) -> ConvCodec:
+    """Random weights and random (non-trivial) latent normalisation."""
+    torch.manual_seed(seed)
+    codec = ConvCodec(config).eval()
+    with torch.no_grad():
+        codec.latent_mean.uniform_(-0.5, 0.5)
+        codec.latent_std.uniform_(0.5, 2.0)
+    return codec
+
+
+def tone(seconds: float, hz: float = 220.0) -> torch.Tensor:
+    t = torch.arange(int(seconds * SR)) / SR
+    return (0.3 * torch.sin(2 * math.pi * hz * t) + 0.1 * torch.sin(2 * math.pi * 3 * hz * t))[None, None]  # [1, 1, T]
+
+
+def split(total: int, cuts: list[int]) -> list[tuple[int, int]]:
+    """Cut points (any ints) -> consecutive [start, stop) ranges covering 0..total, empty ranges allowed."""
+    points = [0, *sorted(c % (total + 1) for c in cuts), total]
+    return list(zip(points[:-1], points[1:]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Contract
+
+
+def test_protocol_and_rates():
+    codec = ConvCodec()
+    assert isinstance(codec, Codec)
+    assert isinstance(codec.stream_decoder(), StreamDecoder) and isinstance(codec.stream_encoder(), StreamEncoder)
+    assert (codec.sample_rate, codec.channels, codec.hop, codec.frame_rate, codec.latent_dim) == (16000, 1, 640, 25.0, 32)
+    assert all(not p.requires_grad for p in (codec.encoder.stft.weight, codec.decoder.istft.weight))
+
+
+def test_shapes_and_errors():
+    codec = tiny_codec(0)
+    with torch.no_grad():
+        z = codec.encode(torch.zeros(3, 1, 5 * HOP))
+        assert z.shape == (3, 8, 5)
+        assert codec.decode(z).shape == (3, 1, 5 * HOP)
+    with pytest.raises(ValueError, match="multiple of hop"):
+        codec.encode(torch.zeros(1, 1, HOP + 1))
+    with pytest.raises(ValueError, match=r"\[batch, 1, samples\]"):
+        codec.encode(torch.zeros(1, 2, HOP))
+    with pytest.raises(ValueError, match="latents must be"):
+        codec.decode(torch.zeros(1, 7, 2))
+    with pytest.raises(ValueError, match="multiple"):
+        ConvCodecConfig(n_fft=500, frame_hop=160)
+    assert codec.stream_decoder().push(torch.zeros(2, 8, 0)).shape == (2, 1, 0)
+
+
+def test_stft_bases_are_a_causal_perfect_reconstruction_pair():
+    analysis, synthesis = stft_bases(640, 160)
+    stft_layer = frozen(CausalConv1d(1, 642, 640, stride=160, bias=False), analysis)
+    istft_layer = frozen(CausalConvTranspose1d(642, 1, 640, 160, bias=False), synthesis)
+    x = torch.randn(1, 1, 20 * 160, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        spec = stft_layer(x)  # [1, 642, 20]: frame j covers samples [(j + 1) * 160 - 640, (j + 1) * 160)
+        y = istft_layer(spec)
+    ref = torch.stft(x[0, 0, :640], 640, 640, window=torch.hann_window(640), center=False, return_complex=True)[:, 0]
+    assert torch.allclose(spec[0, :321, 3], ref.real, atol=1e-3) and torch.allclose(spec[0, 321:, 3], ref.imag, atol=1e-3)
+    assert (y[..., 480 + 640 :] - x[..., 640:-480]).abs().max() < 1e-4  # identity, delayed by n_fft - hop
+
+
+# ----------------------------------------------------------------------------------------------
+# Streaming == offline, causality
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 3), frames=st.integers(1, 14), cuts=st.lists(st.integers(0, 99), max_size=6))
+def test_stream_decoder_equals_offline(seed, batch, frames, cuts):
+    codec = tiny_codec(seed)
+    z = torch.randn(batch, 8, frames, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        offline = codec.decode(z)
+    decoder = codec.stream_decoder()
+    streamed = torch.cat([decoder.push(z[..., a:b]) for a, b in split(frames, cuts)], dim=-1)
+    assert streamed.shape == offline.shape
+    assert (streamed - offline).abs().max() <= 1e-4 * min(1.0, offline.abs().max())  # absolute and relative
+    decoder.reset()  # after reset, the same stream again gives the same audio
+    assert (decoder.push(z) - offline).abs().max() <= 1e-4
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 3), frames=st.integers(1, 8), cuts=st.lists(st.integers(0, 10**6), max_size=6))
+def test_stream_encoder_equals_offline(seed, batch, frames, cuts):
+    codec = tiny_codec(seed)
+    total = frames * HOP + 123  # a partial frame at the end stays pending
+    audio = 0.3 * torch.randn(batch, 1, total, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        offline = codec.encode(audio[..., : frames * HOP])
+    encoder = codec.stream_encoder()
+    streamed = torch.cat([encoder.push(audio[..., a:b]) for a, b in split(total, cuts)], dim=-1)
+    assert streamed.shape == offline.shape
+    assert (streamed - offline).abs().max() <= 1e-4 * min(1.0, offline.abs().max())
+
+
+def test_default_size_streaming_in_2s_blocks():
+    codec = tiny_codec(1, ConvCodecConfig())
+    z = torch.randn(1, 32, 150)
+    with torch.no_grad():
+        offline = codec.decode(z)
+    decoder = codec.stream_decoder()
+    streamed = torch.cat([decoder.push(z[..., i : i + 50]) for i in range(0, 150, 50)], dim=-1)
+    assert (streamed - offline).abs().max() <= 1e-4
+
+
+def test_decoder_is_causal():
+    codec = tiny_codec(2)
+    z = torch.randn(2, 8, 10)
+    changed = z.clone()
+    changed[..., 6:] += torch.randn(2, 8, 4)
+    with torch.no_grad():
+        a, b = codec.decode(z), codec.decode(changed)
+    assert torch.equal(a[..., : 6 * HOP], b[..., : 6 * HOP])
+    assert not torch.allclose(a[..., 6 * HOP :], b[..., 6 * HOP :])
+
+
+def test_encoder_is_causal():
+    codec = tiny_codec(3)
+    x = 0.3 * torch.randn(1, 1, 10 * HOP)
+    changed = x.clone()
+    changed[..., 6 * HOP :] = 0.3 * torch.randn(1, 1, 4 * HOP)
+    with torch.no_grad():
+        a, b = codec.encode(x), codec.encode(changed)
+    assert torch.equal(a[..., :6], b[..., :6])  # frame k sees samples up to (k + 1) * hop - 1 only
+    assert not torch.allclose(a[..., 6:], b[..., 6:])
+
+
+# ----------------------------------------------------------------------------------------------
+# Normalisation
+
+
+def test_normalisation_round_trip():
+    codec = tiny_codec(4)
+    x = 0.3 * torch.randn(4, 1, 20 * HOP)
+    with torch.no_grad():
+        raw = codec.encode_raw(x)
+        codec.set_latent_stats(raw)
+        z = codec.encode(x)
+        flat = z.transpose(0, 1).reshape(8, -1)
+        assert flat.mean(1).abs().max() < 1e-4 and (flat.std(1) - 1).abs().max() < 1e-3
+        assert torch.allclose(codec.denormalise(codec.normalise(raw)), raw, atol=1e-5)
+        assert torch.allclose(codec.decode(z), codec.decode_raw(raw), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def test_training_steps_reduce_loss():
+    torch.manual_seed(0)
+    codec = ConvCodec(attrs.evolve(TINY, latent_noise=0.0))
+    cfg = TrainCodecConfig()
+    audio = torch.cat([tone(0.4, 220.0), tone(0.4, 550.0)])[..., : 10 * HOP]  # [2, 1, 6400]
+    opt = torch.optim.AdamW([p for p in codec.parameters() if p.requires_grad], lr=5e-3)
+    losses = []
+    for _ in range(25):
+        loss, parts = codec_loss(codec, audio, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.9 * losses[0], losses
+    assert set(parts) == {"loss", "sc", "logmag", "l1", "kl"}
+
+
+def test_random_segments_avoid_silence_and_holdout_split():
+    silent, loud = np.zeros(SR, np.float32), tone(1.0).flatten().numpy()
+    batch = random_segments([silent, loud], 12, 8 * HOP, np.random.default_rng(0))
+    assert batch.shape == (12, 1, 8 * HOP) and batch.abs().max() <= 1.0
+    assert (batch.square().mean(-1).sqrt() > 1e-3).all()  # every crop redrawn until it has sound
+    train, held = split_holdout([np.full(3, i, np.float32) for i in range(20)])
+    assert len(train) == 18 and len(held) == 2 and not {c[0] for c in train} & {c[0] for c in held}
+
+
+def test_train_codec_checkpoints_and_resumes(tmp_path):
+    clips = synthetic.synthetic_clips(4, 1.0, seed=5, speech_prob=0.0)
+    cfg = TrainCodecConfig(batch_size=2, segment_seconds=0.2, save_every=2, log_every=1)
+    logs: list[dict] = []
+    codec = train_codec(clips, TINY, steps=2, out=tmp_path, train=cfg, log=logs.append)
+    assert {p.name for p in tmp_path.iterdir()} >= {"codec.json", "codec.safetensors", "optimizer.safetensors", "train_state.json", "log.jsonl"}
+    assert json.loads((tmp_path / "train_state.json").read_text())["step"] == 2
+    loaded = load_codec(tmp_path)
+    for (k, a), b in zip(codec.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+    logs.clear()
+    train_codec(clips, TINY, steps=3, out=tmp_path, train=cfg, log=logs.append)
+    assert logs[0] == {"resumed_from_step": 2, "out": str(tmp_path)}
+    assert [r["step"] for r in logs[1:] if "loss" in r] == [3]
+    with pytest.raises(TensorFileError, match="use another --out"):
+        train_codec(clips, attrs.evolve(TINY, latent_dim=4), steps=4, out=tmp_path, train=cfg, log=logs.append)
+
+
+def test_resume_continues_exactly(tmp_path):
+    clips = synthetic.synthetic_clips(3, 1.0, seed=6, speech_prob=0.0)
+    cfg = TrainCodecConfig(batch_size=2, segment_seconds=0.2, save_every=100, log_every=100)
+    straight = train_codec(clips, TINY, steps=4, out=tmp_path / "a", train=cfg, log=lambda r: None)
+    train_codec(clips, TINY, steps=2, out=tmp_path / "b", train=cfg, log=lambda r: None)
+    resumed = train_codec(clips, TINY, steps=4, out=tmp_path / "b", train=cfg, log=lambda r: None)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoint files
+
+
+def test_tensorfile_round_trip(tmp_path):
+    tensors = {"w": torch.randn(3, 4), "i": torch.arange(5), "h": torch.randn(2).half(), "b": torch.tensor([True, False]), "e": torch.zeros(0, 2)}
+    save_tensors(tmp_path / "t.safetensors", tensors, {"note": "hi"})
+    loaded, meta = load_tensors(tmp_path / "t.safetensors")
+    assert meta == {"note": "hi"} and set(loaded) == set(tensors)
+    for k, v in tensors.items():
+        assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v)
+    raw = (tmp_path / "t.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    assert n % 8 == 0 and json.loads(raw[8 : 8 + n])["w"]["dtype"] == "F32"  # the safetensors layout
+
+
+def test_codec_save_load_round_trip(tmp_path):
+    codec = tiny_codec(7)
+    save_codec(codec, tmp_path, info={"step": 1})
+    loaded = load_codec(tmp_path)
+    x = 0.3 * torch.randn(1, 1, 4 * HOP)
+    with torch.no_grad():
+        assert torch.equal(codec.decode(codec.encode(x)), loaded.decode(loaded.encode(x)))
+    assert loaded.config == codec.config
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: b[:100], "does not fit|truncated"),
+        (lambda b: b[:-8], "truncated"),
+        (lambda b: b"\x05" + b[1:], "not valid JSON|does not fit"),
+        (lambda b: b"", "too short"),
+    ],
+)
+def test_corrupt_weights_give_clear_error(tmp_path, damage, message):
+    save_codec(tiny_codec(8), tmp_path)
+    path = tmp_path / "codec.safetensors"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(TensorFileError, match=message) as e:
+        load_codec(tmp_path)
+    assert "codec.safetensors" in str(e.value)
+
+
+def test_mismatched_weights_give_clear_error(tmp_path):
+    save_codec(tiny_codec(9), tmp_path)
+    doc = json.loads((tmp_path / "codec.json").read_text())
+    doc["config"]["latent_dim"] = 16
+    (tmp_path / "codec.json").write_text(json.dumps(doc))
+    with pytest.raises(TensorFileError, match=r"does not match the model config.*latent_mean: file \(8,\) vs model \(16,\)"):
+        load_codec(tmp_path)
+    doc["config"]["bogus"] = 1
+    (tmp_path / "codec.json").write_text(json.dumps(doc))
+    with pytest.raises(TensorFileError, match="unknown ConvCodecConfig fields"):
+        load_codec(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics and the baseline
+
+
+def test_metrics_zero_for_identical_and_large_for_noise():
+    x = tone(1.0)
+    noise = 0.3 * torch.randn(1, 1, SR, generator=torch.Generator().manual_seed(0))
+    assert multires_stft_distance(x, x) == 0.0 and log_mel_l1(x, x, SR) == 0.0
+    assert multires_stft_distance(x, noise) > 3.0 and log_mel_l1(x, noise, SR) > 2.0
+    slightly = x * 1.05
+    assert multires_stft_distance(x, slightly) < 0.2 and log_mel_l1(x, slightly, SR) < 0.1
+
+
+def test_mel_filterbank_shape():
+    fb = mel_filterbank(1024, 80, SR)
+    assert fb.shape == (80, 513)
+    assert fb.min() >= 0 and fb.max() <= 1.0 + 1e-6
+    assert (fb.sum(1) > 0).all()  # no empty band
+    peaks = fb.argmax(1)
+    assert (peaks[1:] >= peaks[:-1]).all()  # bands go up in frequency
+
+
+def test_griffin_lim_and_baseline():
+    x = tone(1.0)
+    mag = stft(x, 1024, 256).abs()
+    y = griffin_lim(mag, 1024, 256, x.shape[-1], iters=32)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert multires_stft_distance(x, y) < 1.0  # full-resolution magnitude: close
+    base = mel_griffin_lim_baseline(x, SR, n_mels=32, hop=HOP, iters=16)
+    assert base.shape == x.shape and torch.isfinite(base).all()
+    assert multires_stft_distance(x, base) < multires_stft_distance(x, torch.zeros_like(x) + 1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data, pictures, bench
+
+
+def test_synthetic_is_deterministic_and_bounded(monkeypatch):
+    a = synthetic.synthetic_clips(3, 1.0, seed=1, speech_prob=0.0)
+    b = synthetic.synthetic_clips(3, 1.0, seed=1, speech_prob=0.0)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert all(c.shape == (SR,) and c.dtype == np.float32 and np.abs(c).max() <= 1.0 for c in a)
+    monkeypatch.setattr(synthetic.shutil, "which", lambda name: None)
+    assert synthetic.speech(np.random.default_rng(0), SR) is None  # no espeak-ng: skipped cleanly
+    assert synthetic.synthetic_clip(np.random.default_rng(0), 1.0, speech_prob=1.0).shape == (SR,)
+
+
+def test_load_audio_converts_and_rejects(tmp_path):
+    stereo = np.stack([np.linspace(-0.5, 0.5, 22050)] * 2, axis=1).astype(np.float32)
+    sf.write(tmp_path / "a.wav", stereo, 22050)
+    audio = load_audio(tmp_path / "a.wav", SR)
+    assert audio.shape == (SR,) and audio.dtype == np.float32
+    (tmp_path / "bad.flac").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match="bad.flac"):
+        load_audio_dir(tmp_path, SR)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .wav/.flac files"):
+        load_audio_dir(tmp_path / "empty", SR)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_audio_dir(tmp_path / "missing", SR)
+
+
+def test_png_writer_and_spectrogram(tmp_path):
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    write_png(tmp_path / "g.png", image)
+    raw = (tmp_path / "g.png").read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", raw[16:24])
+    assert (width, height) == (4, 3)
+    idat = raw.index(b"IDAT")
+    (length,) = struct.unpack(">I", raw[idat - 4 : idat])
+    rows = np.frombuffer(zlib.decompress(raw[idat + 4 : idat + 4 + length]), np.uint8).reshape(3, 5)
+    assert np.array_equal(rows[:, 1:], image) and (rows[:, 0] == 0).all()
+    spectrogram_png([tone(0.5).flatten().numpy(), np.zeros(8000)], SR, tmp_path / "s.png", n_fft=256)
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_runs():
+    result = bench_codec(tiny_codec(10), seconds=0.4, block_seconds=0.2, repeats=1)
+    assert set(result) == {"encode", "decode", "stream_decode", "realtime_factor"}
+    assert all(v > 0 for v in result.values())
