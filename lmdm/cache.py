@@ -16,6 +16,24 @@ from lmdm.model.rope import apply_rope, shift_angles
 KV = tuple[torch.Tensor, torch.Tensor]  # each [B, heads, frames, head_dim]
 
 
+class KVBuffer:
+    """One layer's cached keys/values with room for the queries' own: k, v [B, heads, n + Lq, head_dim].
+
+    The first n frames hold the cache; every denoising step writes its Lq new keys/values into the
+    free tail in place (instead of concatenating n + Lq frames anew at every step and layer).
+    """
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, n: int):
+        self.k, self.v, self.n = k, v, n
+
+    def with_new(self, k: torch.Tensor, v: torch.Tensor) -> KV:
+        """Write the step's k, v [B, heads, Lq, head_dim] after the cache -> the full (keys, values)."""
+        end = self.n + k.shape[2]
+        self.k[:, :, self.n : end].copy_(k)
+        self.v[:, :, self.n : end].copy_(v)
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
 class KVCache:
     def __init__(self, layers: list[KV]):
         self.layers = layers
@@ -31,6 +49,17 @@ class KVCache:
     @property
     def nbytes(self) -> int:
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers)
+
+    def buffers(self, room: int) -> list[KVBuffer]:
+        """Per-layer buffers holding this cache plus `room` free frames, for the steps of one block."""
+        out = []
+        for k, v in self.layers:
+            b, h, n, d = k.shape
+            kb, vb = k.new_empty(b, h, n + room, d), v.new_empty(b, h, n + room, d)
+            kb[:, :, :n].copy_(k)
+            vb[:, :, :n].copy_(v)
+            out.append(KVBuffer(kb, vb, n))
+        return out
 
     def shifted(self, shift: int, freqs: torch.Tensor) -> "KVCache":
         """The same frames with every key moved by `shift` positions (RoPE composes)."""

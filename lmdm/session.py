@@ -113,7 +113,7 @@ class LiveSession:
         sampler: str = "pingpong",
         cfg: float = 1.0,
         seed: int = 0,
-        commit: str = "separate",
+        commit: str = "fused",
     ):
         self.model = model
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)

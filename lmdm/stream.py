@@ -40,7 +40,7 @@ COMMITS = ("separate", "fused")
 
 
 class BlockStream:
-    def __init__(self, model: LMDM, regime: str = "block_causal", use_cache: bool = True, commit: str = "separate"):
+    def __init__(self, model: LMDM, regime: str = "block_causal", use_cache: bool = True, commit: str = "fused"):
         if commit not in COMMITS:
             raise ValueError(f"unknown commit mode {commit!r}: choose one of {', '.join(COMMITS)}")
         self.model = model
@@ -182,9 +182,10 @@ class BlockStream:
         _, kv = self.dit.run(ctx_tokens, self._positions(1, C), None, cross_kv)  # context: bidirectional
         self.cache = KVCache(kv)
         positions = self._positions(C + 1, self.B, with_t=True)
+        past = self.cache.buffers(self.B + 1)  # each step writes its own k/v after the context's
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
-            h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=self.cache.layers)
+            h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=past)
             return self._combine(self.dit.head(h[:, :-1]), scale)
 
         return denoise
@@ -221,6 +222,12 @@ class BlockStream:
             self.pending = None
         positions = self._positions(C + 1, B, with_t=True)
         fused_positions = torch.cat((self._positions(C - B + 1, B), positions))
+        buffers: list = []  # [(cache, its per-layer KVBuffers)]: steps write their k/v in place
+
+        def past() -> list:
+            if not buffers or buffers[0][0] is not self.cache:
+                buffers[:] = [(self.cache, self.cache.buffers(B + 1))]
+            return buffers[0][1]
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
             if self.pending is not None:  # fused commit: the finished block rides along with step 1
@@ -230,7 +237,7 @@ class BlockStream:
                 self.cache = shifted.slid(B, [(k[:, :, :B], v[:, :, :B]) for k, v in new])
                 self.pending = None
                 return self._combine(self.dit.head(h[:, B:-1]), scale)
-            h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=self.cache.layers)
+            h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=past())
             return self._combine(self.dit.head(h[:, :-1]), scale)
 
         return denoise

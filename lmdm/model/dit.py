@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmdm.cache import KVBuffer
 from lmdm.model.config import ModelConfig
 from lmdm.model.rope import apply_rope, inv_freq, rope_angles
 
@@ -70,14 +71,16 @@ class SelfAttention(nn.Module):
         cos: torch.Tensor,  # [Lq, r]
         sin: torch.Tensor,
         mask: torch.Tensor | None,  # [Lq, Lpast + Lq] bool, or None
-        past: KV | None,  # keys/values to prepend, already normed and rotated
+        past: KV | KVBuffer | None,  # keys/values to prepend, already normed and rotated
     ) -> tuple[torch.Tensor, KV]:
         q, k, v = self.to_qkv(x).chunk(3, dim=-1)
         qk = torch.cat((self.q_norm(_heads(q, self.heads)), self.k_norm(_heads(k, self.heads))), dim=1)
         q, k = apply_rope(qk, cos, sin).chunk(2, dim=1)  # one rotation for both: [B, 2*heads, Lq, hd]
         v = _heads(v, self.heads)
         new = (k, v)
-        if past is not None:
+        if isinstance(past, KVBuffer):  # cached frames with room for ours: written in place
+            k, v = past.with_new(k, v)
+        elif past is not None:
             k = torch.cat((past[0], k), dim=2)
             v = torch.cat((past[1], v), dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -133,7 +136,7 @@ class Block(nn.Module):
         self.ff_norm = LayerNorm(cfg.width)
         self.ff = FeedForward(cfg)
 
-    def forward(self, x, cos, sin, mask, cross_kv: KV, past: KV | None) -> tuple[torch.Tensor, KV]:
+    def forward(self, x, cos, sin, mask, cross_kv: KV, past: KV | KVBuffer | None) -> tuple[torch.Tensor, KV]:
         a, new = self.self_attn(self.pre_norm(x), cos, sin, mask, past)
         x = x + a
         x = x + self.cross_attn(self.cross_attend_norm(x), cross_kv)
@@ -197,7 +200,7 @@ class DiT(nn.Module):
         positions: torch.Tensor,  # [Lq]
         mask: torch.Tensor | None,  # [Lq, Lpast + Lq]
         cross_kv: list[KV],
-        past: list[KV] | None = None,
+        past: list[KV] | list[KVBuffer] | None = None,
         exit_layer: int | None = None,
     ) -> tuple[torch.Tensor, list[KV]]:
         """Run the layers; returns the hidden states and each layer's new (k, v) for these tokens."""
