@@ -43,7 +43,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 STEP_PREFIX = "step-"  # training runs keep their checkpoints in <run>/step-0001234/
-DEFAULT_DIR = Path(__file__).parent / "weights"
+DEFAULT_DIR = Path(__file__).parent / "weights" / "default"  # the bundled default model (lmdm train export --half)
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 
 
@@ -104,6 +104,12 @@ def model_tensors(dit: DiT, text: nn.Module) -> dict[str, torch.Tensor]:
     tensors = {f"dit.{k}": v.detach().float().cpu() for k, v in dit.state_dict().items()}
     tensors.update({f"text.{k}": v.detach().float().cpu() for k, v in text.state_dict().items()})
     return tensors
+
+
+def half_precision(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weight matrices and conv kernels (2-D and up) as float16 for a smaller file; vectors (norms,
+    biases, statistics) stay float32. Loading converts back to float32."""
+    return {k: v.half() if v.is_floating_point() and v.dim() >= 2 else v for k, v in tensors.items()}
 
 
 def _names(names: list[str], limit: int = 6) -> str:
@@ -261,12 +267,13 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] | None = None, **info: Any) -> Path:
+def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] | None = None, *, half: bool = False, **info: Any) -> Path:
     """Write `model` as a self-contained checkpoint directory (no training state).
 
     A ConvCodec is copied into the directory (codec.json + codec.safetensors, path "."), so the
     directory alone is enough for `load_model`; a placeholder codec is stored as its settings.
-    `codec` overrides the reference written to config.json.
+    `codec` overrides the reference written to config.json. `half` stores weight matrices as
+    float16 (half the size; the bundled model ships so), loaded back as float32.
     """
     from lmdm.codec.checkpoint import save_codec
 
@@ -279,13 +286,14 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
             codec = codec_reference(model.codec)
         else:
             tmp_codec = directory.with_name(directory.name + ".codec.tmp")
-            save_codec(model.codec, tmp_codec)  # type: ignore[arg-type]
+            save_codec(model.codec, tmp_codec, half=half)  # type: ignore[arg-type]
             extra = {"codec.json": tmp_codec / "codec.json", "codec.safetensors": tmp_codec / "codec.safetensors"}
             codec = codec_reference(model.codec, ".")
     info.setdefault("name", model.name)
     doc = config_document(model.config, codec, buckets=text_buckets, **info)
     try:
-        return write_directory(directory, {MODEL_FILE: model_tensors(model.dit, model.text), CONFIG_FILE: doc}, extra)
+        tensors = model_tensors(model.dit, model.text)
+        return write_directory(directory, {MODEL_FILE: half_precision(tensors) if half else tensors, CONFIG_FILE: doc}, extra)
     finally:
         if tmp_codec is not None:
             shutil.rmtree(tmp_codec, ignore_errors=True)

@@ -22,8 +22,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+MODEL_HELP = "'default' (the bundled trained model), a checkpoint directory, or a preset with random weights: small | tiny"
+
+
 def resolve_model(spec: str):
-    """'small' / 'tiny': a preset with random weights; anything else: a checkpoint path (load_model)."""
+    """'default': the bundled model; 'small' / 'tiny': a preset with random weights; else a checkpoint path."""
     import lmdm
     from lmdm.checkpoint import CheckpointError
 
@@ -31,7 +34,7 @@ def resolve_model(spec: str):
     if spec in presets:
         return lmdm.build_model(presets[spec](), seed=0)
     try:
-        return lmdm.load_model(spec)
+        return lmdm.load_model(None if spec == "default" else spec)
     except CheckpointError as e:
         raise SystemExit(f"lmdm: {e}") from None
 
@@ -41,7 +44,7 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("prompt", help='e.g. "lo-fi hip hop beat with warm piano chords at 80 bpm"')
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("-o", "--out", default="out.wav", help="audio file (.wav, .flac, .ogg)")
-    p.add_argument("--model", default="small", help="a checkpoint directory, or a preset with random weights: small | tiny")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec", "naive"])
     p.add_argument("--no-cache", action="store_true", help="full forward at every step (same audio, slower)")
     p.add_argument("--steps", type=int, default=8)
@@ -69,7 +72,7 @@ def render_main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         p.error(str(e))
     if not a.quiet and model.name == "random":
-        print(f"note: model {a.model!r} has random weights and a placeholder codec (no trained model ships yet): expect tones, not music", file=sys.stderr)
+        print(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music", file=sys.stderr)
     total = round(a.seconds * session.sample_rate)
     blocks = -(-total // session.block_samples)
     kept: list[np.ndarray] = []

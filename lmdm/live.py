@@ -31,7 +31,7 @@ import soundfile
 import torch
 
 from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, Recorder, RecordError
-from lmdm.cli import resolve_model
+from lmdm.cli import MODEL_HELP, resolve_model
 from lmdm.osc import OscError, OscServer
 from lmdm.session import LiveSession
 from lmdm_dsl import Interpreter, run_repl, watch_file
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or render it --offline to a file. The language is in docs/language.md; this command in docs/live.md.",
     )
     p.add_argument("set", nargs="?", type=Path, help="a set file of lmdm statements, run first (e.g. examples/first_set.lmdm)")
-    p.add_argument("--model", default="small", help="a checkpoint directory, or a preset with random weights: small | tiny (default small)")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="the session's random seed (default 0)")
     p.add_argument("--seconds", type=float, help="stop after this much audio (offline: default 60; live: needs --no-repl)")
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),

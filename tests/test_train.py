@@ -327,6 +327,14 @@ def test_round_trip_with_a_conv_codec_copies_the_codec(tmp_path) -> None:
     loaded = load_model(tmp_path / "m")
     assert isinstance(loaded.codec, ConvCodec)
     assert np.array_equal(_session_audio(model), _session_audio(loaded))
+    # --half: weight matrices stored as float16, about half the bytes, loaded as float32, close to the original
+    save_model(model, tmp_path / "h", half=True)
+    size = lambda d: sum(f.stat().st_size for f in d.glob("*.safetensors"))  # noqa: E731
+    assert size(tmp_path / "h") < 0.6 * size(tmp_path / "m")
+    half = load_model(tmp_path / "h")
+    assert all(p.dtype == torch.float32 for p in half.dit.parameters()) and half.codec.encoder is not None
+    a, b = _session_audio(model), _session_audio(half)
+    assert np.abs(a - b).max() <= 0.02 * np.abs(a).max() + 1e-6
 
 
 def _one_line(excinfo) -> str:
@@ -429,3 +437,123 @@ def test_two_process_gloo_run_averages_gradients(latents, tmp_path) -> None:
     state = load_tensors(step_dirs(out)[-1] / "train_state.safetensors")[0]
     assert "rng.torch.0" in state and "rng.torch.1" in state
     assert all(torch.isfinite(v).all() for v in saved.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# Sketch inputs (melody / rhythm / loudness as per-frame additive channels)
+
+SKETCH_SET = 'model.extra_add_inputs=[["melody", 13], ["rhythm", 2], ["loudness", 2]]'
+
+
+def test_sketch_features_encode_and_drop() -> None:
+    from lmdm.conditioning.sketch import SKETCH_DIM, sketch_features
+
+    melody = torch.tensor([[60.0, 64.0, 0.0, 71.0]])  # C4, E4, rest, B4
+    onsets = torch.tensor([[1.0, 0.0, 0.0, 0.5]])
+    db = torch.tensor([[0.0, -30.0, -60.0, -90.0]])
+    f = sketch_features(melody, onsets, db, torch.ones(1, 3))
+    assert f.shape == (1, SKETCH_DIM, 4)
+    assert f[0, :12].argmax(0)[[0, 1, 3]].tolist() == [0, 4, 11] and f[0, :12, 2].sum() == 0  # a rest is no pitch class
+    assert f[0, 12].tolist() == [1, 1, 1, 1] and f[0, 13].tolist() == [1.0, 0.0, 0.0, 0.5]
+    assert torch.allclose(f[0, 15], torch.tensor([1.0, 0.5, 0.0, 0.0]))
+    dropped = sketch_features(melody, onsets, db, torch.tensor([[1.0, 0.0, 1.0]]))
+    assert dropped[0, 13:15].abs().sum() == 0 and torch.equal(dropped[0, :13], f[0, :13])
+
+
+@pytest.mark.parametrize("stage", ["base", "lmdm"])
+def test_sketch_channels_are_trained_on_the_target_only(latents, stage) -> None:
+    from lmdm.train.objective import add_sketch, base_window
+
+    config = ModelConfig.tiny(extra_add_inputs=[["melody", 13], ["rhythm", 2], ["loudness", 2]])
+    data = LatentSet(latents, split="all")
+    z, captions, ann = data.windows(2, config.window_frames, np.random.default_rng(0))
+    assert set(ann) == {"melody", "onsets", "loudness_db"} and ann["loudness_db"].shape == (2, config.window_frames)
+    present = torch.ones(2, 3)
+    if stage == "base":
+        w = add_sketch(base_window(2, config.window_frames, config), ann, present, config.latent_dim)
+        assert w.add[:, 1 + config.latent_dim :].abs().sum(1).gt(0).all()  # loudness present -> every frame has a sketch
+    else:
+        C = config.context_frames
+        w = add_sketch(lmdm_window("block_causal", z[:, :, :C], config), {k: a[:, C:] for k, a in ann.items()}, present, config.latent_dim)
+        sketch = w.add[:, 1 + config.latent_dim :]
+        assert sketch[:, :, :C].abs().sum() == 0 and sketch[:, :, C:].abs().sum(1).gt(0).all()
+    with pytest.raises(ValueError, match="annotations"):
+        add_sketch(base_window(2, 8, config), {}, present, config.latent_dim)
+
+
+def test_a_model_with_sketch_inputs_learns_to_use_them(latents, tmp_path) -> None:
+    run = tmp_path / "sketch-base"
+    train(recipe("base.toml", latents, run, SKETCH_SET, "train.steps=12"), progress=False)
+    model = load_model(run)
+    assert model.config.extra_add_inputs == (("melody", 13), ("rhythm", 2), ("loudness", 2))
+    w = model.dit.to_input_add.weight  # [W, 1 + D + 17]: the sketch columns got gradient, the context ones none (base)
+    start = 1 + model.config.latent_dim
+    initial = build_model(model.config, seed=0).dit.to_input_add.weight
+    assert not torch.allclose(w[:, start:], initial[:, start:])
+    session = lmdm.LiveSession(model, prompt="techno", steps=2)
+    assert np.isfinite(session.render(seconds=1.0)).all()  # no sketch given: all zeros, as trained when dropped
+
+
+# ----------------------------------------------------------------------------------------------
+# Jamming: the accomp input (a player's stem) and accompaniment targets (the other stems' mix)
+
+JAM_SET = f'model.extra_add_inputs=[["accomp", {1 + LATENT_DIM}]]'
+
+
+@pytest.fixture(scope="module")
+def stem_latents(latents, tmp_path_factory) -> Path:
+    corpus = json.loads((latents / "latents.json").read_text())["corpus"]
+    out = tmp_path_factory.mktemp("stems") / "latents"
+    encode_corpus(corpus, "placeholder", out, latent_dim=LATENT_DIM, progress=False, log=lambda s: None, stems=True)
+    return out
+
+
+def test_stems_are_encoded_solo_and_as_the_rest(stem_latents) -> None:
+    from lmdm.corpus.score import STEM_NAMES
+
+    record = read_index(stem_latents)[0]
+    tensors, _ = load_tensors(stem_latents / f"{record['id']}.safetensors")
+    reader = CorpusReader(json.loads((stem_latents / "latents.json").read_text())["corpus"])
+    stems = torch.from_numpy(reader.load_stems(record["id"]))
+    codec = PlaceholderCodec(16000, 640, LATENT_DIM)
+    for i, name in enumerate(STEM_NAMES):
+        assert torch.allclose(tensors[f"stem.{name}"], codec.encode(stems[i][None, None])[0], atol=1e-5)
+        assert torch.allclose(tensors[f"rest.{name}"], codec.encode((stems.sum(0) - stems[i])[None, None])[0], atol=1e-5)
+    assert LatentSet(stem_latents, "all").has_stems
+
+
+def test_jamming_windows_swap_in_the_accompaniment_and_hide_the_unheard(stem_latents) -> None:
+    from lmdm.train.objective import apply_jam, add_accomp
+
+    config = ModelConfig.tiny(extra_add_inputs=[["accomp", 1 + LATENT_DIM]])
+    settings = TrainSettings(jam_prob=0.5, accomp_drop_partial=0.5)
+    data = LatentSet(stem_latents, "all")
+    assert data.has_stems
+    z, captions, ann = data.windows(8, config.window_frames, np.random.default_rng(0))
+    draws = draw("lmdm", config, 8, 0, settings, torch.Generator().manual_seed(3))
+    assert draws.jam.any() and not draws.jam.all()
+    swapped, accomp = apply_jam(z, ann, draws)
+    rows = torch.arange(8)
+    assert torch.equal(swapped[~draws.jam], z[~draws.jam])
+    assert torch.equal(swapped[draws.jam], ann["stems"][rows, 1, draws.jam_stem][draws.jam])
+    C, B = config.context_frames, config.block_frames
+    assert set(draws.accomp_cutoff.tolist()) <= {C - B, C - 2 * B}
+    heard = accomp[:, 0]  # [b, n]
+    assert heard[~draws.jam].sum() == 0 and heard[:, C - B :].sum() == 0  # nothing of the last context block or the target
+    for b in torch.nonzero(draws.jam)[:, 0].tolist():
+        s, c = int(draws.accomp_start[b]), int(draws.accomp_cutoff[b])
+        assert heard[b, s:c].eq(1).all() and heard[b, :s].sum() == 0
+        assert torch.equal(accomp[b, 1:, s:c], ann["stems"][b, 0, draws.jam_stem[b], :, s:c])
+    w = add_accomp(lmdm_window("block_causal", swapped[:, :, :C], config), accomp, config)
+    assert torch.equal(w.add[:, config.add_slice("accomp")], accomp)
+    with pytest.raises(ValueError, match="--stems"):
+        apply_jam(z, {k: v for k, v in ann.items() if k != "stems"}, draws)
+
+
+def test_a_jamming_model_trains_from_stem_latents(stem_latents, latents, tmp_path) -> None:
+    run = tmp_path / "jam"
+    train(recipe("base.toml", stem_latents, run, JAM_SET, "train.jam_prob=0.5", "train.steps=6"), progress=False, log=lambda s: None)
+    model = load_model(run)
+    assert model.config.add_slice("accomp") == slice(1 + LATENT_DIM, 2 + 2 * LATENT_DIM)
+    with pytest.raises(ValueError, match="--stems"):
+        train(recipe("base.toml", latents, tmp_path / "nostems", JAM_SET, "train.jam_prob=1.0", "train.steps=2"), progress=False, log=lambda s: None)

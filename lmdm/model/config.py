@@ -90,6 +90,15 @@ class ModelConfig:
     def add_dim(self) -> int:
         return sum(d for _, d in self.add_inputs)
 
+    def add_slice(self, name: str) -> slice | None:
+        """Where the additive input `name` sits in the add channels (None if this model has none)."""
+        start = 0
+        for n, d in self.add_inputs:
+            if n == name:
+                return slice(start, start + d)
+            start += d
+        return None
+
     # presets --------------------------------------------------------------------------------
     @classmethod
     def tiny(cls, **overrides: Any) -> "ModelConfig":

@@ -59,13 +59,14 @@ def _encode_main(argv: Sequence[str]) -> int:
     p.add_argument("--split", default="all", choices=["all", "train", "valid", "test"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--latent-dim", type=int, default=32, help="latent channels of the placeholder codec (ignored otherwise)")
+    p.add_argument("--stems", action="store_true", help="also encode each stem and the mix of the others (for jamming models)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
     from lmdm.train.latents import encode_corpus
 
     try:
-        encode_corpus(a.corpus, a.codec, a.out, split=a.split, device=a.device, latent_dim=a.latent_dim,
+        encode_corpus(a.corpus, a.codec, a.out, split=a.split, device=a.device, latent_dim=a.latent_dim, stems=a.stems,
                       progress=False if a.quiet else None, log=(lambda line: None) if a.quiet else (lambda line: print(line, file=sys.stderr)))
     except (ValueError, FileNotFoundError) as e:
         print(f"lmdm train encode: {e}", file=sys.stderr)
@@ -78,6 +79,7 @@ def _export_main(argv: Sequence[str]) -> int:
     p.add_argument("checkpoint", help="a checkpoint directory, or a run directory (its latest checkpoint)")
     p.add_argument("--out", required=True, help="e.g. lmdm/weights for the bundled default model")
     p.add_argument("--name", help="model name stored in config.json")
+    p.add_argument("--half", action="store_true", help="store weight matrices as float16 (half the size; loaded as float32)")
     a = p.parse_args(argv)
 
     from lmdm.checkpoint import CheckpointError, load_model, read_config, resolve, save_model
@@ -87,7 +89,7 @@ def _export_main(argv: Sequence[str]) -> int:
         doc = read_config(source)
         model = load_model(source)
         info = {k: doc[k] for k in ("stage", "regime", "step", "recipe") if k in doc}
-        out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), **info)
+        out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), half=a.half, **info)
     except (CheckpointError, FileNotFoundError) as e:
         print(f"lmdm train export: {e}", file=sys.stderr)
         return 2

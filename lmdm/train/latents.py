@@ -31,6 +31,7 @@ from lmdm.codec.base import Codec
 from lmdm.codec.placeholder import PlaceholderCodec
 from lmdm.tensorfile import load_tensors, save_tensors
 from lmdm.corpus.reader import CorpusReader
+from lmdm.corpus.score import STEM_NAMES
 from lmdm.progress import Progress
 
 FORMAT = "lmdm-latents"
@@ -100,8 +101,14 @@ def encode_corpus(
     latent_dim: int = 32,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
+    stems: bool = False,
 ) -> EncodeReport:
-    """Encode every example of `corpus` (or one split) with the codec; resumable. See the module docstring."""
+    """Encode every example of `corpus` (or one split) with the codec; resumable. See the module docstring.
+
+    `stems`: also encode, for each stem s of STEM_NAMES, the stem alone ("stem.s": what a live
+    player feeds in) and the mix of the other stems ("rest.s": the accompaniment a jamming model
+    generates around it). Nine encodes per example instead of one.
+    """
     reader = CorpusReader(corpus)
     codec, reference = resolve_codec(codec_spec, reader.sample_rate, reader.hop, latent_dim)
     check_rates(reader.sample_rate, reader.hop, codec)
@@ -109,7 +116,7 @@ def encode_corpus(
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "corpus": str(Path(corpus).resolve()), "codec": reference,
         "latent_dim": codec.latent_dim, "sample_rate": codec.sample_rate, "hop": codec.hop,
-        "frame_rate": codec.sample_rate / codec.hop, "channels": codec.channels, "split": split,
+        "frame_rate": codec.sample_rate / codec.hop, "channels": codec.channels, "split": split, "stems": stems,
     }
     if (out / META_FILE).exists():
         old = read_meta(out)
@@ -134,6 +141,8 @@ def encode_corpus(
             if z.shape[1] != entry.frames or any(len(a) != entry.frames for a in annotations.values()):
                 raise ValueError(f"example {entry.id}: {z.shape[1]} latent frames, {entry.frames} corpus frames; they must match")
             tensors = {"latents": z.contiguous(), **{f"ann.{k}": torch.from_numpy(np.ascontiguousarray(a)) for k, a in annotations.items()}}
+            if stems:
+                tensors.update(_stem_latents(codec, torch.from_numpy(reader.load_stems(entry)), device))
             save_tensors(out / f"{entry.id}.safetensors", tensors, metadata={"id": entry.id, "caption": entry.caption, "split": entry.split})
             with open(out / INDEX_FILE, "a") as f:
                 f.write(json.dumps({"id": entry.id, "split": entry.split, "caption": entry.caption, "frames": entry.frames}) + "\n")
@@ -144,6 +153,19 @@ def encode_corpus(
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     log(f"encode: {len(todo)} examples encoded now, {len(records)} in {out}; latent mean {np.mean(meta['stats']['mean']):.3f}, std {np.mean(meta['stats']['std']):.3f}")
     return EncodeReport(len(records), len(todo), frames_done)
+
+
+def _stem_latents(codec: Codec, stems: torch.Tensor, device: str) -> dict[str, torch.Tensor]:
+    """stems [S, samples] -> {"stem.NAME": latents of that stem, "rest.NAME": latents of the others' mix}."""
+    solo = stems  # [S, T]
+    rest = stems.sum(0, keepdim=True) - stems  # [S, T]: every stem but one
+    audio = torch.cat((solo, rest))[:, None, :].repeat(1, codec.channels, 1).to(device)  # [2S, C, T]
+    with torch.no_grad():
+        z = codec.encode(audio).float().cpu()  # [2S, D, F]
+    S = stems.shape[0]
+    out = {f"stem.{name}": z[i].contiguous() for i, name in enumerate(STEM_NAMES)}
+    out.update({f"rest.{name}": z[S + i].contiguous() for i, name in enumerate(STEM_NAMES)})
+    return out
 
 
 def latent_stats(root: Path, records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -159,6 +181,9 @@ def latent_stats(root: Path, records: list[dict[str, Any]]) -> dict[str, list[fl
     mean = total / count
     std = (sq / count - mean**2).clamp_min(0).sqrt()
     return {"mean": [round(float(v), 5) for v in mean], "std": [round(float(v), 5) for v in std]}
+
+
+SKETCH_ANNOTATIONS = ("melody", "onsets", "loudness_db")  # what lmdm.conditioning.sketch is made of
 
 
 class LatentSet:
@@ -179,7 +204,17 @@ class LatentSet:
             records = records[rank::world]
         self.ids = [r["id"] for r in records]
         self.captions = [r["caption"] for r in records]
-        self.latents = [load_tensors(self.root / f"{i}.safetensors")[0]["latents"] for i in self.ids]
+        self.latents: list[torch.Tensor] = []
+        self.annotations: list[dict[str, torch.Tensor]] = []  # the frame annotations sketches are made of
+        self.stems: list[torch.Tensor | None] = []  # [2 (stem, rest), S, D, frames] latents for jamming, if encoded
+        for i in self.ids:
+            tensors = load_tensors(self.root / f"{i}.safetensors")[0]
+            self.latents.append(tensors["latents"])
+            self.annotations.append({k: tensors[f"ann.{k}"] for k in SKETCH_ANNOTATIONS if f"ann.{k}" in tensors})
+            if all(f"{kind}.{s}" in tensors for kind in ("stem", "rest") for s in STEM_NAMES):  # encoded with stems=True
+                self.stems.append(torch.stack([torch.stack([tensors[f"{kind}.{s}"] for s in STEM_NAMES]) for kind in ("stem", "rest")]))
+            else:
+                self.stems.append(None)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -193,14 +228,29 @@ class LatentSet:
 
     def batch(self, size: int, frames: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
         """`size` random windows of `frames` frames -> (latents [size, D, frames], captions)."""
+        latents, captions, _ = self.windows(size, frames, rng)
+        return latents, captions
+
+    @property
+    def has_stems(self) -> bool:
+        return bool(self.stems) and all(s is not None for s in self.stems)
+
+    def windows(self, size: int, frames: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
+        """As `batch`, plus the windows' annotations {melody, onsets, loudness_db: [size, frames]}
+        (empty when the latents were encoded without them) and, when encoded with stems, "stems":
+        [size, 2 (stem, rest), S, D, frames] for jamming."""
         pool = [i for i, z in enumerate(self.latents) if z.shape[1] >= frames]
         if not pool:
             longest = max(z.shape[1] for z in self.latents)
             raise ValueError(f"no example in {self.root} has {frames} frames (the longest has {longest}); use longer corpus examples")
-        out, captions = [], []
+        out, captions, ann = [], [], []
         for _ in range(size):
             i = pool[int(rng.integers(len(pool)))]
             start = int(rng.integers(self.latents[i].shape[1] - frames + 1))
             out.append(self.latents[i][:, start : start + frames])
             captions.append(self.captions[i])
-        return torch.stack(out), captions
+            ann.append({k: a[start : start + frames] for k, a in self.annotations[i].items()})
+            if self.has_stems:
+                ann[-1]["stems"] = self.stems[i][..., start : start + frames]
+        names = set.intersection(*(set(a) for a in ann)) if ann else set()
+        return torch.stack(out), captions, {k: torch.stack([a[k] for a in ann]) for k in sorted(names)}

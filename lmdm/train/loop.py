@@ -205,10 +205,11 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             lr = learning_rate(step, recipe)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            latents, captions = data.batch(t.batch_size, frames, rng)
+            latents, captions, annotations = data.windows(t.batch_size, frames, rng)
             draws = draw(recipe.stage, config, t.batch_size, frames, t, generator)
             with autocast:
-                loss = step_loss(recipe.stage, t.regime, dit, text, latents.to(d.device), captions, draws)
+                loss = step_loss(recipe.stage, t.regime, dit, text, latents.to(d.device), captions, draws,
+                                 {k: a.to(d.device) for k, a in annotations.items()})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(params, d)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
+from lmdm.corpus.score import STEM_NAMES
 from lmdm.conditioning.text import null_conditioning
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
@@ -83,6 +85,11 @@ class Draws:
     text_keep: torch.Tensor  # [b] bool: False = the null prompt
     context_keep: torch.Tensor | None = None  # lmdm: [b, 1, C], 0 = context latent zeroed (stream start)
     context_present: torch.Tensor | None = None  # lmdm: [b, 1, 1], 0 = whole context input dropped (CFG)
+    sketch_present: torch.Tensor | None = None  # models with sketch inputs: [b, 3], 0 = that control dropped
+    jam: torch.Tensor | None = None  # models with an accomp input: [b] bool, True = a jamming window (see apply_jam)
+    jam_stem: torch.Tensor | None = None  # [b] long: which stem the player plays
+    accomp_start: torch.Tensor | None = None  # [b] long: accompaniment visible on window frames [start, cutoff)
+    accomp_cutoff: torch.Tensor | None = None  # [b] long
 
 
 def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainSettings, generator: torch.Generator) -> Draws:
@@ -91,11 +98,77 @@ def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainS
     noise = torch.randn(batch, config.latent_dim, target, generator=generator)
     t = sample_timesteps(batch, train.timesteps, generator, logit_mean=train.logit_mean, logit_std=train.logit_std, shift=train.time_shift)
     text_keep = torch.rand(batch, generator=generator) >= train.text_dropout
-    if stage == "base":
-        return Draws(noise, t, text_keep)
-    keep = context_dropout(batch, config.context_blocks, config.block_frames, train.context_drop_full, train.context_drop_partial, generator)
-    present = (torch.rand(batch, generator=generator) >= train.context_dropout).float()[:, None, None]
-    return Draws(noise, t, text_keep, keep, present)
+    keep = present = sketch = None
+    if stage != "base":
+        keep = context_dropout(batch, config.context_blocks, config.block_frames, train.context_drop_full, train.context_drop_partial, generator)
+        present = (torch.rand(batch, generator=generator) >= train.context_dropout).float()[:, None, None]
+    if has_sketch(config.extra_add_inputs):
+        sketch = (torch.rand(batch, len(SKETCH_NAMES), generator=generator) >= train.sketch_dropout).float()
+    jam = stem = start = cutoff = None
+    if config.add_slice("accomp") is not None:
+        n = frames if stage == "base" else config.window_frames
+        jam = torch.rand(batch, generator=generator) < train.jam_prob
+        stem = torch.randint(0, len(STEM_NAMES), (batch,), generator=generator)
+        if stage == "base":  # anything from nothing heard to all of it
+            cutoff = torch.randint(0, n + 1, (batch,), generator=generator)
+        else:  # heard up to 1 or 2 blocks before the target: the latency of a live engine with 1-2 blocks queued
+            cutoff = config.context_frames - config.block_frames * torch.randint(1, 3, (batch,), generator=generator)
+            cutoff = cutoff.clamp(min=0)
+        partial = torch.rand(batch, generator=generator) < train.accomp_drop_partial
+        start = torch.where(partial, (torch.rand(batch, generator=generator) * cutoff).long(), torch.zeros(batch, dtype=torch.long))
+        if sketch is not None:  # the sketch describes the whole mix, not the accompaniment: none on jamming windows
+            sketch = sketch * (~jam).float()[:, None]
+    return Draws(noise, t, text_keep, keep, present, sketch, jam, stem, start, cutoff)
+
+
+def apply_jam(latents: torch.Tensor, annotations: dict[str, torch.Tensor] | None, draws: Draws) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Jamming windows: the model makes the accompaniment around what a player plays.
+
+    latents [b, D, n] (the full mix) -> (latents with jamming rows replaced by the mix of the other
+    stems, accomp add channels [b, 1 + D, n] = [heard mask, player's stem latents] or None).
+    """
+    if draws.jam is None:
+        return latents, None
+    b, d, n = latents.shape
+    if not draws.jam.any():
+        return latents, torch.zeros(b, 1 + d, n, dtype=latents.dtype, device=latents.device)
+    if not annotations or "stems" not in annotations:
+        raise ValueError("jamming windows (train.jam_prob > 0) need latents encoded with stems: lmdm train encode --stems")
+    stems = annotations["stems"].to(latents.device, latents.dtype)  # [b, 2, S, D, n]
+    rows = torch.arange(b, device=latents.device)
+    stem = draws.jam_stem.to(latents.device)
+    jam = draws.jam.to(latents.device)
+    latents = torch.where(jam[:, None, None], stems[rows, 1, stem], latents)
+    frame = torch.arange(n, device=latents.device)[None, :]
+    heard = (frame >= draws.accomp_start.to(latents.device)[:, None]) & (frame < draws.accomp_cutoff.to(latents.device)[:, None]) & jam[:, None]
+    mask = heard.to(latents.dtype)[:, None, :]  # [b, 1, n]
+    return latents, torch.cat((mask, stems[rows, 0, stem] * mask), dim=1)
+
+
+def add_accomp(w: Window, accomp: torch.Tensor | None, config: ModelConfig) -> Window:
+    """Write the accomp channels [b, 1 + D, n] (aligned with the whole window) into the window's `add`."""
+    where = config.add_slice("accomp")
+    if accomp is None or where is None:
+        return w
+    w.add[:, where, :] = accomp.to(w.add.device, w.add.dtype)
+    return w
+
+
+def add_sketch(w: Window, annotations: dict[str, torch.Tensor] | None, present: torch.Tensor | None, latent_dim: int) -> Window:
+    """Write the sketch channels (lmdm.conditioning.sketch) onto the last frames of the window's `add`.
+
+    annotations {melody, onsets, loudness_db: [b, F]} cover the target frames (the last F).
+    Nothing happens for a model without sketch inputs (present is None).
+    """
+    if present is None:
+        return w
+    if not annotations or any(k not in annotations for k in ("melody", "onsets", "loudness_db")):
+        raise ValueError("this model has sketch inputs but the latents have no annotations (re-encode the corpus)")
+    features = sketch_features(annotations["melody"], annotations["onsets"], annotations["loudness_db"], present)
+    start = 1 + latent_dim  # after [context_mask, clean_latent]
+    n = features.shape[2]
+    w.add[:, start : start + features.shape[1], -n:] = features.to(w.add.device, w.add.dtype)
+    return w
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,34 +203,42 @@ def lmdm_window(regime: str, context: torch.Tensor, config: ModelConfig, keep: t
     return window_inputs(regime, add, config.block_frames, config.context_frames, config.context_blocks + 1)
 
 
-def base_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws) -> torch.Tensor:
+def base_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws,
+              annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """latents [b, D, L] clean windows -> mean squared velocity error over all frames."""
-    x0 = latents
+    x0, accomp = apply_jam(latents, annotations, draws)
     t = draws.t.to(x0.device)
     eps = draws.noise.to(x0.device)
     x = noised(x0, eps, t[:, None, None])
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
-    w = base_window(x0.shape[0], x0.shape[2], dit.cfg, x0.device)
+    w = add_sketch(base_window(x0.shape[0], x0.shape[2], dit.cfg, x0.device), annotations, draws.sketch_present, dit.cfg.latent_dim)
+    w = add_accomp(w, accomp, dit.cfg)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)
     return F.mse_loss(v.float(), (eps - x0).float())
 
 
-def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws, regime: str) -> torch.Tensor:
+def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws, regime: str,
+              annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """latents [b, D, C + B] clean windows -> mean squared velocity error over the target block."""
     C = dit.cfg.context_frames
+    latents, accomp = apply_jam(latents, annotations, draws)
     context, x0 = latents[:, :, :C], latents[:, :, C:]
     t = draws.t.to(x0.device)
     eps = draws.noise.to(x0.device)
     keep = None if draws.context_keep is None else draws.context_keep.to(x0.device)
     present = None if draws.context_present is None else draws.context_present.to(x0.device)
     w = lmdm_window(regime, context, dit.cfg, keep, present)
+    target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k != "stems"}
+    w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg.latent_dim)  # the sketch is on the target only
+    w = add_accomp(w, accomp, dit.cfg)  # the player's stem, where heard (before the latency cutoff)
     x = torch.cat((torch.zeros_like(context), noised(x0, eps, t[:, None, None])), dim=2)  # routed: context x is unused
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)[:, :, C:]
     return F.mse_loss(v.float(), (eps - x0).float())
 
 
-def step_loss(stage: str, regime: str, dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws) -> torch.Tensor:
+def step_loss(stage: str, regime: str, dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws,
+              annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     if stage == "base":
-        return base_loss(dit, text, latents, captions, draws)
-    return lmdm_loss(dit, text, latents, captions, draws, regime)
+        return base_loss(dit, text, latents, captions, draws, annotations)
+    return lmdm_loss(dit, text, latents, captions, draws, regime, annotations)

@@ -81,6 +81,9 @@ class TrainSettings:
     context_drop_full: float = attrs.field(default=0.2, validator=_probability)  # whole context latent zeroed, mask kept
     context_drop_partial: float = attrs.field(default=0.3, validator=_probability)  # oldest k blocks zeroed, k ~ U{1..K}
     context_dropout: float = attrs.field(default=0.1, validator=_probability)  # CFG on the context input: mask and latent zeroed
+    sketch_dropout: float = attrs.field(default=0.5, validator=_probability)  # each sketch control dropped (models with sketch inputs)
+    jam_prob: float = attrs.field(default=0.0, validator=_probability)  # models with an "accomp" input: share of jamming windows
+    accomp_drop_partial: float = attrs.field(default=0.2, validator=_probability)  # jamming: accompaniment older than a random frame zeroed
     device: str = "cpu"  # cpu | cuda | cuda:1 ... (under torchrun each rank takes cuda:LOCAL_RANK)
     precision: str = attrs.field(default="fp32", validator=_one_of(PRECISIONS))  # bf16 = autocast, weights stay fp32
     threads: int = attrs.field(default=0, validator=_at_least(0))  # torch CPU threads per process; 0 = torch's choice
