@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import math
+
 import torch
 
 SAMPLERS = ("euler", "pingpong")
@@ -19,14 +21,32 @@ def check_sampler(name: str) -> str:
     return name
 
 
-def schedule(steps: int, logsnr_start: float = -6.0, logsnr_end: float = 2.0) -> torch.Tensor:
-    """[steps + 1] times from 1 to 0: log-SNR linear in [start, end], t = sigmoid(-logSNR), ends forced."""
+def schedule(steps: int, logsnr_start: float = -6.0, logsnr_end: float = 2.0, start: float = 1.0) -> torch.Tensor:
+    """Times from `start` (1 by default) to 0: log-SNR linear in [logsnr_start, logsnr_end],
+    t = sigmoid(-logSNR), ends forced.
+
+    `start` < 1 (SDEdit: begin from a noised input instead of pure noise) keeps the tail of the
+    full schedule's log-SNR line: it starts at logSNR(start) = log((1 - start) / start) and
+    runs `round(steps * covered / whole)` steps (at least 1), so `start=0.5` with 8
+    steps gives the full schedule's last two steps (.5, .2689, 0). `start=1` is the full schedule.
+    """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    check_start(start)
+    if start < 1.0:
+        lo = min(max(math.log((1.0 - start) / start), logsnr_start), logsnr_end)
+        steps = max(1, round(steps * (logsnr_end - lo) / (logsnr_end - logsnr_start)))
+        logsnr_start = lo
     logsnr = torch.linspace(logsnr_start, logsnr_end, steps + 1, dtype=torch.float64)
     t = torch.sigmoid(-logsnr)
-    t[0], t[-1] = 1.0, 0.0
+    t[0], t[-1] = start, 0.0
     return t.to(torch.float32)
+
+
+def check_start(start: float) -> float:
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not 0.0 <= start <= 1.0:
+        raise ValueError(f"the start time (strength) must be a number from 0 to 1, got {start!r}")
+    return float(start)
 
 
 def noised(x0: torch.Tensor, eps: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -60,12 +80,25 @@ def sample(
     steps: int,
     sampler: str,
     generator: torch.Generator | None = None,
+    *,
+    init: torch.Tensor | None = None,
+    start: float = 1.0,
 ) -> torch.Tensor:
-    """Integrate from pure noise (t = 1) to a clean sample (t = 0)."""
+    """Integrate from pure noise (t = 1) to a clean sample (t = 0).
+
+    SDEdit: with `init` (clean latents shaped like `noise`) and `start` < 1, integrate from
+    x = noised(init, noise, start) at t = start instead (`schedule(steps, start=start)`).
+    start = 0 returns `init` unchanged (no model call); start = 1 ignores `init` entirely.
+    """
     check_sampler(sampler)
-    ts = schedule(steps).tolist()
-    x = noise
-    for i in range(steps):
+    start = check_start(start)
+    if start < 1.0 and init is None:
+        raise ValueError("sampling from start < 1 (SDEdit) needs the clean latents to start from (init=...)")
+    if start == 0.0:
+        return init.to(noise.dtype).clone()
+    ts = schedule(steps, start=start).tolist()
+    x = noise if start == 1.0 else noised(init.to(noise.dtype), noise, start)
+    for i in range(len(ts) - 1):
         t, t_next = ts[i], ts[i + 1]
         v = denoise(x, t, i)
         if sampler == "euler" or t_next == 0.0:

@@ -7,6 +7,12 @@
 Every setter validates at once (ValueError with a clear message) and takes effect at the start
 of the next block, on the generation thread; nothing but `reset()` clears the history or the KV
 cache. Setters may be called from any thread while another thread pulls audio.
+
+Conditioning beyond the prompt (docs/applications.md), all applied between blocks:
+
+    session.set_sketch(melody="c4 e4 g4 ~", bpm=120)      # or arrays, note lists, sketch_from_audio(...)
+    session.feed_input(player_audio)                       # jamming: the model plays the accompaniment
+    session.set_delay(2, strength=0.6, prompts=["glass bells"])   # the generative delay
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ import attrs
 import numpy as np
 import torch
 
+from lmdm.conditioning.jam import PlayerInput, as_frames
+from lmdm.conditioning.sketch import has_sketch
+from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
+from lmdm.conditioning.sketch_sources import Track, as_track, sketch_add
 from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
+from lmdm.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, delay_settings, gain_ramp, mix_out
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import check_regime
 from lmdm.sampling import check_sampler
@@ -35,6 +46,9 @@ Hook = Callable[["LiveSession", int], None]
 
 MAX_STEPS = 64
 MAX_CFG = 20.0
+FADE_SECONDS = 0.02  # output gains (delay mix, mix_input) move over this long at a block start: no click
+FEATURES = ("sketch", "jam", "delay")
+_UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
 
 
 @attrs.frozen
@@ -81,6 +95,10 @@ class SessionStats:
     use_cache: bool
     cache_bytes: int
     errors: int  # hook errors caught (the stream went on)
+    sketches: tuple[str, ...] = ()  # sketch controls in force ("melody", "rhythm", "loudness")
+    delay: str = ""  # the generative delay in force ("" = off)
+    jamming: bool = False  # the last block heard the player (accomp input present)
+    input_seconds: float = 0.0  # player input received so far
 
 
 def normalise_prompt(prompt: PromptSpec) -> tuple[tuple[str, float], ...]:
@@ -114,6 +132,8 @@ class LiveSession:
         cfg: float = 1.0,
         seed: int = 0,
         commit: str = "fused",
+        mix_input: bool = False,
+        jam: bool = True,
     ):
         self.model = model
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)
@@ -130,7 +150,20 @@ class LiveSession:
         self.errors: collections.deque[str] = collections.deque(maxlen=100)
         self._error_count = 0
         self._resets = 0
+        self._blocks = 0  # blocks generated (next_latents counts too)
         self._compute_ms: list[float] = []
+        # conditioning beyond the prompt: sketches, the player's input, the delay
+        self._mix_input = _check_bool("mix_input", mix_input)
+        self._jam = _check_bool("jam", jam)
+        self._sketches: dict[str, tuple[Track, int]] = {}  # kind -> (track, block it started at)
+        self._player = PlayerInput(model.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"))
+        self._inbox: list[tuple[np.ndarray, int | None]] = []  # fed input, taken in at the next block
+        self._delay: DelayLine | None = None
+        self._delay_conds: dict[str, Conditioning] = {}
+        self._gains = (1.0, 0.0)  # (wet, dry) output gains at the end of the last block
+        # input kept: the longest delay, or the history the accomp must cover, plus two blocks
+        self._input_keep_blocks = max(math.ceil(MAX_DELAY_BLOCKS), -(-self.stream.keep // model.config.block_frames)) + 2
+        self._jamming = False
 
     # geometry -----------------------------------------------------------------------------
     @property
@@ -150,13 +183,34 @@ class LiveSession:
         return self.model.config.block_seconds
 
     @property
+    def frame_rate(self) -> float:
+        """Latent frames per second (sketch arrays have one value per frame)."""
+        return self.model.config.frame_rate
+
+    @property
     def block_index(self) -> int:
         """Blocks generated so far (the index of the next block)."""
-        return len(self._compute_ms)
+        return self._blocks
 
     def supports(self, feature: str) -> bool:
-        """Optional features of this model: "sketch", "delay", "jam" (none yet in this version)."""
+        """Optional features of this model.
+
+        "sketch": it was trained with the sketch channels (melody, rhythm, loudness);
+        "jam": it has the accomp input (it can accompany `feed_input`);
+        "delay": its codec can encode audio (the generative delay re-imagines encoded input).
+        """
+        cfg = self.model.config
+        if feature == "sketch":
+            return has_sketch(cfg.extra_add_inputs)
+        if feature == "jam":
+            return cfg.add_slice("accomp") is not None
+        if feature == "delay":
+            return callable(getattr(self.model.codec, "stream_encoder", None))
         return False
+
+    def _require(self, feature: str) -> None:
+        if not self.supports(feature):
+            raise ValueError(f"{feature} is not available in this model")
 
     # setters: validate now, apply at the next block -------------------------------------------
     def _later(self, change: Callable[[], None]) -> None:
@@ -207,6 +261,157 @@ class LiveSession:
     def set_regime(self, name: str) -> None:
         self._set(regime=name)
 
+    # sketches ------------------------------------------------------------------------------
+    def set_sketch(
+        self,
+        kind: object = _UNSET,
+        source: object = _UNSET,
+        *,
+        melody: object = _UNSET,
+        rhythm: object = _UNSET,
+        loudness: object = _UNSET,
+        bpm: float = 120.0,
+        beats_per_bar: int = 4,
+    ) -> None:
+        """Time-aligned controls the model follows, from the next block on; each loops.
+
+            set_sketch(melody="c4 e4 g4 ~ <a4 b4>", rhythm="x ~ x x", bpm=124)  # mini-notation, 1 cycle = 1 bar
+            set_sketch(loudness=np.linspace(0.2, 1, 100))      # one value per latent frame
+            set_sketch(melody=[(0.0, 0.5, 60), (0.5, 0.5, 64)])  # notes (start s, duration s, MIDI)
+            set_sketch(sketch_from_audio(audio, sr, session.frame_rate))  # a hummed line: all three
+            set_sketch("melody", frames)   # the language's form; set_sketch("melody", None): that one off
+            set_sketch(None)               # all off
+
+        A source given as None turns its control off; controls not named keep their state. Values:
+        melody MIDI 0..127 (0 = rest), rhythm onset strength 0..1, loudness level 0..1 (0 = -60 dBFS).
+        Arrays loop over their length, patterns over their period, counted from the block where the
+        sketch takes effect. While the model hears a player (jamming) the sketch is not given: the
+        model was trained with sketches of the whole mix only, never with a player.
+        """
+        self._require("sketch")
+        changes: dict[str, object] = {}
+        if isinstance(kind, dict):
+            changes.update(kind)
+        elif kind is None and source is _UNSET:
+            changes.update({k: None for k in SKETCH_KINDS})
+        elif kind is not _UNSET:
+            if source is _UNSET:
+                raise ValueError("set_sketch(kind, source): give the source, or None to turn that control off")
+            changes[kind] = source
+        for name, value in (("melody", melody), ("rhythm", rhythm), ("loudness", loudness)):
+            if value is not _UNSET:
+                if name in changes:
+                    raise ValueError(f"the {name} sketch is given twice")
+                changes[name] = value
+        if not changes:
+            raise ValueError("set_sketch: give a control (melody=, rhythm=, loudness=) or None to turn all off")
+        tracks: dict[str, Track | None] = {}
+        for name, value in changes.items():
+            if name not in SKETCH_KINDS:
+                raise ValueError(f"unknown sketch kind {name!r}: choose one of {', '.join(SKETCH_KINDS)}")
+            tracks[name] = None if value is None else as_track(name, value, frame_rate=self.frame_rate, bpm=bpm, beats_per_bar=beats_per_bar)
+
+        def change() -> None:
+            for name, track in tracks.items():
+                if track is None:
+                    self._sketches.pop(name, None)
+                else:
+                    self._sketches[name] = (track, self.block_index)
+
+        self._later(change)
+
+    # the player's input: jamming -------------------------------------------------------------
+    def feed_input(self, audio: np.ndarray, sample_rate: int | None = None) -> None:
+        """The player's audio, float32 [n] or [n, channels], any length, appended to the input timeline.
+
+        Sample 0 of the input is sample 0 of block 0. Audio at another `sample_rate` is resampled
+        (lmdm/audio/resample.py); NaN/Inf become 0. Cheap: the audio is queued and taken in
+        (resampled, encoded by the codec's stream encoder) at the start of the next block. When
+        block n is generated the model uses only input frames < n B - B (what it has heard, at least
+        a block old, as trained). Any thread may call this.
+        """
+        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0):
+            raise ValueError(f"sample_rate must be a whole number of Hz > 0, got {sample_rate!r}")
+        frames = as_frames(audio, self.channels).copy()
+        with self._lock:
+            self._inbox.append((frames, None if sample_rate is None else int(sample_rate)))
+
+    def set_jam(self, on: bool) -> None:
+        """Whether the model hears the fed input (accompanies it). On by default, for models that can."""
+        on = _check_bool("jam", on)
+        if on:
+            self._require("jam")
+
+        def change() -> None:
+            self._jam = on
+
+        self._later(change)
+
+    def set_mix_input(self, on: bool) -> None:
+        """Mix the player's input back into the output (at the same stream time), or not (default).
+
+        Offline (a file fed ahead of rendering) this gives player + accompaniment in one file. Live,
+        the input of a block arrives after the block was made, so monitor the player directly
+        instead (the mixed-in input would be missing)."""
+        on = _check_bool("mix_input", on)
+
+        def change() -> None:
+            self._mix_input = on
+
+        self._later(change)
+
+    # the generative delay ---------------------------------------------------------------------
+    def set_delay(
+        self,
+        blocks: object = _UNSET,
+        *,
+        beats: float | None = None,
+        bpm: float = 120.0,
+        strength: float | Sequence[float] = 0.5,
+        feedback: float = 0.3,
+        mix: float = 0.5,
+        prompts: Sequence[str] = (),
+    ) -> None:
+        """The generative delay: each repeat of the input is re-imagined by the model (lmdm/delay.py).
+
+            set_delay(2, strength=0.6, feedback=0.3, mix=0.5, prompts=["glass bells", "warm strings"])
+            set_delay(beats=3, bpm=124)       # delay time in beats
+            set_delay(spec)                   # a lmdm.delay.DelaySettings or lmdm_dsl.DelaySpec
+            set_delay(None)                   # off
+
+        strength 0 returns the delayed input itself (through the codec), 1 ignores it; prompts (and
+        strengths, if a list) take turns, one per repeat; none = the session's prompt. While a delay
+        is on, each block of the stream is the regenerated delay line (the model does not also
+        accompany the player). A delay that is on keeps its line and wet history when changed.
+        Live, the delay time must cover the input latency (the input of the last block or two has
+        not arrived when a block is made: that part of the line is silence).
+        """
+        if blocks is None and beats is None:
+            settings = None
+        else:
+            self._require("delay")
+            settings = delay_settings(
+                None if blocks is _UNSET else blocks, beats=beats, bpm=bpm, block_seconds=self.block_seconds,
+                strength=strength, feedback=feedback, mix=mix, prompts=prompts,
+            )
+        conds = {} if settings is None else {p: self._encode(normalise_prompt(p)) for p in settings.prompts}
+
+        def change() -> None:
+            if settings is None:
+                self._delay = None
+            elif self._delay is None:
+                self._delay = DelayLine(self.model.codec, settings, self.block_index, self.channels)
+            else:
+                self._delay.retime(settings)
+            self._delay_conds = conds
+
+        self._later(change)
+
+    @property
+    def delay_settings(self) -> DelaySettings | None:
+        """The delay in force (None when off)."""
+        return None if self._delay is None else self._delay.settings
+
     def reset(self) -> None:
         """Clear the history and the KV cache (the only call that does); the audio stays click-free."""
 
@@ -246,6 +451,10 @@ class LiveSession:
             pending, self._pending = self._pending, []
         for change in pending:
             change()
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+        for audio, rate in inbox:
+            self._player.push(audio, rate)
         if self._glide is not None:
             start, target, done, total = self._glide
             done += 1
@@ -254,17 +463,70 @@ class LiveSession:
         return self._cond, self.settings
 
     def next_latents(self) -> torch.Tensor:
-        """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded)."""
+        """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded,
+        so neither the delay's feedback nor the output mix happen)."""
+        return self._make_block()[0]
+
+    def _accomp(self, block: int) -> torch.Tensor | None:
+        """The accomp channels for the stream's history before `block` (zeros unless jamming)."""
+        if self.stream.accomp is None:
+            return None
+        n = self.stream.history.shape[2]
+        if self._jam and self._delay is None and self._player.encoded > 0:
+            return self._player.accomp(block, n)
+        return torch.zeros(1, 1 + self.model.config.latent_dim, n)
+
+    def _target_add(self, block: int) -> torch.Tensor | None:
+        if not self._sketches or self._jamming:
+            return None
+        cfg = self.model.config
+        target = torch.zeros(1, cfg.add_dim, cfg.block_frames)
+        target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(self._sketches, block, cfg.block_frames)
+        return target
+
+    def _make_block(self) -> tuple[torch.Tensor, float]:
+        """Generate the next block with everything in force; returns (latents, its wet gain)."""
         cond, s = self._start_block()
-        return self.stream.generate(cond, steps=s.steps, sampler=s.sampler, cfg=s.cfg, uncond=self._null, generator=self._generator)
+        n = self.block_index
+        accomp = self._accomp(n)
+        if accomp is not None:
+            self.stream.set_accomp(accomp)
+        self._jamming = accomp is not None and bool(accomp[0, 0, -self.model.config.context_frames :].any())
+        init, strength, wet_gain = None, 1.0, 1.0
+        if self._delay is not None:
+            d = self._delay.settings
+            repeat = d.repeat(n, self._delay.first_block)
+            line = self._delay.line(n, self.block_samples, self._player.audio)
+            init = self._delay.encode(line, self.model.config.block_frames)
+            strength, wet_gain = d.strength_at(repeat), d.mix
+            prompt = d.prompt_at(repeat)
+            if prompt is not None:
+                cond = self._delay_conds[prompt]
+        latents = self.stream.generate(
+            cond, steps=s.steps, sampler=s.sampler, cfg=s.cfg, uncond=self._null, generator=self._generator,
+            target_add=self._target_add(n), init=init, strength=strength,
+        )
+        self._blocks += 1
+        return latents, wet_gain
 
     def _generate_audio(self) -> np.ndarray:
         t0 = time.perf_counter()
-        latents = self.next_latents()
+        n, S = self.block_index, self.block_samples
+        latents, wet_gain = self._make_block()
         with torch.no_grad():
             audio = self._decoder.push(latents)[0].T.contiguous().numpy()  # [samples, channels]
+        if self._delay is not None:
+            keep = self._delay.settings.delay_samples(S) + S
+            self._delay.record(n, S, audio, keep)
+        dry_gain = (1.0 - wet_gain) if self._delay is not None else 1.0
+        dry_gain = dry_gain if self._mix_input else 0.0
+        fade = round(FADE_SECONDS * self.sample_rate)
+        dry = self._player.audio.read(n * S, S) if (self._mix_input or self._gains[1]) else None
+        out = mix_out(audio, dry, gain_ramp(self._gains[0], wet_gain, S, fade), gain_ramp(self._gains[1], dry_gain, S, fade))
+        self._gains = (wet_gain, dry_gain)
+        self._player.forget_before((n + 1 - self._input_keep_blocks) * S)
         self._compute_ms.append((time.perf_counter() - t0) * 1000.0)
-        return audio.astype(np.float32, copy=False)
+        return out
 
     def read(self, n: int) -> np.ndarray:
         """The next n samples of the stream [n, channels], generating blocks as needed."""
@@ -296,13 +558,13 @@ class LiveSession:
         mean = float(np.mean(ms)) if ms else 0.0
         s = self.settings
         return SessionStats(
-            blocks=len(ms),
+            blocks=self._blocks,
             cache_resets=self._resets,
             cache_rebuilds=self.stream.rebuilds,
             last_compute_ms=ms[-1] if ms else 0.0,
             mean_compute_ms=mean,
             real_time_factor=mean / 1000.0 / self.block_seconds,
-            seconds=len(ms) * self.block_seconds,
+            seconds=self._blocks * self.block_seconds,
             prompt=self._cond.text,
             regime=s.regime,
             steps=s.steps,
@@ -312,4 +574,14 @@ class LiveSession:
             use_cache=self.stream.use_cache,
             cache_bytes=self.stream.cache_bytes,
             errors=self._error_count,
+            sketches=tuple(k for k in SKETCH_KINDS if k in self._sketches),
+            delay="" if self._delay is None else self._delay.settings.describe(),
+            jamming=self._jamming,
+            input_seconds=self._player.samples / self.sample_rate,
         )
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)

@@ -21,6 +21,19 @@ With a fixed prompt the two columns give the same stream to float32 rounding (te
 Positions: the current context sits at 1..C, the target at C+1..C+B, the t-token at 0; older
 history (block_causal reference only) at positions <= 0. RoPE depends only on differences, so
 this is the same as what the cache sees after its keys are re-rotated on every slide.
+
+Extra per-frame inputs (`ModelConfig.add_inputs`), exactly as in training (lmdm.train.objective):
+
+- a *target add* per block (`generate(target_add=...)`, [1, A, B]): the sketch channels of the
+  block being made (lmdm.conditioning.sketch); context frames never carry a sketch;
+- the *accomp* history (`set_accomp`, [1, 1 + D, n]): the player's stem latents and a "heard"
+  mask, aligned with `history` frame for frame (same length, kept in lockstep by reset, prime and
+  the trimming of old frames); the target never carries it. In block_causal with the cache, a
+  chunk committed before its accomp was heard has stale K/V: when the accomp of any frame already
+  behind the cache changes, the cache is rebuilt exactly from history + accomp by the masked
+  bootstrap pass (counted in `rebuilds`, not a reset).
+- SDEdit (`generate(init=..., strength=s)`): start the sampler at t = s from `init` noised to s
+  instead of from pure noise (lmdm.sampling.sample); s = 1, the default, is the normal path.
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ from lmdm.conditioning.text import Conditioning
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import block_causal_mask, check_regime
 from lmdm.model.window import context_add, window_inputs
-from lmdm.sampling import check_sampler, guided, noised, sample
+from lmdm.sampling import check_sampler, check_start, guided, noised, sample
 
 COMMITS = ("separate", "fused")
 
@@ -56,13 +69,16 @@ class BlockStream:
         self.commit = commit
         # [pending | target | t] queries x [cache | pending | target | t] keys, for the fused commit
         self._fused_mask = block_causal_mask(self.C + 2 * self.B, self.B, self.window)[self.C :, :]
-        self.rebuilds = 0  # exact cache rebuilds mid-stream (regime switch, CFG on/off, prime)
+        self.rebuilds = 0  # exact cache rebuilds mid-stream (regime switch, CFG on/off, prime, accomp heard late)
+        self.accomp_slice = cfg.add_slice("accomp")  # where the accomp channels sit (None: no jamming input)
+        self._target = torch.zeros(1, cfg.add_dim, self.B)  # the target add of the block being made
         self.reset()
 
     # state --------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the start of a stream: an all-zero clean context (as in training), no cache."""
         self.history = torch.zeros(1, self.cfg.latent_dim, self.C)
+        self.accomp = self._no_accomp(self.C)  # [1, 1 + D, n] aligned with history (None: no accomp input)
         self.blocks_since_reset = 0
         self.invalidate()
 
@@ -70,7 +86,30 @@ class BlockStream:
         """Drop the cache; it is rebuilt exactly from the history when next needed."""
         self.cache: KVCache | None = None
         self.pending: torch.Tensor | None = None  # last block, not yet committed to the cache
+        self._cache_accomp: torch.Tensor | None = None  # accomp of the committed history the cache was made with
         self._cross: tuple[tuple[Conditioning, ...], list[KV], torch.Tensor] | None = None
+
+    def _no_accomp(self, n: int) -> torch.Tensor | None:
+        return None if self.accomp_slice is None else torch.zeros(1, 1 + self.cfg.latent_dim, n)
+
+    def _trim(self) -> None:
+        """Keep only the history (and its accomp) that can still reach a target."""
+        keep = max(self.keep, self.C)
+        self.history = self.history[:, :, -keep:]
+        if self.accomp is not None:
+            self.accomp = self.accomp[:, :, -keep:]
+
+    def set_accomp(self, accomp: torch.Tensor) -> None:
+        """The accomp channels [1, 1 + D, m] ([heard mask, player's stem latents]) of the last m history
+        frames (m <= len(history)); older frames get none. Takes effect at the next `generate`."""
+        if self.accomp is None:
+            raise ValueError("this model has no accomp input (ModelConfig.extra_add_inputs has no 'accomp')")
+        n, m = self.history.shape[2], accomp.shape[2]
+        if accomp.shape[:2] != (1, 1 + self.cfg.latent_dim) or m > n:
+            raise ValueError(f"accomp must be [1, {1 + self.cfg.latent_dim}, m <= {n}], got {list(accomp.shape)}")
+        full = self._no_accomp(n)
+        full[:, :, n - m :] = accomp.to(full.dtype)
+        self.accomp = full
 
     def set_regime(self, regime: str) -> None:
         if check_regime(regime) != self.regime:
@@ -79,7 +118,10 @@ class BlockStream:
 
     def prime(self, latents: torch.Tensor) -> None:
         """Continue from given clean latents [1, D, n] (e.g. an encoded audio clip)."""
-        self.history = torch.cat((self.history, latents.to(self.history.dtype)), dim=2)[:, :, -max(self.keep, self.C):]
+        self.history = torch.cat((self.history, latents.to(self.history.dtype)), dim=2)
+        if self.accomp is not None:
+            self.accomp = torch.cat((self.accomp, self._no_accomp(latents.shape[2])), dim=2)
+        self._trim()
         self.invalidate()
 
     @property
@@ -87,19 +129,30 @@ class BlockStream:
         return 0 if self.cache is None else self.cache.nbytes
 
     # tokens -------------------------------------------------------------------------------
-    def _context_add(self, latents: torch.Tensor) -> torch.Tensor:
-        """[context_mask = 1, clean latent, zeros for extra inputs] per frame: [1, A, n]."""
-        return context_add(latents, self.cfg.add_dim)
+    def _context_add(self, latents: torch.Tensor, accomp: torch.Tensor | None = None) -> torch.Tensor:
+        """[context_mask = 1, clean latent, zeros for extra inputs | accomp] per frame: [1, A, n]."""
+        add = context_add(latents, self.cfg.add_dim)
+        if accomp is not None and self.accomp_slice is not None:
+            add[:, self.accomp_slice, :] = accomp
+        return add
 
-    def _target_add(self, n: int) -> torch.Tensor:
-        return torch.zeros(1, self.cfg.add_dim, n)
+    def _accomp_of_last(self, n: int) -> torch.Tensor | None:
+        """The accomp channels of the last n history frames (None: the model has none)."""
+        return None if self.accomp is None else self.accomp[:, :, self.accomp.shape[2] - n :]
 
-    def _context_tokens(self, latents: torch.Tensor, batch: int) -> torch.Tensor:
-        return self.dit.embed_context(self._context_add(latents)).expand(batch, -1, -1)
+    def _check_target_add(self, target_add: torch.Tensor | None) -> torch.Tensor:
+        if target_add is None:
+            return torch.zeros(1, self.cfg.add_dim, self.B)
+        if tuple(target_add.shape) != (1, self.cfg.add_dim, self.B):
+            raise ValueError(f"target_add must be [1, {self.cfg.add_dim}, {self.B}], got {list(target_add.shape)}")
+        return target_add.to(torch.float32)
+
+    def _context_tokens(self, latents: torch.Tensor, batch: int, accomp: torch.Tensor | None = None) -> torch.Tensor:
+        return self.dit.embed_context(self._context_add(latents, accomp)).expand(batch, -1, -1)
 
     def _target_tokens(self, x: torch.Tensor, t: float, pooled: torch.Tensor) -> torch.Tensor:
         batch = pooled.shape[0]
-        h = self.dit.embed_frames(x.expand(batch, -1, -1), self._target_add(self.B), torch.ones(1, 1, self.B))
+        h = self.dit.embed_frames(x.expand(batch, -1, -1), self._target, torch.ones(1, 1, self.B))
         return torch.cat((h, self.dit.embed_time(torch.full((batch,), t), pooled)), dim=1)
 
     def _positions(self, first: int, n: int, with_t: bool = False) -> torch.Tensor:
@@ -129,11 +182,23 @@ class BlockStream:
         cfg: float = 1.0,
         uncond: Conditioning | None = None,
         generator: torch.Generator | None = None,
+        target_add: torch.Tensor | None = None,
+        init: torch.Tensor | None = None,
+        strength: float = 1.0,
     ) -> torch.Tensor:
-        """Denoise the next block; returns its clean latents [1, D, B] and appends them to the history."""
+        """Denoise the next block; returns its clean latents [1, D, B] and appends them to the history.
+
+        target_add [1, A, B]: what the target frames carry in the additive input (the sketch
+        channels; zeros elsewhere), default all zeros. init [1, D, B] + strength < 1: SDEdit,
+        start from `init` noised to t = strength (0 returns `init` itself, 1 ignores it).
+        """
         check_sampler(sampler)
+        strength = check_start(strength)
         if cfg != 1.0 and uncond is None:
             raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
+        if init is not None and tuple(init.shape) != (1, self.cfg.latent_dim, self.B):
+            raise ValueError(f"init must be [1, {self.cfg.latent_dim}, {self.B}], got {list(init.shape)}")
+        self._target = self._check_target_add(target_add)
         conds = (cond,) if cfg == 1.0 else (cond, uncond)
         noise = torch.randn((1, self.cfg.latent_dim, self.B), generator=generator)
         denoise = {
@@ -141,8 +206,13 @@ class BlockStream:
             ("encdec", False): self._encdec_reference, ("encdec", True): self._encdec_cached,
             ("block_causal", False): self._block_causal_reference, ("block_causal", True): self._block_causal_cached,
         }[(self.regime, self.use_cache)](conds, cfg, generator)
-        x0 = sample(denoise, noise, steps, sampler, generator)
-        self.history = torch.cat((self.history, x0), dim=2)[:, :, -max(self.keep, self.C):]
+        x0 = sample(denoise, noise, steps, sampler, generator, init=init, start=strength)
+        if self.pending is not None:  # strength 0 ran no step, so the fused commit did not happen
+            self._commit_separately(conds)
+        self.history = torch.cat((self.history, x0), dim=2)
+        if self.accomp is not None:
+            self.accomp = torch.cat((self.accomp, self._no_accomp(self.B)), dim=2)  # the target is never heard
+        self._trim()
         self.pending = x0 if (self.regime == "block_causal" and self.use_cache) else None
         self.blocks_since_reset += 1
         return x0
@@ -152,13 +222,16 @@ class BlockStream:
 
         encdec / block_causal: routed, clean context (the reference the cache must equal).
         naive: the baseline, context re-noised to t each step, no routing.
-        The window's inputs come from `window_inputs`, exactly as in training (lmdm.train).
+        The window's inputs come from `window_inputs`, exactly as in training (lmdm.train), with
+        the accomp of the context frames and this block's target add written in (as
+        lmdm.train.objective.add_accomp / add_sketch do).
         """
         n = ctx.shape[2]
         renoise = regime == "naive"
         tokens = torch.stack([c.tokens for c in conds])
         pooled = torch.stack([c.pooled for c in conds])
-        w = window_inputs(regime, self._context_add(ctx), self.B, self.C, self.window)
+        w = window_inputs(regime, self._context_add(ctx, self._accomp_of_last(n)), self.B, self.C, self.window)
+        w.add[:, :, n:] = self._target
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
             c = noised(ctx, torch.randn(ctx.shape, generator=generator), t) if renoise else torch.zeros_like(ctx)
@@ -178,7 +251,7 @@ class BlockStream:
     def _encdec_cached(self, conds: Sequence[Conditioning], scale: float, generator):
         C = self.C
         cross_kv, pooled = self._cross_inputs(tuple(conds))
-        ctx_tokens = self._context_tokens(self.history[:, :, -C:], len(conds))
+        ctx_tokens = self._context_tokens(self.history[:, :, -C:], len(conds), self._accomp_of_last(C))
         _, kv = self.dit.run(ctx_tokens, self._positions(1, C), None, cross_kv)  # context: bidirectional
         self.cache = KVCache(kv)
         positions = self._positions(C + 1, self.B, with_t=True)
@@ -202,24 +275,48 @@ class BlockStream:
         hist = self.history[:, :, -self.keep:]
         n = hist.shape[2]
         mask = block_causal_mask(n, self.B, self.window)[:-1, :-1]  # frames only, no t-token
-        _, kv = self.dit.run(self._context_tokens(hist, batch), self._history_positions(n), mask, cross_kv)
+        accomp = self._accomp_of_last(n)
+        _, kv = self.dit.run(self._context_tokens(hist, batch, accomp), self._history_positions(n), mask, cross_kv)
         self.cache = KVCache([(k[:, :, -self.C:], v[:, :, -self.C:]) for k, v in kv])
         self.pending = None
+        self._cache_accomp = None if accomp is None else accomp.clone()
         if self.blocks_since_reset > 0:
             self.rebuilds += 1
+
+    def _stale(self) -> bool:
+        """Has the accomp of a frame the cache was computed from changed since (heard late)?"""
+        if self.accomp is None or self._cache_accomp is None:
+            return False
+        committed = self.accomp[:, :, : self.accomp.shape[2] - (0 if self.pending is None else self.B)]
+        n = min(committed.shape[2], self._cache_accomp.shape[2])
+        return not torch.equal(committed[:, :, committed.shape[2] - n :], self._cache_accomp[:, :, self._cache_accomp.shape[2] - n :])
+
+    def _committed(self) -> None:
+        """The pending block joined the cache: remember the accomp it was committed with."""
+        if self._cache_accomp is not None:
+            self._cache_accomp = torch.cat((self._cache_accomp, self._accomp_of_last(self.B)), dim=2)[:, :, -self.keep :]
+        self.pending = None
+
+    def _commit_separately(self, conds: Sequence[Conditioning]) -> None:
+        """Slide first (cached keys move back one block), then the finished block joins at C-B+1..C."""
+        C, B = self.C, self.B
+        cross_kv, _ = self._cross_inputs(tuple(conds))
+        shifted = self.cache.shifted(-B, self.dit.inv_freq)
+        tokens = self._context_tokens(self.pending, len(conds), self._accomp_of_last(B))
+        _, new = self.dit.run(tokens, self._positions(C - B + 1, B), None, cross_kv, past=shifted.layers)
+        self.cache = shifted.slid(B, new)
+        self._committed()
 
     def _block_causal_cached(self, conds: Sequence[Conditioning], scale: float, generator):
         C, B = self.C, self.B
         cross_kv, pooled = self._cross_inputs(tuple(conds))
+        if self.cache is not None and self._stale():
+            self.cache = self.pending = None  # a chunk was committed before its accomp was heard: rebuild exactly
         if self.cache is None or self.cache.batch != len(conds):
             self._bootstrap(cross_kv, len(conds))
         freqs = self.dit.inv_freq
         if self.pending is not None and self.commit == "separate":
-            # slide first (cached keys move back one block), then the finished block joins at C-B+1..C
-            shifted = self.cache.shifted(-B, freqs)
-            _, new = self.dit.run(self._context_tokens(self.pending, len(conds)), self._positions(C - B + 1, B), None, cross_kv, past=shifted.layers)
-            self.cache = shifted.slid(B, new)
-            self.pending = None
+            self._commit_separately(conds)
         positions = self._positions(C + 1, B, with_t=True)
         fused_positions = torch.cat((self._positions(C - B + 1, B), positions))
         buffers: list = []  # [(cache, its per-layer KVBuffers)]: steps write their k/v in place
@@ -232,10 +329,11 @@ class BlockStream:
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
             if self.pending is not None:  # fused commit: the finished block rides along with step 1
                 shifted = self.cache.shifted(-B, freqs)
-                h = torch.cat((self._context_tokens(self.pending, len(conds)), self._target_tokens(x, t, pooled)), dim=1)
+                pending = self._context_tokens(self.pending, len(conds), self._accomp_of_last(B))
+                h = torch.cat((pending, self._target_tokens(x, t, pooled)), dim=1)
                 h, new = self.dit.run(h, fused_positions, self._fused_mask, cross_kv, past=shifted.layers)
                 self.cache = shifted.slid(B, [(k[:, :, :B], v[:, :, :B]) for k, v in new])
-                self.pending = None
+                self._committed()
                 return self._combine(self.dit.head(h[:, B:-1]), scale)
             h, _ = self.dit.run(self._target_tokens(x, t, pooled), positions, None, cross_kv, past=past())
             return self._combine(self.dit.head(h[:, :-1]), scale)

@@ -36,8 +36,9 @@ MAX_MESSAGES = 256  # messages from the generation thread kept until drained
 
 
 class Session(Protocol):
-    """The part of ``lmdm.LiveSession`` the interpreter uses (``frame_rate``, ``set_sketch`` and
-    ``set_delay`` only when the session supports sketches or the delay)."""
+    """The part of ``lmdm.LiveSession`` the interpreter uses (``frame_rate`` and ``set_sketch(kind,
+    frames)``, ``set_delay(DelaySpec | None)`` and ``set_jam(bool)`` only when the session supports
+    sketches, the delay or jamming)."""
 
     block_seconds: float
     block_index: int
@@ -106,7 +107,7 @@ class Interpreter:
             v.Seed: self._seed, v.Regime: self._regime, v.Reset: self._reset, v.Status: self._status,
             v.Cancel: self._cancel, v.RecordStart: self._record_start, v.RecordStop: self._record_stop,
             v.SketchPattern: self._sketch, v.SketchRamp: self._sketch, v.SketchOff: self._sketch_off,
-            v.Delay: self._delay_on, v.DelayOff: self._delay_off, v.AtNext: self._at_next,
+            v.Delay: self._delay_on, v.DelayOff: self._delay_off, v.Jam: self._jam, v.AtNext: self._at_next,
             v.After: self._after, v.Every: self._every, v.SceneDef: self._scene, v.Play: self._play,
         }
         session.add_hook(self._on_block)
@@ -296,6 +297,7 @@ class Interpreter:
         stats = self.session.stats
         with self._lock:
             clock, queued, scenes = self._clock, len(self._schedule), sorted(self._scenes)
+            sketches, delay = sorted(self._sketches), self._delay
         bar = int(clock.cycle_at(c.now, self.session.block_seconds) + EPS) + 1
         parts = [
             f"block {stats.blocks}",
@@ -307,6 +309,10 @@ class Interpreter:
             f"cfg {v.num(stats.cfg)}",
             f"queued {queued}",
         ]
+        if sketches:
+            parts.append("sketch " + ", ".join(sketches))
+        if delay is not None:
+            parts.append(delay.to_source())
         if scenes:
             parts.append("scenes " + ", ".join(scenes))
         return "status: " + " | ".join(parts)
@@ -371,6 +377,11 @@ class Interpreter:
         with self._lock:
             self._delay = None
         return "delay off"
+
+    def _jam(self, s: v.Jam, c: _Context) -> str:
+        self._require("jam")
+        self.session.set_jam(s.on)
+        return s.to_source() + (" (the model hears the input)" if s.on else " (the input is not given to the model)")
 
     def _at_next(self, s: v.AtNext, c: _Context) -> str:
         block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)

@@ -218,6 +218,14 @@ class _ToValues(Transformer):
     def delay_prompt(self, *tokens: Token) -> tuple:
         return "prompts", tuple(string(t) for t in tokens), tokens[0]
 
+    # --- jamming ------------------------------------------------------------------------------
+
+    def jam_on(self) -> v.Jam:
+        return v.Jam(True)
+
+    def jam_off(self) -> v.Jam:
+        return v.Jam(False)
+
     # --- musical time and scenes --------------------------------------------------------------
 
     def at_next(self, span: _SpanAt, body: tuple) -> v.AtNext:

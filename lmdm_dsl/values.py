@@ -365,6 +365,19 @@ class DelaySpec:
     prompts: tuple[str, ...] = ()  # alternate per repeat; empty = the current prompt
 
 
+# --- jamming ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Jam:
+    """``jam on`` / ``jam off``: whether the model hears (and accompanies) the player's input."""
+
+    on: bool = attrs.field(validator=attrs.validators.instance_of(bool))
+
+    def to_source(self) -> str:
+        return "jam on" if self.on else "jam off"
+
+
 # --- recording -------------------------------------------------------------------------------
 
 
@@ -450,7 +463,7 @@ class Play:
 
 Statement = Union[
     Tempo, Steps, Cfg, Seed, Regime, Reset, Status, Cancel, Prompt, SketchPattern, SketchRamp, SketchOff,
-    Delay, DelayOff, RecordStart, RecordStop, AtNext, After, Every, SceneDef, Play,
+    Delay, DelayOff, Jam, RecordStart, RecordStop, AtNext, After, Every, SceneDef, Play,
 ]
 Program = tuple  # tuple[Statement, ...]
 

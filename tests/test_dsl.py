@@ -841,3 +841,36 @@ def test_example_set_parses():
     program = parse(open(path, encoding="utf-8").read())
     kinds = {type(s) for s in program}
     assert {v.Tempo, v.Prompt, v.AtNext, v.After, v.Every, v.SceneDef, v.SketchPattern} <= kinds
+
+
+# === jam on / off (issue 6) ======================================================================
+
+
+class JamSession(FakeLiveSession):
+    """The fake session plus the jamming switch (``LiveSession.set_jam``)."""
+
+    def set_jam(self, on: bool) -> None:
+        assert "jam" in self.features, "set_jam called on a session without jamming"
+        with self._lock:
+            self.calls.append(("set_jam", on))
+
+
+def test_jam_on_and_off_parse_print_and_reach_the_session():
+    assert parse("jam on; jam off") == (v.Jam(True), v.Jam(False))
+    assert [s.to_source() for s in parse("jam on\njam off")] == ["jam on", "jam off"]
+    assert parse("scene on = jam off; play on") == (v.SceneDef("on", (v.Jam(False),)), v.Play("on"))  # 'on' is still a name
+    session = JamSession(features=("jam",))
+    interpreter = Interpreter(session)
+    assert interpreter.run("jam off") == ["jam off (the input is not given to the model)"]
+    assert interpreter.run("at next bar: jam on") == ["at block 0: jam on"]
+    session.generate(1)
+    assert session.calls_named("set_jam") == [("set_jam", False), ("set_jam", True)]
+    _, plain = make(features=())
+    assert plain.run("jam on") == ["error: jam is not available in this model"]
+    assert plain.run("jam maybe")[0].startswith("error: line 1, column 5")
+
+
+def test_status_shows_the_sketches_and_the_delay_in_force():
+    session, interpreter = make()
+    interpreter.run('sketch rhythm "x ~"; delay 2 blocks mix 0.2')
+    assert "| sketch rhythm | delay 2 blocks strength 0.5 feedback 0.3 mix 0.2" in interpreter.run("status")[0]

@@ -239,7 +239,7 @@ def test_live_play_driven_over_osc_with_a_watched_set(jack_server, tmp_path, mon
         assert client.ask("/lmdm/prompt", "acid bass") == [("/lmdm/reply", 'prompt "acid bass"')]
         assert client.ask("/lmdm/tempo", 128.0)[0][1].startswith("tempo 128 BPM; bar 1 starts at block ")
         assert client.ask("/lmdm/eval", f'record "{take}"') == [("/lmdm/reply", f"recording to {take}")]
-        assert client.ask("/lmdm/delay/strength", 0.6) == [("/lmdm/error", "error: delay is not available in this model")]
+        assert client.ask("/lmdm/delay/strength", 0.6) == [("/lmdm/reply", "delay 1 bar strength 0.6 feedback 0.3 mix 0.5 (5.859 blocks)")]
 
         def status() -> str:
             (address, line), = client.ask("/lmdm/status")

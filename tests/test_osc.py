@@ -342,3 +342,41 @@ def test_example_client_gives_up_cleanly_when_nobody_answers() -> None:
         )
     assert result.returncode == 1 and time.monotonic() - started < 10
     assert "no answer" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- sketch, delay, jam (issue 6)
+
+
+@pytest.mark.parametrize(
+    "address,args,statement",
+    [
+        ("/lmdm/sketch", ["melody", "c4 e4 g4 ~"], 'sketch melody "c4 e4 g4 ~"'),
+        ("/lmdm/sketch", ["Rhythm", "x ~ x x"], 'sketch rhythm "x ~ x x"'),
+        ("/lmdm/sketch", ["loudness"], "sketch loudness off"),
+        ("/lmdm/sketch", ["melody", "off"], "sketch melody off"),
+        ("/lmdm/sketch", ["off"], "sketch off"),
+        ("/lmdm/delay", [2], "delay 2 blocks"),
+        ("/lmdm/delay", [0.75, 0.6, 0.3, 0.5], "delay 0.75 blocks strength 0.6 feedback 0.3 mix 0.5"),
+        ("/lmdm/delay/off", [], "delay off"),
+        ("/lmdm/delay/feedback", [0.4], "delay feedback 0.4"),
+        ("/lmdm/delay/mix", [0.2], "delay mix 0.2"),
+        ("/lmdm/delay/prompt", ['glass "bells"'], 'delay prompt "glass \\"bells\\""'),
+        ("/lmdm/jam", [1], "jam on"),
+        ("/lmdm/jam", [0], "jam off"),
+    ],
+)
+def test_conditioning_addresses_spell_statements_of_the_language(address: str, args: list, statement: str) -> None:
+    assert statement_for(address, args) == statement
+    parser = pytest.importorskip("lmdm_dsl.parser")
+    assert len(parser.parse(statement)) == 1
+
+
+@pytest.mark.parametrize(
+    "address,args",
+    [("/lmdm/sketch", []), ("/lmdm/sketch", ["melody; reset"]), ("/lmdm/sketch", ["tempo", "x"]),
+     ("/lmdm/delay", []), ("/lmdm/delay", ["1"]), ("/lmdm/jam", [0.5]), ("/lmdm/delay/off", [1])],
+)
+def test_conditioning_addresses_refuse_what_does_not_fit(address: str, args: list) -> None:
+    with pytest.raises(OscArgumentError) as info:
+        statement_for(address, args)
+    assert str(info.value).startswith(f"error: {address}")

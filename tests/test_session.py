@@ -192,3 +192,32 @@ def test_block_boundaries_are_no_jumpier_than_the_inside_of_blocks(model) -> Non
     boundary = d[n - 1 :: n]
     inside = np.delete(d, np.arange(n - 1, len(d), n))
     assert boundary.max() <= inside.max()
+
+
+@pytest.mark.parametrize("regime", ["encdec", "block_causal"])
+def test_what_a_prompt_change_does_to_the_cached_context(model, regime) -> None:
+    """encdec re-encodes its context every block under the new prompt: cached == uncached even across
+    a change. block_causal keeps the K/V of chunks made under the old prompt (they are not
+    recomputed), while the uncached reference re-reads all history under the new one: they part."""
+    outs = []
+    for use_cache in (True, False):
+        s = lmdm.LiveSession(model, prompt="dub", regime=regime, steps=2, seed=4, use_cache=use_cache)
+        lat = [s.next_latents() for _ in range(5)]
+        s.set_prompt("glass choir")
+        lat += [s.next_latents() for _ in range(2)]
+        assert s.stats.cache_resets == 0 and s.stats.cache_rebuilds == 0
+        outs.append(torch.cat(lat, 2))
+    before = 5 * model.config.block_frames
+    assert (outs[0][:, :, :before] - outs[1][:, :, :before]).abs().max() <= 1e-4
+    differ = (outs[0][:, :, before:] - outs[1][:, :, before:]).abs().max() > 1e-3
+    assert differ == (regime == "block_causal")
+
+
+def test_next_latents_counts_blocks_for_hooks_and_stats(model) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    seen = []
+    s.add_hook(lambda session, index: seen.append(index))
+    s.next_latents()
+    s.next_block()
+    s.next_latents()
+    assert seen == [0, 1, 2] and s.block_index == 3 and s.stats.blocks == 3

@@ -11,6 +11,8 @@ from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.stream import BlockStream
 
+torch.set_num_threads(1)  # the machine may be busy (training); threads only contend on tiny models
+
 
 def _run(model, regime, use_cache, commit="separate", blocks=8, steps=3, sampler="pingpong", cfg=1.0, seed=0, prompt="acid techno"):
     stream = BlockStream(model, regime, use_cache, commit)
@@ -131,3 +133,95 @@ def test_cfg_needs_an_unconditional_prompt() -> None:
         s.generate(model.encode_prompt("x"), cfg=2.0)
     with pytest.raises(ValueError, match="unknown commit mode"):
         BlockStream(model, commit="eager")
+
+
+# ---------------------------------------------------------------- sketches, accomp and SDEdit (issue 6)
+
+EXTRAS = [["melody", 13], ["rhythm", 2], ["loudness", 2]]
+
+
+def _heard(player: torch.Tensor, first: int, n: int, cutoff: int) -> torch.Tensor:
+    """accomp channels [1, 1 + D, n] for history frames first..first+n-1 (absolute), heard below cutoff."""
+    frames = torch.arange(first, first + n)
+    mask = ((frames >= 0) & (frames < cutoff)).float()
+    z = player[:, :, frames.clamp(min=0)] * mask
+    return torch.cat((mask[None, None], z), dim=1)
+
+
+def _run_conditioned(model, regime, use_cache, commit, blocks, steps, cfg, seed, late):
+    """A stream whose every block gets a random sketch, a growing 'heard' accomp (on every third
+    block `late` frames less: those are heard one block later, when they are already in the cache)
+    and, on odd blocks, an SDEdit start (strength 0.7 or 0)."""
+    c = model.config
+    B = c.block_frames
+    stream = BlockStream(model, regime, use_cache, commit)
+    cond = model.encode_prompt("band")
+    null = null_conditioning(c.cond_dim, c.cond_tokens)
+    g = torch.Generator().manual_seed(seed)
+    r = torch.Generator().manual_seed(seed + 1)
+    player = torch.randn(1, c.latent_dim, (blocks + 2) * B, generator=r)
+    lo, hi = c.add_slice("melody").start, c.add_slice("loudness").stop
+    out = []
+    for n in range(blocks):
+        hist = stream.history.shape[2]
+        cutoff = n * B - B - (late if n % 3 == 0 else 0)
+        stream.set_accomp(_heard(player, n * B - hist, hist, cutoff))
+        add = torch.zeros(1, c.add_dim, B)
+        add[:, lo:hi] = torch.rand(1, hi - lo, B, generator=r)
+        init = torch.randn(1, c.latent_dim, B, generator=r)
+        strength = (0.7, 0.0)[n // 2 % 2] if n % 2 else 1.0
+        out.append(stream.generate(cond, steps=steps, cfg=cfg, uncond=null, generator=g, target_add=add, init=init, strength=strength))
+    return torch.cat(out, dim=2), stream
+
+
+conditioned_configs = st.builds(
+    lambda depth, block, ctx, extras: ModelConfig.tiny(
+        depth=depth, block_frames=block, context_blocks=ctx, extra_add_inputs=extras + [["accomp", 9]],
+    ),
+    depth=st.integers(1, 3), block=st.integers(2, 5), ctx=st.integers(1, 4), extras=st.sampled_from([EXTRAS, []]),
+)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    config=conditioned_configs, regime=st.sampled_from(["encdec", "block_causal"]), commit=st.sampled_from(["separate", "fused"]),
+    steps=st.integers(1, 4), cfg=st.sampled_from([1.0, 2.0]), seed=st.integers(0, 2**16), blocks=st.integers(6, 10),
+    late=st.integers(0, 6),
+)
+def test_cached_equals_uncached_with_sketches_accomp_and_sdedit(config, regime, commit, steps, cfg, seed, blocks, late) -> None:
+    if config.add_slice("melody") is None:  # accomp only: no sketch channels to write
+        config = ModelConfig.tiny(**{**config.to_dict(), "extra_add_inputs": EXTRAS + [["accomp", 9]]})
+    model = build_model(config, seed=seed % 3)
+    ref, _ = _run_conditioned(model, regime, False, commit, blocks, steps, cfg, seed, late)
+    fast, stream = _run_conditioned(model, regime, True, commit, blocks, steps, cfg, seed, late)
+    assert torch.isfinite(ref).all() and ref.shape == (1, config.latent_dim, blocks * config.block_frames)
+    assert (ref - fast).abs().max().item() <= 1e-4
+    assert stream.accomp.shape[2] == stream.history.shape[2]  # lockstep
+    if regime == "block_causal" and stream.keep > config.block_frames:  # (else only the last block is kept: never heard)
+        assert stream.rebuilds > 0  # frames heard after their chunk was committed forced exact rebuilds
+
+
+def test_a_cache_that_ignored_late_heard_frames_would_be_caught(monkeypatch) -> None:
+    model = build_model(ModelConfig.tiny(extra_add_inputs=EXTRAS + [["accomp", 9]]), seed=0)
+    ref, _ = _run_conditioned(model, "block_causal", False, "fused", 8, 2, 1.0, 0, 3)
+    monkeypatch.setattr(BlockStream, "_stale", lambda self: False)
+    broken, _ = _run_conditioned(model, "block_causal", True, "fused", 8, 2, 1.0, 0, 3)
+    assert (ref - broken).abs().max() > 1e-3
+
+
+def test_accomp_stays_in_lockstep_with_history_through_prime_and_reset() -> None:
+    model = build_model(ModelConfig.tiny(extra_add_inputs=[["accomp", 9]]), seed=0)
+    s = BlockStream(model)
+    assert s.accomp.shape == (1, 9, model.config.context_frames)
+    s.set_accomp(torch.ones(1, 9, 5))
+    assert s.accomp[0, 0].sum() == 5 and s.accomp[0, 0, -5:].sum() == 5
+    s.prime(torch.randn(1, 8, 40))
+    assert s.accomp.shape[2] == s.history.shape[2] and s.accomp[0, 0, -40:].sum() == 0
+    s.generate(model.encode_prompt("x"), steps=1)
+    assert s.accomp.shape[2] == s.history.shape[2]
+    s.reset()
+    assert s.accomp.shape[2] == s.history.shape[2] == model.config.context_frames and s.accomp.abs().sum() == 0
+    with pytest.raises(ValueError):
+        s.set_accomp(torch.ones(1, 9, 10_000))
+    with pytest.raises(ValueError, match="no accomp"):
+        BlockStream(build_model(ModelConfig.tiny(), seed=0)).set_accomp(torch.ones(1, 9, 1))

@@ -120,6 +120,33 @@ def _prompt(text: str, glide: str | None = None) -> str:
     return f"prompt {quote(text)}" + (f" over {glide} blocks" if glide is not None else "")
 
 
+SKETCH_KINDS = ("melody", "rhythm", "loudness")
+
+
+def _sketch(kind: str, pattern: str | None = None) -> str:
+    """``/lmdm/sketch melody "c4 e4"`` -> ``sketch melody "c4 e4"``; "off" as kind or pattern turns off."""
+    word = kind.strip().lower()
+    if word == "off" and pattern is None:
+        return "sketch off"
+    if word not in SKETCH_KINDS:
+        raise OscArgumentError(f"error: /lmdm/sketch: the kind is melody, rhythm, loudness or off; got {kind!r}")
+    if pattern is None or pattern.strip().lower() == "off":
+        return f"sketch {word} off"
+    return f"sketch {word} {quote(pattern)}"
+
+
+def _delay(blocks: str, strength: str | None = None, feedback: str | None = None, mix: str | None = None) -> str:
+    words = [f"delay {blocks} blocks"]
+    for name, value in (("strength", strength), ("feedback", feedback), ("mix", mix)):
+        if value is not None:
+            words.append(f"{name} {value}")
+    return " ".join(words)
+
+
+def _jam(on: str) -> str:
+    return "jam off" if int(on) == 0 else "jam on"
+
+
 ROUTES: dict[str, Route] = {
     route.address: route
     for route in (
@@ -131,8 +158,19 @@ ROUTES: dict[str, Route] = {
         Route("/lmdm/steps", (Param("steps", "i"),), lambda n: f"steps {n}", "denoising steps per block"),
         Route("/lmdm/cfg", (Param("scale", "f"),), lambda s: f"cfg {s}", "classifier-free guidance scale"),
         Route("/lmdm/seed", (Param("seed", "i"),), lambda n: f"seed {n}", "random seed"),
+        Route("/lmdm/sketch", (Param("kind", "s"), Param("pattern", "s", optional=True)), _sketch,
+              'sketch melody "c4 e4 g4 ~" (kind melody|rhythm|loudness); no pattern or "off": that sketch off; kind "off": all off'),
+        Route("/lmdm/delay", (Param("blocks", "f"), Param("strength", "f", optional=True), Param("feedback", "f", optional=True),
+                              Param("mix", "f", optional=True)), _delay,
+              "delay N blocks [strength s] [feedback f] [mix m]: turn the generative delay on or change it"),
+        Route("/lmdm/delay/off", (), lambda: "delay off", "turn the generative delay off"),
         Route("/lmdm/delay/strength", (Param("strength", "f"),), lambda s: f"delay strength {s}",
               "generative delay strength"),
+        Route("/lmdm/delay/feedback", (Param("feedback", "f"),), lambda f: f"delay feedback {f}", "generative delay feedback"),
+        Route("/lmdm/delay/mix", (Param("mix", "f"),), lambda m: f"delay mix {m}", "generative delay wet level"),
+        Route("/lmdm/delay/prompt", (Param("text", "s"),), lambda text: f"delay prompt {quote(text)}",
+              "the timbre prompt of the delay's repeats"),
+        Route("/lmdm/jam", (Param("on", "i"),), _jam, "jam on (1) / jam off (0): whether the model hears the input"),
         Route("/lmdm/reset", (), lambda: "reset", "forget the past: start a fresh stream"),
         Route("/lmdm/status", (), lambda: "status", "reply with the session status"),
     )

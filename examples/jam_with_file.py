@@ -1,0 +1,85 @@
+"""Jamming: the model plays the accompaniment around a player (here: an audio file, fed as if live).
+
+    python examples/jam_with_file.py                          # a synthesized bass line as the player
+    python examples/jam_with_file.py player.wav -o jam.wav --mix-input
+
+The file is fed block by block, as an audio callback would: before block n is generated, the
+session has received the player's audio up to the start of block n - 1 (a live engine with one
+block queued). The model only uses input frames older than one block (the latency cutoff it was
+trained with), so the first two blocks are unaccompanied. --mix-input puts the player into the
+output file too; without it you get the accompaniment alone (live, you would monitor the player
+directly). With `--model default` and no bundled model yet it falls back to a tiny random model.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+import soundfile as sf
+import torch
+
+import lmdm
+from lmdm.conditioning.sketch import SKETCH_INPUTS
+
+
+def load(spec: str) -> lmdm.LMDM:
+    if spec != "default":
+        return lmdm.load_model(spec)
+    try:
+        return lmdm.load_model()
+    except lmdm.checkpoint.CheckpointError as e:
+        print(f"note: {str(e).split(':')[0]}; using a tiny random model (tones, not music)", file=sys.stderr)
+        extras = list(SKETCH_INPUTS) + [("accomp", 1 + 8)]
+        return lmdm.build_model(lmdm.ModelConfig.tiny(extra_add_inputs=extras), seed=0)
+
+
+def bass_line(sample_rate: int, seconds: float = 16.0, bpm: float = 120.0) -> np.ndarray:
+    """A plucked bass on A minor, one note per beat."""
+    pattern = [45, 45, 52, 48, 43, 43, 50, 47]
+    beat = 60.0 / bpm
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    out = np.zeros_like(t)
+    for i in range(int(seconds / beat)):
+        f = 440 * 2 ** ((pattern[i % len(pattern)] - 69) / 12)
+        sel = (t >= i * beat) & (t < (i + 1) * beat)
+        tt = t[sel] - i * beat
+        out[sel] = 0.4 * np.exp(-tt * 4) * (np.sin(2 * np.pi * f * tt) + 0.4 * np.sin(4 * np.pi * f * tt))
+    return out.astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("player", nargs="?", default=None, help="the player's audio file (default: a synthesized bass line)")
+    p.add_argument("-o", "--out", default="jam.wav")
+    p.add_argument("--model", default="default", help="'default' (falls back to a tiny random model) or a checkpoint directory")
+    p.add_argument("--prompt", default="drums and chords, funk")
+    p.add_argument("--mix-input", action="store_true", help="mix the player into the output")
+    a = p.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+    model = load(a.model)
+    session = lmdm.LiveSession(model, prompt=a.prompt, steps=8, seed=0, mix_input=a.mix_input)
+    if not session.supports("jam"):
+        print(f"this model ({model.name}) was trained without the accomp input: it cannot jam", file=sys.stderr)
+        return 1
+    if a.player:
+        player, rate = sf.read(a.player, dtype="float32", always_2d=True)
+    else:
+        rate = session.sample_rate
+        player = bass_line(rate)
+    step = round(session.block_seconds * rate)  # one block of the player's audio, at its own rate
+    blocks = -(-len(player) // step)
+    out = []
+    for n in range(blocks):
+        if n >= 1:  # before block n: the player's audio up to the start of block n - 1 has arrived
+            session.feed_input(player[(n - 1) * step : n * step], sample_rate=rate)
+        out.append(session.next_block())
+    audio = np.concatenate(out)
+    sf.write(a.out, audio, session.sample_rate)
+    s = session.stats
+    print(f"wrote {a.out}: {len(audio) / session.sample_rate:.1f} s, {'player + ' if a.mix_input else ''}accompaniment; "
+          f"heard {s.input_seconds:.1f} s of input, jamming {s.jamming}, exact cache rebuilds {s.cache_rebuilds}, resets {s.cache_resets}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Measure how well a model follows sketches, jams with a player, and re-imagines a delay.
+
+    python -m lmdm.conditioning.measure --model DIR [--corpus data/corpus] [--json]
+
+Everything is measured on held-out corpus excerpts (lmdm.corpus.reader.CorpusReader, the test
+split), with the same trackers the sketch sources use (lmdm.conditioning.sketch_sources):
+
+sketch   the excerpt's annotations are the sketch (melody, onsets, loudness, all three at once);
+         the model's stream under the caption is scored against them: pitch-class accuracy of the
+         main pitch (over frames where the sketch has a note: the strongest pitch class of the
+         frame's spectral peaks in 250-2500 Hz; a monophonic tracker such as YIN fails on mixes),
+         onset F1 (+-1 frame, 40 ms) and the correlation of frame loudness (dB) with the curve.
+         Three rows: with the sketch, without it (same seed), and the ceiling: the corpus audio
+         itself against its own annotations (what the trackers can score on real music).
+jam      one stem of the excerpt (the bass) is fed as the player; the model's accompaniment is
+         scored against the player's song: beat-phase agreement (mean cos(2 pi x 2 x beat phase)
+         over its onsets, 1 = every onset on the eighth-note grid of the player's tempo, ~0 =
+         unrelated) and key agreement (same key, or its relative) - vs the same stream without the
+         player; the prompt is empty in both, so only the player can tell the model the song.
+delay    the excerpt's lead stem goes through the delay (2 blocks, feedback 0, mix 1) at strengths
+         0 .. 1; the first repeat is scored against the input: onset F1 and pitch-class agreement.
+
+About 230 blocks with the defaults (--examples 4 --blocks 6): 11 min for ModelConfig.small at 1
+thread while a training run shared the 2 cores; less on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from lmdm.conditioning.sketch_sources import db_to_level, frame_loudness_db, onset_times
+
+TOLERANCE_FRAMES = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Scores (pure)
+
+
+def onset_f1(found: Sequence[int], wanted: Sequence[int], tolerance: int = TOLERANCE_FRAMES) -> float:
+    """F1 of onset frames, each wanted onset matched to at most one found onset within +-tolerance."""
+    found, wanted = sorted(found), sorted(wanted)
+    if not found and not wanted:
+        return float("nan")
+    used = [False] * len(found)
+    hits = 0
+    for w in wanted:
+        best = None
+        for i, f in enumerate(found):
+            if not used[i] and abs(f - w) <= tolerance and (best is None or abs(f - w) < abs(found[best] - w)):
+                best = i
+        if best is not None:
+            used[best] = True
+            hits += 1
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(found), hits / len(wanted)
+    return 2 * precision * recall / (precision + recall)
+
+
+def main_pitch_class(audio: np.ndarray, sample_rate: int, frame_rate: float, n_fft: int = 2048,
+                     low: float = 250.0, high: float = 2500.0, silence_db: float = -50.0) -> np.ndarray:
+    """The strongest pitch class per latent frame (0..11, -1 when quieter than `silence_db`).
+
+    Spectral peaks of a window centred on each frame, in `low`..`high` Hz, summed per pitch class
+    (lmdm.eval.measures.chroma_weights). On the corpus mixes it matches the lead's annotated
+    note in ~3/4 of the frames where the lead plays (the ceiling row shows it per run).
+    """
+    from lmdm.eval.measures import chroma_weights, spectral_peaks
+
+    hop = round(sample_rate / frame_rate)
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    n = len(x) // hop
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    xp = np.pad(x, (n_fft // 2, n_fft // 2))
+    idx = (np.arange(n) * hop + hop // 2)[:, None] + np.arange(n_fft)[None, :]
+    mag = spectral_peaks(np.abs(np.fft.rfft(xp[idx] * np.hanning(n_fft), axis=1)))
+    chroma = mag @ chroma_weights(n_fft, sample_rate, low, high).T
+    pc = chroma.argmax(axis=1)
+    loud = frame_loudness_db(x, hop)[:n] >= silence_db
+    return np.where(loud & (chroma.max(axis=1) > 0), pc, -1)
+
+
+def pitch_class_hits(found_pc: np.ndarray, target_midi: np.ndarray) -> float:
+    """Fraction of frames with a target note whose main pitch class (-1 = none) is the note's."""
+    n = min(len(found_pc), len(target_midi))
+    pc, g = np.asarray(found_pc[:n]), np.asarray(target_midi[:n])
+    voiced = g > 0
+    if not voiced.any():
+        return float("nan")
+    return float(np.mean(pc[voiced] == np.round(g[voiced]).astype(int) % 12))
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(len(a), len(b))
+    a, b = np.asarray(a[:n], dtype=np.float64), np.asarray(b[:n], dtype=np.float64)
+    if n < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def onset_frame_list(audio: np.ndarray, sample_rate: int, frame_rate: float) -> list[int]:
+    times, _ = onset_times(audio, sample_rate)
+    return sorted({int(t * frame_rate + 1e-9) for t in times})
+
+
+def beat_phase_agreement(onset_frames: Sequence[int], beat_phase: np.ndarray, subdivision: int = 2) -> float:
+    """mean cos(2 pi * subdivision * beat phase) over the onsets: 1 = all on the grid, ~0 = unrelated."""
+    frames = [f for f in onset_frames if 0 <= f < len(beat_phase)]
+    if not frames:
+        return float("nan")
+    return float(np.mean(np.cos(2 * math.pi * subdivision * beat_phase[frames])))
+
+
+def same_key(a, b) -> bool:
+    """Same key, or relative major/minor (a Key has tonic and mode, lmdm.eval.measures.Key)."""
+    from lmdm.eval.measures import PITCH_NAMES
+
+    ta, tb = PITCH_NAMES.index(a.tonic), PITCH_NAMES.index(b.tonic)
+    if a.mode == b.mode:
+        return ta == tb
+    major, minor = (ta, tb) if a.mode == "major" else (tb, ta)
+    return (major - 3) % 12 == minor
+
+
+def _key(name: str, scale: str):
+    from lmdm.eval.measures import PITCH_NAMES, Key
+
+    aliases = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb"}
+    name = aliases.get(name, name)
+    return Key(name if name in PITCH_NAMES else "C", "minor" if "minor" in scale else "major", float("nan"))
+
+
+def mean(values: Sequence[float]) -> float:
+    v = [x for x in values if x == x]
+    return float(np.mean(v)) if v else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# Runs
+
+
+def _session(model, prompt: str, seed: int, steps: int, **kw):
+    import lmdm
+
+    return lmdm.LiveSession(model, prompt=prompt, steps=steps, seed=seed, **kw)
+
+
+def _excerpts(reader, count: int, frames: int, seed: int) -> list:
+    """`count` crops of `frames` from the test split (one per example, from its middle)."""
+    pool = [e for e in reader.select("test") if e.frames >= frames] or [e for e in reader.select(None) if e.frames >= frames]
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
+    return [reader.crop(pool[i], (pool[i].frames - frames) // 2, frames) for i in sorted(picks)]
+
+
+def sketch_scores(audio: np.ndarray, sr: int, frame_rate: float, melody: np.ndarray, onsets: np.ndarray, loudness_db: np.ndarray) -> dict:
+    hop = round(sr / frame_rate)
+    wanted = np.nonzero(onsets > 0)[0].tolist()
+    return {
+        "pitch_class_accuracy": pitch_class_hits(main_pitch_class(audio, sr, frame_rate), melody),
+        "onset_f1": onset_f1(onset_frame_list(audio, sr, frame_rate), wanted),
+        "loudness_correlation": correlation(frame_loudness_db(audio, hop), np.maximum(loudness_db, -60.0)),
+    }
+
+
+def measure_sketch(model, reader, examples: int, blocks: int, steps: int, seed: int) -> dict:
+    B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
+    rows: dict[str, list[dict]] = {"sketch": [], "no_sketch": [], "corpus_ceiling": []}
+    for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed)):
+        a = crop.annotations
+        rows["corpus_ceiling"].append(sketch_scores(crop.audio, sr, fr, a.melody, a.onsets, a.loudness_db))
+        for name in ("sketch", "no_sketch"):
+            s = _session(model, crop.caption, seed + i, steps)
+            if name == "sketch":
+                s.set_sketch(melody=a.melody, rhythm=np.clip(a.onsets, 0, 1), loudness=db_to_level(a.loudness_db))
+            audio = s.render(blocks * model.config.block_seconds)[:, 0]
+            rows[name].append(sketch_scores(audio, sr, fr, a.melody, a.onsets, a.loudness_db))
+    return {name: {k: mean([r[k] for r in rs]) for k in rs[0]} for name, rs in rows.items()} | {"examples": examples, "blocks": blocks}
+
+
+def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int, stem: str = "bass") -> dict:
+    from lmdm.corpus.score import STEM_NAMES
+    from lmdm.eval.measures import key_of
+
+    B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
+    skip = 2 * B  # the first two blocks cannot hear the player yet (latency cutoff)
+    out: dict[str, dict[str, list]] = {"jam": {"beat_phase": [], "key": []}, "unconditioned": {"beat_phase": [], "key": []}}
+    for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 1)):
+        player = crop.stems[STEM_NAMES.index(stem)].astype(np.float32)
+        truth = _key(crop.attributes.key, crop.attributes.scale)
+        for name in out:
+            s = _session(model, "", seed + i, steps)
+            if name == "jam":
+                s.feed_input(player)
+            audio = s.render(blocks * model.config.block_seconds)[skip * model.config.hop :, 0]
+            found = onset_frame_list(audio, sr, fr)
+            out[name]["beat_phase"].append(beat_phase_agreement(found, crop.annotations.beat_phase[skip:]))
+            out[name]["key"].append(float(same_key(key_of(audio, sr), truth)))
+    return {name: {"beat_phase_agreement": mean(v["beat_phase"]), "key_agreement": mean(v["key"])} for name, v in out.items()} | {
+        "player_stem": stem, "examples": examples, "blocks": blocks}
+
+
+def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: int, strengths: Sequence[float]) -> dict:
+    """The lead stem through the delay; the first repeat vs the input (pitch classes where the input sounds)."""
+    from lmdm.corpus.score import STEM_NAMES
+
+    B, sr, fr, S = model.config.block_frames, model.sample_rate, model.config.frame_rate, model.block_samples
+    curve = {f"{s:g}": {"onset_f1": [], "pitch_class_agreement": []} for s in strengths}
+    for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 2)):
+        line = crop.stems[STEM_NAMES.index("lead")].astype(np.float32)
+        heard = main_pitch_class(line, sr, fr)
+        heard_midi = np.where(heard >= 0, heard + 60, 0)  # as MIDI notes (the octave does not matter)
+        wanted = onset_frame_list(line, sr, fr)
+        for strength in strengths:
+            s = _session(model, "", seed + i, steps)
+            s.set_delay(2, strength=strength, feedback=0.0, mix=1.0)
+            s.feed_input(line)
+            wet = s.render((blocks + 2) * model.config.block_seconds)[2 * S :, 0]  # the first repeat, aligned with the input
+            c = curve[f"{strength:g}"]
+            c["onset_f1"].append(onset_f1(onset_frame_list(wet, sr, fr), wanted))
+            c["pitch_class_agreement"].append(pitch_class_hits(main_pitch_class(wet, sr, fr), heard_midi))
+    return {"curve": {k: {m: mean(v) for m, v in c.items()} for k, c in curve.items()}, "examples": examples, "blocks": blocks,
+            "input": "lead stem", "delay_blocks": 2}
+
+
+def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: int = 8, seed: int = 0,
+            strengths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), log=print) -> dict:
+    """All three measurements (each skipped when the model lacks the feature)."""
+    from lmdm.corpus.reader import CorpusReader
+
+    reader = CorpusReader(corpus)
+    if reader.sample_rate != model.sample_rate or reader.frame_rate != model.config.frame_rate:
+        raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz / {reader.frame_rate} fps, the model {model.sample_rate} Hz / {model.config.frame_rate} fps")
+    session = _session(model, "", seed, steps)
+    result: dict = {"model": model.name, "corpus": str(corpus), "steps": steps, "seed": seed}
+    for name, feature, run in (
+        ("sketch", "sketch", lambda: measure_sketch(model, reader, examples, blocks, steps, seed)),
+        ("jam", "jam", lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed)),
+        ("delay", "delay", lambda: measure_delay(model, reader, max(1, examples - 1), blocks, steps, seed, strengths)),
+    ):
+        if not session.supports(feature):
+            result[name] = {"skipped": f"the model has no {feature} support"}
+            continue
+        t0 = time.perf_counter()
+        result[name] = run()
+        result[name]["seconds"] = round(time.perf_counter() - t0, 1)
+        log(f"{name}: done in {result[name]['seconds']:.0f} s")
+    return result
+
+
+def format_result(r: dict) -> str:
+    def f(x) -> str:
+        return "  n/a" if x != x else f"{x:5.2f}"
+
+    lines = [f"model {r['model']}, corpus {r['corpus']}, {r['steps']} steps"]
+    s = r.get("sketch", {})
+    if "skipped" not in s:
+        lines.append("sketch           pitch-class acc  onset F1  loudness corr")
+        for name in ("sketch", "no_sketch", "corpus_ceiling"):
+            v = s[name]
+            lines.append(f"  {name:<15}  {f(v['pitch_class_accuracy'])}            {f(v['onset_f1'])}     {f(v['loudness_correlation'])}")
+    j = r.get("jam", {})
+    if "skipped" not in j:
+        lines.append(f"jam (player: {j['player_stem']})   beat-phase agreement  key agreement")
+        for name in ("jam", "unconditioned"):
+            lines.append(f"  {name:<15}  {f(j[name]['beat_phase_agreement'])}                 {f(j[name]['key_agreement'])}")
+    d = r.get("delay", {})
+    if "skipped" not in d:
+        lines.append("delay strength   onset F1  pitch-class agreement (first repeat vs input)")
+        for k, v in d["curve"].items():
+            lines.append(f"  {k:<15}  {f(v['onset_f1'])}     {f(v['pitch_class_agreement'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lmdm.conditioning.measure", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default", help="'default', a checkpoint directory, or tiny/small (random weights)")
+    p.add_argument("--corpus", default="data/corpus")
+    p.add_argument("--examples", type=int, default=4)
+    p.add_argument("--blocks", type=int, default=6, help="blocks per excerpt")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from lmdm.cli import resolve_model
+
+    model = resolve_model(a.model)
+    if a.model in ("tiny", "small"):  # random weights: give them every input so each path runs
+        import lmdm
+        from lmdm.conditioning.sketch import SKETCH_INPUTS
+
+        preset = {"tiny": lmdm.ModelConfig.tiny, "small": lmdm.ModelConfig.small}[a.model]()
+        config = lmdm.ModelConfig.from_dict({**preset.to_dict(), "extra_add_inputs": [list(x) for x in SKETCH_INPUTS] + [["accomp", 1 + preset.latent_dim]]})
+        model = lmdm.build_model(config, seed=0)
+    result = measure(model, a.corpus, examples=a.examples, blocks=a.blocks, steps=a.steps, seed=a.seed,
+                     log=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(result, indent=2) if a.json else format_result(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
