@@ -312,6 +312,10 @@ def load_model(path: str | Path | None = None) -> LMDM:
                 "pass a checkpoint directory, e.g. lmdm.load_model('runs/lmdm-block-causal')"
             )
         path = DEFAULT_DIR
+    from lmdm.sao.load import is_sao_directory, load_sao  # Stable Audio Open models and their fine-tunes (docs/sao.md)
+
+    if is_sao_directory(path):
+        return load_sao(path)
     directory = resolve(path)
     doc = read_config(directory)
     config = model_config(doc, directory)

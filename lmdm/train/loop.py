@@ -41,6 +41,8 @@ from lmdm.checkpoint import (
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.progress import Progress, format_duration
+from lmdm.sao.load import is_sao_directory
+from lmdm.sao.train import init_from_sao
 from lmdm.train import distributed
 from lmdm.train.latents import LatentSet
 from lmdm.train.objective import draw, step_loss
@@ -119,12 +121,15 @@ def train(
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     d = distributed.setup(t.device)
     threads = torch.get_num_threads()
+    flush = torch.set_flush_denormal(True)  # subnormal floats can make a CPU step 10x slower; False where unsupported
     try:
         if t.threads:
             torch.set_num_threads(t.threads)  # for this run only
         return _train(recipe, d, resume, say if d.main else (lambda line: None), progress if d.main else False)
     finally:
         torch.set_num_threads(threads)
+        if flush:
+            torch.set_flush_denormal(False)
         distributed.teardown(d)
 
 
@@ -138,12 +143,13 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     # data and model ---------------------------------------------------------------------
     data = LatentSet(recipe.data.latents, recipe.data.split, shard=(d.rank, d.world))
     init_doc = None
-    if t.init:
+    sao = init_from_sao(t.init, recipe, data.meta, t.seed) if t.init and is_sao_directory(t.init) else None  # docs/sao.md
+    if t.init and sao is None:
         init_dir = resolve(t.init)
         init_doc = read_config(init_dir)
-    config = model_config(recipe, data.meta, init_doc)
-    codec = data.codec()
-    model = build_model(config, seed=t.seed, codec=codec)
+    config = model_config(recipe, data.meta, init_doc) if sao is None else sao.config
+    codec = data.codec() if sao is None else sao.codec
+    model = build_model(config, seed=t.seed, codec=codec) if sao is None else sao
     dit, text = model.dit, model.text
     if init_doc is not None:
         load_weights(dit, text, read_tensors(init_dir / MODEL_FILE), init_dir / MODEL_FILE)

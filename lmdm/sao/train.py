@@ -1,0 +1,130 @@
+"""Stage 1 of the paper from SAO-Small weights: encode a corpus with the SAO VAE, then `lmdm train lmdm`.
+
+    python -m lmdm.sao.train --corpus data/corpus-44k --sao models/sao-small --out runs/sao-latents
+    lmdm train lmdm --recipe recipes/sao_small_lmdm.toml        # train.init = the SAO directory
+
+`encode_corpus` writes the same latents directory as `lmdm train encode` (lmdm/train/latents.py),
+with an "oobleck" codec reference that points at the SAO directory. `init_from_sao` is what the
+training loop calls when `train.init` is an SAO directory: the DiT, the seconds embedder and the
+VAE come from the checkpoint, the T5 prompt encoder from its local directory (frozen, as in SAO),
+and `to_input_add` (new in LMDM) gets PyTorch's default Linear init, as in the paper's stage 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lmdm.model.config import ModelConfig
+from lmdm.model.dit import DiT
+from lmdm.model.lmdm import LMDM
+from lmdm.progress import Progress
+from lmdm.sao.keys import INPUT_ADD
+from lmdm.sao.load import OOBLECK_KIND, assign_checked, codec_reference, is_stable_audio_directory, load_converted, read_sao
+from lmdm.tensorfile import save_tensors
+
+# ModelConfig fields the weights depend on: a recipe may change the stream geometry and the
+# additive inputs, not these
+WEIGHT_FIELDS = ("latent_dim", "sample_rate", "channels", "frame_rate", "width", "depth", "heads", "rotary_dims",
+                 "rope_base", "mlp_ratio", "timestep_features", "cond_dim", "cond_tokens")
+CHUNK_SECONDS = 10.0  # encode long examples in pieces (exactly: the stream encoder has the receptive field)
+
+
+def init_from_sao(path: str | Path, recipe: Any, latents_meta: dict[str, Any], seed: int) -> LMDM:
+    """The model `lmdm train lmdm` starts from when train.init is an SAO directory (docs/sao.md)."""
+    from lmdm.train.loop import model_config  # the loop imports this module
+
+    reference = latents_meta.get("codec")
+    if not (isinstance(reference, dict) and reference.get("kind") == OOBLECK_KIND):
+        raise ValueError(f"train.init {path} is an SAO model, but the latents were encoded with {reference!r}: "
+                         "encode the corpus with its VAE (python -m lmdm.sao.train --corpus ... --sao ... --out ...)")
+    if is_stable_audio_directory(path):
+        parts = read_sao(path)
+        base, state, text, codec, fresh = parts.config, parts.dit_state, parts.text, parts.codec, set(parts.fresh)
+    else:  # one of our SAO checkpoints, e.g. an earlier fine-tune
+        model = load_converted(path)
+        base, text, codec, fresh = model.config, model.text, model.codec, set()
+        state = {k: v.detach() for k, v in model.dit.state_dict().items()}
+    config: ModelConfig = model_config(recipe, latents_meta, {"model": base.to_dict()})
+    changed = [f"{k} {getattr(base, k)!r} -> {getattr(config, k)!r}" for k in WEIGHT_FIELDS if getattr(base, k) != getattr(config, k)]
+    if changed:
+        raise ValueError(f"the recipe changes what the SAO weights fix: {', '.join(changed)}; only block_frames, context_blocks and extra_add_inputs may change")
+    with torch.device("meta"):
+        dit = DiT(config)
+    target = dit.state_dict()[INPUT_ADD]
+    if INPUT_ADD in fresh or state[INPUT_ADD].shape != target.shape:  # new: nn.Linear's default init, seeded
+        bound = 1.0 / math.sqrt(target.shape[1])
+        g = torch.Generator().manual_seed(seed)
+        state = {**state, INPUT_ADD: torch.empty(tuple(target.shape)).uniform_(-bound, bound, generator=g)}
+    assign_checked(dit, state, path)
+    return LMDM(config, dit, text, codec, name="sao-init")
+
+
+def encode_corpus(corpus: str | Path, sao: str | Path, out: str | Path, *, split: str = "all", device: str = "cpu",
+                  progress: bool | None = None, log: Callable[[str], None] = print) -> int:
+    """Encode a corpus (at 44.1 kHz and 2048 samples per frame) with the SAO VAE into a latents directory; resumable.
+
+    Returns the number of examples encoded by this call. Mono corpus audio is copied to both channels.
+    """
+    from lmdm.corpus.reader import CorpusReader
+    from lmdm.train.latents import FORMAT, FORMAT_VERSION, INDEX_FILE, META_FILE, check_rates, latent_stats, read_index, read_meta
+
+    reader = CorpusReader(corpus)
+    codec = read_sao(sao).codec.to(device)
+    check_rates(reader.sample_rate, reader.hop, codec)
+    out = Path(out)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "corpus": str(Path(corpus).resolve()),
+        "codec": codec_reference(codec, Path(sao).resolve()), "latent_dim": codec.latent_dim, "sample_rate": codec.sample_rate,
+        "hop": codec.hop, "frame_rate": codec.frame_rate, "channels": codec.channels, "split": split, "stems": False,
+    }
+    if (out / META_FILE).exists():
+        old = read_meta(out)
+        changed = [k for k in meta if old.get(k) != meta[k]]
+        if changed:
+            raise ValueError(f"{out} holds latents made with other settings ({', '.join(changed)} differ); use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    done = {r["id"] for r in read_index(out) if (out / f"{r['id']}.safetensors").exists()}
+    todo = [e for e in reader.select(None if split == "all" else split) if e.id not in done]
+    chunk = round(CHUNK_SECONDS * codec.sample_rate) // codec.hop * codec.hop
+    with Progress(total=len(todo), desc="encode", unit="ex", enabled=progress) as bar:
+        for entry in todo:
+            audio = torch.from_numpy(reader.load_audio(entry))[None, None, :].repeat(1, codec.channels, 1).to(device)
+            stream = codec.stream_encoder()
+            pieces = [stream.push(audio[..., i : i + chunk]) for i in range(0, audio.shape[-1], chunk)] + [stream.flush()]
+            z = torch.cat(pieces, dim=-1)[0].float().cpu()
+            annotations = reader.load_annotations(entry).arrays()
+            if z.shape[1] != entry.frames or any(len(a) != entry.frames for a in annotations.values()):
+                raise ValueError(f"example {entry.id}: {z.shape[1]} latent frames, {entry.frames} corpus frames; they must match")
+            tensors = {"latents": z.contiguous(), **{f"ann.{k}": torch.from_numpy(np.ascontiguousarray(a)) for k, a in annotations.items()}}
+            save_tensors(out / f"{entry.id}.safetensors", tensors, metadata={"id": entry.id, "caption": entry.caption, "split": entry.split})
+            with open(out / INDEX_FILE, "a") as f:
+                f.write(json.dumps({"id": entry.id, "split": entry.split, "caption": entry.caption, "frames": entry.frames}) + "\n")
+            bar.update(1)
+    meta["stats"] = latent_stats(out, read_index(out))
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"encode: {len(todo)} examples encoded now, {len(read_index(out))} in {out}")
+    return len(todo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lmdm.sao.train", description="Encode a corpus with the SAO VAE for `lmdm train lmdm` (docs/sao.md).")
+    p.add_argument("--corpus", required=True, help="made with: lmdm corpus make --sample-rate 44100 --frame-rate 21.533203125 ...")
+    p.add_argument("--sao", required=True, help="the SAO model directory (model_config.json + model.safetensors / model.ckpt)")
+    p.add_argument("--out", required=True, help="the latents directory (re-running resumes)")
+    p.add_argument("--split", default="all", choices=["train", "valid", "test", "all"])
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    encode_corpus(a.corpus, a.sao, a.out, split=a.split, device=a.device)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
