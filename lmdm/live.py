@@ -230,10 +230,13 @@ def torch_threads(n: int) -> Iterator[None]:
     """Run the model on ``n`` threads, and give the process its old setting back afterwards."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
+    flush = torch.set_flush_denormal(True)  # no subnormal slow paths while the audio must keep up
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        if flush:
+            torch.set_flush_denormal(False)
 
 
 def new_session(a: argparse.Namespace) -> LiveSession:

@@ -557,3 +557,33 @@ def test_a_jamming_model_trains_from_stem_latents(stem_latents, latents, tmp_pat
     assert model.config.add_slice("accomp") == slice(1 + LATENT_DIM, 2 + 2 * LATENT_DIM)
     with pytest.raises(ValueError, match="--stems"):
         train(recipe("base.toml", latents, tmp_path / "nostems", JAM_SET, "train.jam_prob=1.0", "train.steps=2"), progress=False, log=lambda s: None)
+
+
+def test_stems_for_every_other_example_only(latents, tmp_path) -> None:
+    from lmdm.train.objective import apply_jam
+
+    corpus = json.loads((latents / "latents.json").read_text())["corpus"]
+    encode_corpus(corpus, "placeholder", tmp_path / "half", latent_dim=LATENT_DIM, progress=False, log=lambda s: None, stems=2)
+    data = LatentSet(tmp_path / "half", "all")
+    assert data.has_stems and sum(s is None for s in data.stems) == 2  # ids 000000..000003: 0 and 2 have stems
+    config = ModelConfig.tiny(extra_add_inputs=[["accomp", 1 + LATENT_DIM]])
+    z, _, ann = data.windows(16, config.window_frames, np.random.default_rng(0))
+    draws = draw("lmdm", config, 16, 0, TrainSettings(jam_prob=1.0), torch.Generator().manual_seed(0))
+    swapped, accomp = apply_jam(z, ann, draws)
+    without = ~ann["has_stems"]
+    assert without.any() and torch.equal(swapped[without], z[without]) and accomp[without].abs().sum() == 0
+
+
+def test_export_writes_the_caption_vocabulary_and_lmdm_vocab_shows_it(base_run, latents, tmp_path, capsys) -> None:
+    from lmdm.cli import main as lmdm_main
+
+    assert train_cli(["export", str(base_run), "--out", str(tmp_path / "m")]) == 0
+    vocab = json.loads((tmp_path / "m" / "vocab.json").read_text())
+    caption_words = set(" ".join(r["caption"].lower() for r in read_index(latents)).replace(",", " ").split())
+    assert vocab and set(list(vocab)[:5]) <= caption_words | {w.strip(".") for w in caption_words}
+    assert list(vocab.values()) == sorted(vocab.values(), reverse=True)
+    capsys.readouterr()
+    assert lmdm_main(["vocab", "--model", str(tmp_path / "m"), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3 words") and list(vocab)[0] in out
+    assert lmdm_main(["vocab", "--model", str(tmp_path / "missing")]) == 2

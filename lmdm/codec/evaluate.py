@@ -65,13 +65,32 @@ def plot_examples(codec: ConvCodec, clips: Sequence[np.ndarray], prefix: str, co
     return paths
 
 
+def corpus_clips(root: str, sample_rate: int, seconds: float, count: int, seed: int) -> list[np.ndarray]:
+    """`count` random crops from the corpus's test split (never trained on): mixes, and every third a single stem."""
+    from lmdm.codec.audio import load_corpus_split
+
+    items = load_corpus_split(root, sample_rate, "test")  # per example: the mix, then its 4 stems
+    mixes, stems = items[0::5], [a for i, (_, a) in enumerate(items) if i % 5 and np.abs(a).max() > 1e-3]
+    rng = np.random.default_rng(seed)
+    n = round(seconds * sample_rate)
+    clips = []
+    for i in range(count):
+        pool = [a for _, a in mixes] if i % 3 else stems
+        audio = pool[rng.integers(len(pool))]
+        start = int(rng.integers(max(1, len(audio) - n)))
+        clips.append(audio[start : start + n])
+    return clips
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codec", required=True, help="checkpoint directory")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="directory of held-out wav/flac")
+    src.add_argument("--corpus", help="a corpus directory: crops of its held-out (test split) mixes and stems")
     src.add_argument("--synthetic", type=int, metavar="N", help="N synthetic clips (seed 1000: not the training seed)")
-    p.add_argument("--seconds", type=float, default=4.0, help="length of synthetic clips")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of synthetic clips and corpus crops")
+    p.add_argument("--clips", type=int, default=24, help="--corpus: how many crops (2 of 3 mixes, 1 of 3 single stems)")
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_<i>.png spectrograms of the first clips")
     p.add_argument("--threads", type=int, default=None)
@@ -79,7 +98,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     codec = load_codec(args.codec)
-    if args.data:
+    if args.corpus:
+        clips = corpus_clips(args.corpus, codec.sample_rate, args.seconds, args.clips, args.seed)
+    elif args.data:
         clips = [audio for _, audio in load_audio_dir(args.data, codec.sample_rate)]
     else:
         clips = synthetic_clips(args.synthetic, args.seconds, codec.sample_rate, seed=args.seed)

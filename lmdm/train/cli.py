@@ -3,6 +3,7 @@
     lmdm train encode --corpus data/corpus --codec runs/codec --out runs/latents
     lmdm train base --recipe recipes/base.toml [--set train.lr=1e-4 ...] [--resume]
     lmdm train lmdm --recipe recipes/lmdm_block_causal.toml [--resume]
+    lmdm train arc --recipe recipes/arc_block_causal.toml [--resume]     (ARC-Forcing, docs/arc_forcing.md)
     lmdm train export runs/lmdm-block-causal --out lmdm/weights
     lmdm train codec ...        (the codec trainer, python -m lmdm.train.codec)
 
@@ -12,13 +13,15 @@ See docs/training.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Sequence
 
 
 def _stage_main(stage: str, argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog=f"lmdm train {stage}", description=f"Train the {stage} stage from a recipe (docs/training.md).")
-    p.add_argument("--recipe", required=True, help=f"TOML recipe, e.g. recipes/{'base' if stage == 'base' else 'lmdm_block_causal'}.toml")
+    example = {"base": "base", "lmdm": "lmdm_block_causal", "arc": "arc_block_causal"}[stage]
+    p.add_argument("--recipe", required=True, help=f"TOML recipe, e.g. recipes/{example}.toml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe setting, e.g. --set train.lr=1e-4 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.out")
@@ -32,6 +35,9 @@ def _stage_main(stage: str, argv: Sequence[str]) -> int:
     from lmdm.checkpoint import CheckpointError
     from lmdm.train.loop import train
     from lmdm.train.recipe import load_recipe
+
+    if stage == "arc":
+        from lmdm.train.arc_forcing import train
 
     overrides = list(a.overrides)
     for flag, key in (("device", "train.device"), ("out", "train.out"), ("steps", "train.steps"), ("max_minutes", "train.max_minutes")):
@@ -59,7 +65,8 @@ def _encode_main(argv: Sequence[str]) -> int:
     p.add_argument("--split", default="all", choices=["all", "train", "valid", "test"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--latent-dim", type=int, default=32, help="latent channels of the placeholder codec (ignored otherwise)")
-    p.add_argument("--stems", action="store_true", help="also encode each stem and the mix of the others (for jamming models)")
+    p.add_argument("--stems", type=int, nargs="?", const=1, default=0, metavar="N",
+                   help="also encode each stem and the mix of the others (for jamming models); N: every N-th example only")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
@@ -90,11 +97,34 @@ def _export_main(argv: Sequence[str]) -> int:
         model = load_model(source)
         info = {k: doc[k] for k in ("stage", "regime", "step", "recipe") if k in doc}
         out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), half=a.half, **info)
+        vocab = caption_vocabulary(doc)
+        if vocab:
+            (out / VOCAB_FILE).write_text(json.dumps(vocab, indent=1) + "\n")
     except (CheckpointError, FileNotFoundError) as e:
         print(f"lmdm train export: {e}", file=sys.stderr)
         return 2
     print(f"lmdm train export: {out}", file=sys.stderr)
     return 0
+
+
+VOCAB_FILE = "vocab.json"  # {word: count} over the training captions, shown by `lmdm vocab`
+
+
+def caption_vocabulary(doc: dict) -> dict[str, int]:
+    """Word counts of the captions the checkpoint was trained on (from its recipe's latents index), most common first."""
+    import re
+    from collections import Counter
+    from pathlib import Path
+
+    latents = doc.get("latents") or ((doc.get("recipe") or {}).get("data") or {}).get("latents")
+    index = Path(latents) / "index.jsonl" if latents else None
+    if index is None or not index.is_file():
+        return {}
+    words: Counter[str] = Counter()
+    for line in index.read_text().splitlines():
+        if line.strip():
+            words.update(re.findall(r"[a-z&'-]+|\d+", json.loads(line)["caption"].lower()))
+    return dict(words.most_common())
 
 
 def _codec_main(argv: Sequence[str]) -> int:
@@ -108,6 +138,7 @@ COMMANDS = {
     "encode": (_encode_main, "pre-encode a corpus into codec latents"),
     "base": (lambda argv: _stage_main("base", argv), "train the bidirectional base DiT"),
     "lmdm": (lambda argv: _stage_main("lmdm", argv), "fine-tune the base into a live model (block_causal or encdec)"),
+    "arc": (lambda argv: _stage_main("arc", argv), "ARC-Forcing: post-train a live model on its own rollouts (docs/arc_forcing.md)"),
     "export": (_export_main, "write a self-contained model directory from a checkpoint"),
     "codec": (_codec_main, "train the audio codec (python -m lmdm.train.codec)"),
 }

@@ -217,6 +217,31 @@ def train_codec(
     return codec
 
 
+def refit_stats(out: str | Path, corpus: str | Path, crops: int = 64, seconds: float = 8.0, seed: int = 0) -> dict[str, float]:
+    """Re-fit a trained codec's latent normalisation on crops of a corpus's train-split *mixes* (what the
+    diffusion model is trained on), and save it in place. -> summary of the old and new statistics."""
+    from lmdm.corpus.reader import CorpusReader
+
+    codec = load_codec(out)
+    reader = CorpusReader(corpus)
+    entries = reader.select("train")
+    rng = np.random.default_rng(seed)
+    frames = max(1, round(seconds * reader.frame_rate))
+    audio = []
+    for _ in range(crops):
+        entry = entries[int(rng.integers(len(entries)))]
+        start = int(rng.integers(max(1, entry.frames - frames)))
+        audio.append(reader.load_audio(entry, start, frames))
+    batch = torch.from_numpy(np.stack(audio))[:, None, :]  # [crops, 1, T]
+    old = (codec.latent_mean.clone(), codec.latent_std.clone())
+    with torch.no_grad():
+        codec.set_latent_stats(torch.cat([codec.encode_raw(b) for b in batch.split(8)]))
+    info = json.loads((Path(out) / "codec.json").read_text()).get("info", {})
+    save_codec(codec, out, info={**info, "latent_stats": f"refit on {crops} x {seconds:g} s train-split mixes of {corpus}"})
+    return {"old_mean_abs": float(old[0].abs().mean()), "new_mean_abs": float(codec.latent_mean.abs().mean()),
+            "old_std_mean": float(old[1].mean()), "new_std_mean": float(codec.latent_std.mean())}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="directory of wav/flac files (16 kHz mono; others are converted; corpus stems split)")
@@ -224,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="add N generated clips (lmdm.codec.synthetic: tones, plucks, noise, espeak-ng voices)")
     p.add_argument("--synthetic-seconds", type=float, default=4.0)
     p.add_argument("--out", required=True, help="checkpoint directory (resumed if it has one)")
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (the length of the LR schedule)")
+    p.add_argument("--refit-stats", metavar="CORPUS", help="only re-fit the trained codec's latent normalisation on CORPUS mixes, then exit")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much wall time")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--no-resume", action="store_true")
@@ -235,8 +261,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # subnormal floats in conv backward passes can slow a CPU step 10x or more
     codec_cfg = ConvCodecConfig(**{f.name: getattr(args, f.name) for f in codec_fields})
     train_cfg = TrainCodecConfig(**{f.name: getattr(args, f.name) for f in train_fields})
+    if args.refit_stats:
+        print(json.dumps(refit_stats(args.out, args.refit_stats)), flush=True)
+        return
+    if args.steps is None:
+        p.error("--steps is required for training")
     if not args.data and not args.synthetic:
         p.error("give --data DIR, --synthetic N, or both")
     data: list[np.ndarray] = []

@@ -101,14 +101,16 @@ def encode_corpus(
     latent_dim: int = 32,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
-    stems: bool = False,
+    stems: bool | int = False,
 ) -> EncodeReport:
     """Encode every example of `corpus` (or one split) with the codec; resumable. See the module docstring.
 
     `stems`: also encode, for each stem s of STEM_NAMES, the stem alone ("stem.s": what a live
     player feeds in) and the mix of the other stems ("rest.s": the accompaniment a jamming model
-    generates around it). Nine encodes per example instead of one.
+    generates around it). Nine encodes per example instead of one. An int n > 1 does this for every
+    n-th example only (jamming windows are then drawn from those).
     """
+    stems_every = int(stems)
     reader = CorpusReader(corpus)
     codec, reference = resolve_codec(codec_spec, reader.sample_rate, reader.hop, latent_dim)
     check_rates(reader.sample_rate, reader.hop, codec)
@@ -116,7 +118,7 @@ def encode_corpus(
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "corpus": str(Path(corpus).resolve()), "codec": reference,
         "latent_dim": codec.latent_dim, "sample_rate": codec.sample_rate, "hop": codec.hop,
-        "frame_rate": codec.sample_rate / codec.hop, "channels": codec.channels, "split": split, "stems": stems,
+        "frame_rate": codec.sample_rate / codec.hop, "channels": codec.channels, "split": split, "stems": stems_every,
     }
     if (out / META_FILE).exists():
         old = read_meta(out)
@@ -141,7 +143,7 @@ def encode_corpus(
             if z.shape[1] != entry.frames or any(len(a) != entry.frames for a in annotations.values()):
                 raise ValueError(f"example {entry.id}: {z.shape[1]} latent frames, {entry.frames} corpus frames; they must match")
             tensors = {"latents": z.contiguous(), **{f"ann.{k}": torch.from_numpy(np.ascontiguousarray(a)) for k, a in annotations.items()}}
-            if stems:
+            if stems_every and int(entry.id) % stems_every == 0:
                 tensors.update(_stem_latents(codec, torch.from_numpy(reader.load_stems(entry)), device))
             save_tensors(out / f"{entry.id}.safetensors", tensors, metadata={"id": entry.id, "caption": entry.caption, "split": entry.split})
             with open(out / INDEX_FILE, "a") as f:
@@ -211,7 +213,7 @@ class LatentSet:
             tensors = load_tensors(self.root / f"{i}.safetensors")[0]
             self.latents.append(tensors["latents"])
             self.annotations.append({k: tensors[f"ann.{k}"] for k in SKETCH_ANNOTATIONS if f"ann.{k}" in tensors})
-            if all(f"{kind}.{s}" in tensors for kind in ("stem", "rest") for s in STEM_NAMES):  # encoded with stems=True
+            if all(f"{kind}.{s}" in tensors for kind in ("stem", "rest") for s in STEM_NAMES):  # encoded with stems
                 self.stems.append(torch.stack([torch.stack([tensors[f"{kind}.{s}"] for s in STEM_NAMES]) for kind in ("stem", "rest")]))
             else:
                 self.stems.append(None)
@@ -233,12 +235,14 @@ class LatentSet:
 
     @property
     def has_stems(self) -> bool:
-        return bool(self.stems) and all(s is not None for s in self.stems)
+        """Whether any example was encoded with stems (jamming windows are drawn from those)."""
+        return any(s is not None for s in self.stems)
 
     def windows(self, size: int, frames: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
         """As `batch`, plus the windows' annotations {melody, onsets, loudness_db: [size, frames]}
         (empty when the latents were encoded without them) and, when encoded with stems, "stems":
-        [size, 2 (stem, rest), S, D, frames] for jamming."""
+        [size, 2 (stem, rest), S, D, frames] for jamming (zeros for examples without stems) and
+        "has_stems": [size] bool."""
         pool = [i for i, z in enumerate(self.latents) if z.shape[1] >= frames]
         if not pool:
             longest = max(z.shape[1] for z in self.latents)
@@ -251,6 +255,9 @@ class LatentSet:
             captions.append(self.captions[i])
             ann.append({k: a[start : start + frames] for k, a in self.annotations[i].items()})
             if self.has_stems:
-                ann[-1]["stems"] = self.stems[i][..., start : start + frames]
+                stems = self.stems[i]
+                ann[-1]["has_stems"] = torch.tensor(stems is not None)
+                ann[-1]["stems"] = (stems[..., start : start + frames] if stems is not None
+                                    else torch.zeros(2, len(STEM_NAMES), self.latents[i].shape[0], frames))
         names = set.intersection(*(set(a) for a in ann)) if ann else set()
         return torch.stack(out), captions, {k: torch.stack([a[k] for a in ann]) for k in sorted(names)}

@@ -138,6 +138,8 @@ def apply_jam(latents: torch.Tensor, annotations: dict[str, torch.Tensor] | None
     rows = torch.arange(b, device=latents.device)
     stem = draws.jam_stem.to(latents.device)
     jam = draws.jam.to(latents.device)
+    if "has_stems" in annotations:  # examples encoded without stems stay ordinary windows
+        jam = jam & annotations["has_stems"].to(latents.device)
     latents = torch.where(jam[:, None, None], stems[rows, 1, stem], latents)
     frame = torch.arange(n, device=latents.device)[None, :]
     heard = (frame >= draws.accomp_start.to(latents.device)[:, None]) & (frame < draws.accomp_cutoff.to(latents.device)[:, None]) & jam[:, None]
@@ -228,7 +230,7 @@ def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     keep = None if draws.context_keep is None else draws.context_keep.to(x0.device)
     present = None if draws.context_present is None else draws.context_present.to(x0.device)
     w = lmdm_window(regime, context, dit.cfg, keep, present)
-    target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k != "stems"}
+    target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k not in ("stems", "has_stems")}
     w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg.latent_dim)  # the sketch is on the target only
     w = add_accomp(w, accomp, dit.cfg)  # the player's stem, where heard (before the latency cutoff)
     x = torch.cat((torch.zeros_like(context), noised(x0, eps, t[:, None, None])), dim=2)  # routed: context x is unused
