@@ -17,8 +17,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("lmdm.bench:main", "time naive vs cached generation and count FLOPs"),
     "corpus": ("lmdm.corpus.cli:main", "make or inspect the procedural music corpus"),
     "devices": ("lmdm.cli:devices_main", "list audio devices"),
+    "vocab": ("lmdm.cli:vocab_main", "the caption words a model was trained on"),
     "live": ("lmdm.live:main", "perform a set: play it live (REPL, OSC, --watch) or render it --offline"),
+    "delay": ("lmdm.delay:main", "generative delay on an audio file: each repeat re-imagined by the model (SDEdit)"),
     "train": ("lmdm.train.cli:main", "train a model: encode latents, base DiT, LMDM fine-tune, export (docs/training.md)"),
+    "convert": ("lmdm.sao.convert:main", "convert a Stable Audio Open (Small) model directory to our checkpoint format (docs/sao.md)"),
+    "eval": ("lmdm.eval.cli:main", "score generated audio: FD-probe, prompt adherence, tempo/key/loudness over time (docs/evaluation.md)"),
 }
 
 
@@ -66,6 +70,9 @@ def render_main(argv: list[str] | None = None) -> int:
         p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
     if not (a.seconds > 0):
         p.error("--seconds must be > 0")
+    import torch
+
+    torch.set_flush_denormal(True)  # a command-line process of its own: no subnormal slow paths
     model = resolve_model(a.model)
     try:
         session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed)
@@ -98,6 +105,31 @@ def render_main(argv: list[str] | None = None) -> int:
         spectrogram_png(np.concatenate(kept)[:, 0], session.sample_rate, png)
         if not a.quiet:
             print(f"wrote {png}")
+    return 0
+
+
+def vocab_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lmdm vocab", description="The words of the captions a model was trained on, most common first.")
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--top", type=int, default=200, help="how many words (0 = all)")
+    a = p.parse_args(argv)
+    import json
+
+    from lmdm.checkpoint import DEFAULT_DIR, CheckpointError, resolve
+
+    try:
+        directory = DEFAULT_DIR if a.model == "default" else resolve(a.model)
+    except CheckpointError as e:
+        print(f"lmdm vocab: {e}", file=sys.stderr)
+        return 2
+    file = Path(directory) / "vocab.json"
+    if not file.is_file():
+        print(f"lmdm vocab: {directory} has no vocab.json (it is written by `lmdm train export`)", file=sys.stderr)
+        return 2
+    words = list(json.loads(file.read_text()).items())
+    words = words[: a.top] if a.top else words
+    print(f"{len(words)} words the model was trained on (any text works: unknown words share hashed n-grams with known ones)")
+    print(", ".join(f"{w} ({n})" for w, n in words))
     return 0
 
 
