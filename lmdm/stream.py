@@ -47,7 +47,7 @@ from lmdm.conditioning.text import Conditioning
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import block_causal_mask, check_regime
 from lmdm.model.window import context_add, window_inputs
-from lmdm.sampling import check_sampler, check_start, guided, noised, sample
+from lmdm.sampling import Denoiser, check_sampler, check_start, guided, noised, sample
 
 COMMITS = ("separate", "fused")
 
@@ -194,28 +194,50 @@ class BlockStream:
         """
         check_sampler(sampler)
         strength = check_start(strength)
-        if cfg != 1.0 and uncond is None:
-            raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
         if init is not None and tuple(init.shape) != (1, self.cfg.latent_dim, self.B):
             raise ValueError(f"init must be [1, {self.cfg.latent_dim}, {self.B}], got {list(init.shape)}")
+        denoise = self.denoiser(cond, cfg=cfg, uncond=uncond, generator=generator, target_add=target_add)
+        noise = torch.randn((1, self.cfg.latent_dim, self.B), generator=generator)
+        x0 = sample(denoise, noise, steps, sampler, generator, init=init, start=strength)
+        if self.pending is not None:  # strength 0 ran no step, so the fused commit did not happen
+            self._commit_separately((cond,) if cfg == 1.0 else (cond, uncond))
+        self.append(x0)
+        return x0
+
+    def denoiser(
+        self,
+        cond: Conditioning,
+        *,
+        cfg: float = 1.0,
+        uncond: Conditioning | None = None,
+        generator: torch.Generator | None = None,
+        target_add: torch.Tensor | None = None,
+    ) -> Denoiser:
+        """The (x, t, step) -> v function `generate` samples the next block with.
+
+        For loops that drive the sampler themselves (ARC-Forcing, lmdm.train.arc_forcing): run at
+        least one step of it, then `append` the block's clean latents. Creating it may fill the
+        cache (bootstrap, enc-dec context pass); no random numbers are drawn.
+        """
+        if cfg != 1.0 and uncond is None:
+            raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
         self._target = self._check_target_add(target_add)
         conds = (cond,) if cfg == 1.0 else (cond, uncond)
-        noise = torch.randn((1, self.cfg.latent_dim, self.B), generator=generator)
-        denoise = {
+        return {
             ("naive", False): self._naive, ("naive", True): self._naive,
             ("encdec", False): self._encdec_reference, ("encdec", True): self._encdec_cached,
             ("block_causal", False): self._block_causal_reference, ("block_causal", True): self._block_causal_cached,
         }[(self.regime, self.use_cache)](conds, cfg, generator)
-        x0 = sample(denoise, noise, steps, sampler, generator, init=init, start=strength)
-        if self.pending is not None:  # strength 0 ran no step, so the fused commit did not happen
-            self._commit_separately(conds)
+
+    def append(self, x0: torch.Tensor) -> None:
+        """A finished block's clean latents [1, D, B] join the history (block_causal with the cache:
+        as the pending block, committed by the next block's first step), as at the end of `generate`."""
         self.history = torch.cat((self.history, x0), dim=2)
         if self.accomp is not None:
             self.accomp = torch.cat((self.accomp, self._no_accomp(self.B)), dim=2)  # the target is never heard
         self._trim()
         self.pending = x0 if (self.regime == "block_causal" and self.use_cache) else None
         self.blocks_since_reset += 1
-        return x0
 
     def _full_pass(self, conds: Sequence[Conditioning], scale: float, generator, ctx: torch.Tensor, regime: str):
         """Every step, one full `DiT.forward` over [ctx | target | t]: the uncached path.

@@ -1,10 +1,11 @@
 """Recipes: a training run's settings as a TOML file, overridable from the command line.
 
-    stage = "base"              # base | lmdm (must match the command: lmdm train base / lmdm train lmdm)
+    stage = "base"              # base | lmdm | arc (must match the command: lmdm train base / lmdm / arc)
     [model]  preset = "small"   # small | tiny, then any ModelConfig field, e.g. depth = 6
     [data]   latents = "runs/latents"
     [train]  steps = 20000 ...
     [log]    every = 50 ...
+    [arc]    rollout_blocks = 4 ...   (stage "arc" only: ARC-Forcing, docs/arc_forcing.md)
 
 `--set train.lr=1e-4` replaces one setting (the value is read as TOML, so `true`, `1e-4`,
 `"text"` and bare words all work). Unknown settings are errors, never silently ignored.
@@ -19,7 +20,7 @@ from typing import Any, Sequence
 
 import attrs
 
-STAGES = ("base", "lmdm")
+STAGES = ("base", "lmdm", "arc")
 TRAINED_REGIMES = ("block_causal", "encdec")
 TIMESTEPS = ("uniform", "logit_normal")
 SCHEDULES = ("cosine", "constant")
@@ -105,6 +106,30 @@ class LogSettings:
 
 
 @attrs.frozen
+class ArcSettings:
+    """ARC-Forcing post-training (stage "arc", lmdm.train.arc_forcing, docs/arc_forcing.md)."""
+
+    disc_init: str = ""  # discriminator weights (a bidirectional base checkpoint or run); "" = the base train.init was fine-tuned from
+    disc_layer: int = attrs.field(default=0, validator=_at_least(0))  # discriminator features after this many layers; 0 = 3/4 of its depth
+    disc_lr: float = attrs.field(default=0.0, validator=_at_least(0))  # discriminator learning rate; 0 = train.lr
+    head_channels: int = attrs.field(default=128, validator=_at_least(1))  # ConvNeXt-1D score head width (x1, x2, x4 over its stages)
+    rollout_blocks: int = attrs.field(default=4, validator=_at_least(1))  # blocks per self-rollout (the paper: 12 block-causal, 4 enc-dec)
+    steps: int = attrs.field(default=4, validator=_at_least(2))  # sampler steps S of the rollout (and of the ARC model at inference)
+    sampler: str = attrs.field(default="pingpong", validator=_one_of(("pingpong", "euler")))
+    exit_final: bool = False  # exit steps drawn from 1..S (True) or 1..S-1 (False, as the reference)
+    gan_logsnr_min: float = -6.0  # t_gan = sigmoid(-U(min, max)): log-SNR uniform, as the reference
+    gan_logsnr_max: float = 2.0
+    contrastive: float = attrs.field(default=2.0, validator=_at_least(0))  # weight of the mismatched-prompt term of the D loss
+    context_shift: bool = True  # context dropout prepends zeros and shifts the sequence right (the real continuation moves with it)
+    switch_prob: float = attrs.field(default=0.25, validator=_probability)  # share of steps whose rollouts switch prompt mid-rollout
+    switch_grace: int = attrs.field(default=1, validator=_at_least(0))  # blocks after a switch the discriminator does not judge
+
+    def __attrs_post_init__(self) -> None:
+        if self.gan_logsnr_min >= self.gan_logsnr_max:
+            raise ValueError("gan_logsnr_min must be < gan_logsnr_max")
+
+
+@attrs.frozen
 class Recipe:
     stage: str = attrs.field(validator=_one_of(STAGES))
     model: dict[str, Any] = attrs.field(factory=dict)  # preset + ModelConfig overrides
@@ -112,12 +137,16 @@ class Recipe:
     train: TrainSettings = TrainSettings()
     log: LogSettings = LogSettings()
     description: str = ""
+    arc: ArcSettings = ArcSettings()
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        d = attrs.asdict(self)
+        if self.stage != "arc":
+            del d["arc"]
+        return d
 
 
-SECTIONS = {"data": DataSettings, "train": TrainSettings, "log": LogSettings}
+SECTIONS = {"data": DataSettings, "train": TrainSettings, "log": LogSettings, "arc": ArcSettings}
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -173,7 +202,9 @@ def build_recipe(doc: dict[str, Any]) -> Recipe:
     if unknown:
         raise ValueError(f"unknown recipe entry {unknown[0]!r} (known: {', '.join(sorted(known))})")
     if "stage" not in doc:
-        raise ValueError('a recipe needs stage = "base" or "lmdm"')
+        raise ValueError('a recipe needs stage = "base", "lmdm" or "arc"')
+    if "arc" in doc and doc["stage"] != "arc":
+        raise ValueError('[arc] settings are for stage = "arc" only')
     model = doc.get("model", {})
     if not isinstance(model, dict):
         raise ValueError("[model] must be a table")

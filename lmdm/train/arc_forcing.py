@@ -1,0 +1,651 @@
+"""ARC-Forcing: post-train a live model on its own streaming rollouts, against a discriminator.
+
+    lmdm train arc --recipe recipes/arc_block_causal.toml          (docs/arc_forcing.md)
+
+The generator G is a trained LMDM (stage "lmdm", `train.init`); the discriminator D is a copy of
+the bidirectional base model (`arc.disc_init`) cut after about 3/4 of its layers, with a 1-D
+ConvNeXt head that scores every (stride-downsampled) frame. Steps alternate: even steps update G,
+odd steps update D. One step:
+
+1. real sequences of C + n*B latent frames (n = `arc.rollout_blocks`) and their captions; context
+   dropout with shift: the oldest k context blocks become zeros *prepended* to the sequence,
+   which moves right by k blocks, so the real continuation still follows the (shorter) real past;
+2. one exit step k in 1..S-1 per block (S = `arc.steps`), the same on every rank (a function of
+   the seed and the step); on some steps (`arc.switch_prob`) the prompt switches at a block s:
+   each example continues with the caption of its neighbour in the batch (the batch rolled by one);
+3. the self-rollout, one `BlockStream` per example, i.e. exactly the inference path with the KV
+   cache (fused commit in block_causal): per block, k - 1 sampler steps without gradients, then
+   step k with gradients; its x0-prediction x - t v is the block. The block joins the stream's
+   history detached (`BlockStream.append`), and the cache keeps only detached keys/values, so
+   gradients never cross a block boundary and flow only through each block's exit step;
+4. fake = [context | rollout], real = [context | ground truth]; both noised with the same eps and
+   the same t_gan = sigmoid(-U(-6, 2)), then scored by D over the rollout positions (the prompt
+   in force as conditioning; no context inputs);
+5. G: mean softplus(D(real) - D(fake)); D: mean softplus(D(fake) - D(real)) plus
+   `arc.contrastive` * mean softplus(D(real, neighbour's prompt) - D(real, own prompt)).
+
+Prompt switches (beyond the paper). What is "real" after a switch? No real recording switches
+from caption A to caption B at block s, so D judges a switched rollout as two sequences:
+- up to the switch: [context | blocks < s] against the real [context | ground truth < s] under
+  prompt A (D does not see past the switch);
+- after it: blocks s + g .. n-1 (g = `arc.switch_grace`) against the *neighbour's* real frames at
+  the same positions, under prompt B, without the frames before them. The first g blocks after a
+  switch are never judged: the transition is free, the music after it must be genuine B music.
+  Continuity across the boundary is left to the generator (its context and cache still hold A);
+  it is measured, not trained (docs/arc_forcing.md, "Measurement").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from lmdm.cache import KVCache
+from lmdm.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    STEP_PREFIX,
+    TRAIN_STATE_FILE,
+    config_document,
+    load_model,
+    load_weights,
+    model_tensors,
+    new_modules,
+    read_config,
+    read_tensors,
+    resolve,
+    step_dirs,
+    write_directory,
+)
+from lmdm.conditioning.text import Conditioning, HashedTextEncoder, null_conditioning
+from lmdm.model.config import ModelConfig
+from lmdm.model.dit import DiT
+from lmdm.model.lmdm import LMDM
+from lmdm.progress import Progress, format_duration
+from lmdm.sampling import euler_step, noised, pingpong_step, predicted_x0, schedule
+from lmdm.stream import BlockStream
+from lmdm.train import distributed
+from lmdm.train.latents import LatentSet
+from lmdm.train.loop import CODEC_FIELDS, LOG_FILE, learning_rate, weights_digest
+from lmdm.train.objective import base_window, context_dropout, encode_captions
+from lmdm.train.recipe import ArcSettings, Recipe, TrainSettings
+from lmdm.train.state import restore, rng_state, state_tensors
+
+DISC_FILE = "discriminator.safetensors"  # D's weights ("dit.", "text.", "head."), in ARC checkpoints only
+HEAD_MULTS = (1, 2, 4)  # the reference head: 3 stages of 2 ConvNeXt blocks, channels x1 x2 x4,
+HEAD_STRIDES = (1, 2, 2)  # time strides 1 2 2 (one score per 4 frames), weight-normed convs
+HEAD_BLOCKS = 2
+
+
+# ----------------------------------------------------------------------------------------------
+# The draws of one step, as small pure functions
+
+
+def exit_steps(blocks: int, steps: int, final: bool, generator: torch.Generator) -> list[int]:
+    """One exit step per block, uniform in 1..steps-1 (1..steps with `final`)."""
+    return torch.randint(1, (steps if final else steps - 1) + 1, (blocks,), generator=generator).tolist()
+
+
+def shift_context(latents: torch.Tensor, dropped: torch.Tensor, block_frames: int, shift: bool = True) -> torch.Tensor:
+    """Zero the first dropped[i] blocks of sequence i ([b, D, L] -> [b, D, L]).
+
+    shift: zeros are prepended and the sequence moves right (its last frames fall off), as a
+    stream that started k blocks ago; otherwise the frames are zeroed in place (stage-2 dropout).
+    """
+    out = torch.zeros_like(latents)
+    L = latents.shape[2]
+    for i, k in enumerate(dropped.tolist()):
+        z = int(k) * block_frames
+        out[i, :, z:] = latents[i, :, : L - z] if shift else latents[i, :, z:]
+    return out
+
+
+def gan_times(n: int, logsnr_min: float, logsnr_max: float, generator: torch.Generator) -> torch.Tensor:
+    """[n] noise levels of the discriminator's input: log-SNR uniform, t = sigmoid(-logSNR)."""
+    return torch.sigmoid(-(logsnr_min + (logsnr_max - logsnr_min) * torch.rand(n, generator=generator)))
+
+
+def relativistic(winner: torch.Tensor, loser: torch.Tensor) -> torch.Tensor:
+    """mean softplus(loser - winner): small when `winner` scores above `loser`, position by position."""
+    return F.softplus(loser - winner).mean()
+
+
+def shared_generator(seed: int, step: int) -> torch.Generator:
+    """Draws every rank must agree on (exit steps, the switch): a function of the seed and the step."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * (step + 1))
+
+
+@attrs.frozen(eq=False)
+class Plan:
+    """Everything random in one ARC step."""
+
+    exits: tuple[int, ...] = attrs.field(converter=tuple)  # exit step per block (same on every rank)
+    switch: int  # the prompts switch at this block (0 = no switch; same on every rank)
+    dropped: torch.Tensor  # [b] long: context blocks replaced by prepended zeros
+    text_keep: torch.Tensor  # [b] bool: False = the null prompt (rollout and discriminator)
+    t_gan: torch.Tensor  # [b]
+    gan_noise: torch.Tensor  # [b, D, C + n*B]: one eps for real and fake
+
+
+def draw_plan(step: int, arc: ArcSettings, train: TrainSettings, config: ModelConfig, batch: int, generator: torch.Generator) -> Plan:
+    shared = shared_generator(train.seed, step)
+    n, grace = arc.rollout_blocks, arc.switch_grace
+    exits = exit_steps(n, arc.steps, arc.exit_final, shared)
+    switch = 0
+    if float(torch.rand(1, generator=shared)) < arc.switch_prob and n >= 2 + grace:
+        switch = int(torch.randint(1, n - grace, (1,), generator=shared))  # s in 1..n-1-grace: both sides judged
+    K, B = config.context_blocks, config.block_frames
+    keep = context_dropout(batch, K, B, train.context_drop_full, train.context_drop_partial, generator)
+    dropped = (keep[:, 0, ::B] == 0).sum(1)
+    text_keep = torch.rand(batch, generator=generator) >= train.text_dropout
+    t_gan = gan_times(batch, arc.gan_logsnr_min, arc.gan_logsnr_max, generator)
+    noise = torch.randn(batch, config.latent_dim, config.context_frames + n * B, generator=generator)
+    return Plan(exits, switch, dropped, text_keep, t_gan, noise)
+
+
+def judged_segments(switch: int, blocks: int, grace: int, context_frames: int, block_frames: int) -> list[tuple[int, int, int, bool]]:
+    """What D sees: (first frame, first judged frame, end, after the switch) per segment of the sequence.
+
+    No switch: the whole sequence, the rollout judged. A switch at block s: [0, C + sB) with the
+    blocks before s judged under the old prompt, then the blocks from s + grace on, alone, under the
+    new one (their real counterpart is the neighbour's sequence).
+    """
+    C, B = context_frames, block_frames
+    if not switch:
+        return [(0, C, C + blocks * B, False)]
+    after = C + (switch + grace) * B
+    return [(0, C, C + switch * B, False), (after, after, C + blocks * B, True)]
+
+
+def rolled(items: Sequence) -> list:
+    """The batch rolled by one: example i gets example i-1's item (torch.roll(x, 1, 0) for lists)."""
+    items = list(items)
+    return items[-1:] + items[:-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# The self-rollout through BlockStream
+
+
+def detached(cache: KVCache) -> KVCache:
+    return KVCache([(k.detach(), v.detach()) for k, v in cache.layers])
+
+
+def rollout_block(
+    stream: BlockStream, cond: Conditioning, steps: int, exit_step: int, sampler: str, generator: torch.Generator, grad: bool = True
+) -> torch.Tensor:
+    """One block of `stream` [1, D, B]: the x0-prediction of sampler step `exit_step` (1-based).
+
+    Steps 1..exit_step-1 run without gradients, exactly as `BlockStream.generate` runs them (same
+    random numbers: the noise after the denoiser, one eps per ping-pong step); step exit_step runs
+    with gradients when `grad`. The block joins the history detached; the cache is detached too.
+    With exit_step = steps this is `generate` itself.
+    """
+    if not 1 <= exit_step <= steps:
+        raise ValueError(f"exit step {exit_step} is outside 1..{steps}")
+    ts = schedule(steps).tolist()
+    with torch.no_grad():
+        denoise = stream.denoiser(cond, generator=generator)
+        x = torch.randn((1, stream.cfg.latent_dim, stream.B), generator=generator)
+        for i in range(exit_step - 1):
+            t, t_next = ts[i], ts[i + 1]
+            v = denoise(x, t, i)
+            if sampler == "euler" or t_next == 0.0:
+                x = euler_step(x, v, t, t_next)
+            else:
+                x = pingpong_step(x, v, t, t_next, torch.randn(x.shape, generator=generator, dtype=x.dtype))
+    i = exit_step - 1
+    with torch.set_grad_enabled(grad):
+        x0 = predicted_x0(x, denoise(x, ts[i], i), ts[i])
+    if stream.pending is not None:
+        raise RuntimeError("the block was not committed: the exit step did not run through the cache")
+    stream.append(x0.detach())  # gradients never cross into the next block's context
+    if stream.cache is not None:
+        stream.cache = detached(stream.cache)  # a fused commit inside the exit step computed keys with gradients
+    return x0
+
+
+def rollout(
+    model: LMDM, regime: str, context: torch.Tensor, conds: Sequence[Conditioning], exits: Sequence[int], steps: int,
+    sampler: str, generator: torch.Generator, *, grad: bool = True, use_cache: bool = True,
+) -> torch.Tensor:
+    """One stream from the clean context [1, D, C], a Conditioning and an exit step per block -> [1, D, n*B]."""
+    stream = BlockStream(model, regime, use_cache=use_cache)
+    stream.history = context.detach().clone()  # exactly C frames, as a stage-2 training window (accomp stays C zeros)
+    blocks = [rollout_block(stream, c, steps, k, sampler, generator, grad) for c, k in zip(conds, exits)]
+    return torch.cat(blocks, dim=2)
+
+
+# ----------------------------------------------------------------------------------------------
+# The discriminator
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of [b, c, T]."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class ConvNeXtBlock1d(nn.Module):
+    """x + pointwise(GELU(pointwise(norm(depthwise_k7(x))))), weight-normed convs."""
+
+    def __init__(self, channels: int, expand: int = 4, kernel: int = 7):
+        super().__init__()
+        self.depthwise = weight_norm(nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=channels))
+        self.norm = ChannelNorm(channels)
+        self.up = weight_norm(nn.Conv1d(channels, expand * channels, 1))
+        self.down = weight_norm(nn.Conv1d(expand * channels, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(F.gelu(self.up(self.norm(self.depthwise(x)))))
+
+
+class ScoreHead(nn.Module):
+    """Hidden states [b, W, T] -> scores [b, T // 4]: a 1-D ConvNeXt (the reference's head)."""
+
+    def __init__(self, width: int, channels: int):
+        super().__init__()
+        layers: list[nn.Module] = [weight_norm(nn.Conv1d(width, channels, 1))]
+        c = channels
+        for mult, stride in zip(HEAD_MULTS, HEAD_STRIDES):
+            out = channels * mult
+            if stride > 1 or out != c:
+                layers.append(weight_norm(nn.Conv1d(c, out, stride, stride=stride)))
+            layers += [ConvNeXtBlock1d(out) for _ in range(HEAD_BLOCKS)]
+            c = out
+        layers += [ChannelNorm(c), weight_norm(nn.Conv1d(c, 1, 1))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)[:, 0]
+
+
+class Discriminator(nn.Module):
+    """A bidirectional DiT cut after `layer` layers, and a score head over the judged frames.
+
+    Its input is a whole noisy sequence as the base model was trained on it: frames at positions
+    1..L, the t-token at 0, no routing, no mask, zero additive inputs; the prompt by cross-attention.
+    """
+
+    def __init__(self, dit: DiT, text: HashedTextEncoder, layer: int, channels: int, seed: int = 0):
+        super().__init__()
+        if not 1 <= layer <= dit.cfg.depth:
+            raise ValueError(f"arc.disc_layer must be in 1..{dit.cfg.depth} (the discriminator's depth), got {layer}")
+        dit.layers = nn.ModuleList(list(dit.layers)[:layer])  # the layers after the exit are never used
+        self.dit, self.text, self.layer = dit, text, layer
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.head = ScoreHead(dit.cfg.width, channels)
+
+    def trainable(self) -> list[tuple[str, nn.Parameter]]:
+        """Everything but the DiT's output projection (features come from inside the trunk)."""
+        return [(n, p) for n, p in self.named_parameters() if not n.startswith(("dit.project_out.", "dit.postprocess_conv."))]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor, pooled: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """x [b, D, L] noisy latents, t [b] -> scores [b, (L - first) // 4] of frames first..L-1."""
+        b, _, L = x.shape
+        w = base_window(b, L, self.dit.cfg, x.device)
+        h = torch.cat((self.dit.embed_frames(x, w.add, None), self.dit.embed_time(t, pooled)), dim=1)
+        h, _ = self.dit.run(h, w.positions, None, self.dit.cross_kv(tokens))
+        return self.head(h[:, first:L].transpose(1, 2))
+
+
+def default_layer(depth: int) -> int:
+    """About 3/4 of the depth (the reference: 12 of 16)."""
+    return max(1, (3 * depth) // 4)
+
+
+def build_discriminator(directory: Path, arc: ArcSettings, latent_dim: int, seed: int) -> tuple[Discriminator, dict]:
+    """A discriminator from a (base) checkpoint directory -> (D, that checkpoint's config.json)."""
+    doc = read_config(directory)
+    config = ModelConfig.from_dict(doc["model"])
+    if config.latent_dim != latent_dim:
+        raise ValueError(f"the discriminator {directory} has latent_dim {config.latent_dim}, the generator {latent_dim}")
+    dit, text = new_modules(config, int(doc.get("text", {}).get("buckets", 8192)))
+    load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
+    return Discriminator(dit, text, arc.disc_layer or default_layer(config.depth), arc.head_channels, seed), doc
+
+
+def disc_tensors(disc: Discriminator) -> dict[str, torch.Tensor]:
+    return {k: v.detach().float().cpu().contiguous() for k, v in disc.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# The losses of one step
+
+
+@attrs.frozen
+class Terms:
+    g: torch.Tensor  # softplus(D(real) - D(fake)): G's loss
+    d: torch.Tensor  # softplus(D(fake) - D(real)): D's relativistic term
+    contrastive: torch.Tensor | None  # softplus(D(real, other prompt) - D(real, own prompt)); D turns only
+    gap: float  # mean D(real) - D(fake) over the judged frames
+
+
+def judge(
+    disc: Discriminator, real: torch.Tensor, fake: torch.Tensor, plan: Plan, prompts: tuple[torch.Tensor, torch.Tensor],
+    others: tuple[torch.Tensor, torch.Tensor], arc: ArcSettings, config: ModelConfig, *, contrastive: bool,
+) -> Terms:
+    """Score real and fake sequences [b, D, C + nB] (see the module docstring) -> the loss terms.
+
+    prompts: D's (tokens, pooled) of each example's own prompt; others: the batch rolled by one
+    (the prompt after a switch, and the mismatched prompt of the contrastive term).
+    """
+    b = real.shape[0]
+    t = plan.t_gan.to(real.device)
+    eps = plan.gan_noise.to(real.device)
+    real_scores, fake_scores = [], []
+    full_real: torch.Tensor | None = None  # D(real, own prompt) over the whole rollout, if computed
+    for start, first, end, after in judged_segments(plan.switch, arc.rollout_blocks, arc.switch_grace, config.context_frames, config.block_frames):
+        r = (real.roll(1, 0) if after else real)[:, :, start:end]  # after a switch, the real is the neighbour's
+        e = eps[:, :, start:end]
+        x = torch.cat((noised(r, e, t[:, None, None]), noised(fake[:, :, start:end], e, t[:, None, None])))
+        tokens, pooled = others if after else prompts
+        s = disc(x, t.repeat(2), tokens.repeat(2, 1, 1), pooled.repeat(2, 1), first - start)
+        real_scores.append(s[:b].reshape(-1))
+        fake_scores.append(s[b:].reshape(-1))
+        if not plan.switch:
+            full_real = s[:b]
+    real_s, fake_s = torch.cat(real_scores), torch.cat(fake_scores)
+    term = None
+    if contrastive:
+        x = noised(real, eps, t[:, None, None])
+        C = config.context_frames
+        if full_real is None:
+            both = disc(x.repeat(2, 1, 1), t.repeat(2), torch.cat((prompts[0], others[0])), torch.cat((prompts[1], others[1])), C)
+            own, other = both[:b], both[b:]
+        else:
+            own, other = full_real, disc(x, t, others[0], others[1], C)
+        rows = plan.text_keep & plan.text_keep.roll(1, 0)  # both prompts real (not the null prompt)
+        term = relativistic(own[rows], other[rows]) if rows.any() else own.sum() * 0.0
+    return Terms(relativistic(fake_s, real_s), relativistic(real_s, fake_s), term, float((real_s - fake_s).detach().mean()))
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+
+
+@attrs.frozen
+class ArcResult:
+    step: int
+    g_loss: float  # means over the last logging interval (and over processes)
+    d_loss: float  # relativistic term + contrastive * contrastive term
+    checkpoint: Path | None
+    seconds: float
+    seconds_per_step: float
+
+    @property
+    def loss(self) -> float:
+        """The generator's loss (what `lmdm train arc` prints)."""
+        return self.g_loss
+
+
+def train(recipe: Recipe, *, resume: bool = False, log: Callable[[str], None] | None = None, progress: bool | None = None) -> ArcResult:
+    """Run (or continue, with resume=True) an ARC-Forcing recipe. See the module docstring."""
+    if recipe.stage != "arc":
+        raise ValueError(f"lmdm.train.arc_forcing runs stage \"arc\" recipes, got {recipe.stage!r}")
+    t = recipe.train
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    d = distributed.setup(t.device)
+    threads = torch.get_num_threads()
+    flush = torch.set_flush_denormal(True)
+    try:
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        return _train(recipe, d, resume, say if d.main else (lambda line: None), progress if d.main else False)
+    finally:
+        torch.set_num_threads(threads)
+        if flush:
+            torch.set_flush_denormal(False)
+        distributed.teardown(d)
+
+
+def _check(recipe: Recipe) -> None:
+    t, arc = recipe.train, recipe.arc
+    if recipe.model:
+        raise ValueError("arc: the model takes its shape from train.init; leave [model] empty")
+    if not t.init:
+        raise ValueError("arc: train.init must name the trained live model (a stage-2 LMDM checkpoint or run)")
+    if t.device != "cpu":
+        raise ValueError("arc: the rollouts run through BlockStream, which runs on the CPU only; set train.device = \"cpu\"")
+    if t.precision != "fp32":
+        raise ValueError("arc: train.precision must be fp32")
+    if t.batch_size < 2 and (arc.contrastive > 0 or arc.switch_prob > 0):
+        raise ValueError("arc: the contrastive term and prompt switches take another example's prompt: train.batch_size must be >= 2")
+
+
+def disc_source(arc: ArcSettings, init_doc: dict) -> Path:
+    """arc.disc_init, or the base the generator's stage-2 run was initialised from."""
+    source = arc.disc_init or ((init_doc.get("recipe") or {}).get("train") or {}).get("init", "")
+    if not source:
+        raise ValueError("arc: set arc.disc_init (the generator's checkpoint names no base it was fine-tuned from)")
+    return resolve(source)
+
+
+def _seeds(seed: int, rank: int) -> tuple[torch.Generator, np.random.Generator]:
+    return torch.Generator().manual_seed(seed * 1_000_003 + rank), np.random.default_rng([seed, rank])
+
+
+def _optimizer(named: list[tuple[str, nn.Parameter]], lr: float, t: TrainSettings) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not norms, biases, gains, Fourier frequencies, the text table)."""
+    decayed = [p for n, p in named if p.ndim >= 2 and not n.endswith(("timestep_features", "original0")) and not n.startswith("text.")]
+    ids = {id(p) for p in decayed}
+    groups = [{"params": decayed, "weight_decay": t.weight_decay}, {"params": [p for _, p in named if id(p) not in ids], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(t.beta1, t.beta2), eps=1e-8)
+
+
+def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str], None], progress: bool | None) -> ArcResult:
+    _check(recipe)
+    t, arc, lg = recipe.train, recipe.arc, recipe.log
+    stop = t.stop_at or t.steps
+    if stop > t.steps:
+        raise ValueError(f"train.stop_at ({t.stop_at}) is past train.steps ({t.steps})")
+    run = Path(t.out)
+
+    # generator, discriminator, data ----------------------------------------------------------
+    init_dir = resolve(t.init)
+    init_doc = read_config(init_dir)
+    if init_doc.get("stage") not in ("lmdm", "arc") or init_doc.get("regime") != t.regime:
+        raise ValueError(f"arc: train.init {init_dir} is a {init_doc.get('stage')!r} checkpoint in regime {init_doc.get('regime')!r}; "
+                         f"ARC-Forcing needs a live model (stage lmdm) trained in train.regime = {t.regime!r}")
+    model = load_model(init_dir)
+    config, dit, text = model.config, model.dit, model.text
+    data = LatentSet(recipe.data.latents, recipe.data.split, shard=(d.rank, d.world))
+    for key in CODEC_FIELDS:
+        if getattr(config, key) != data.meta[key]:
+            raise ValueError(f"arc: the model has {key} = {getattr(config, key)!r}, the latents {data.meta[key]!r}")
+    disc_dir = disc_source(arc, init_doc)
+    disc, disc_doc = build_discriminator(disc_dir, arc, config.latent_dim, t.seed)
+    dit.train()
+    text.requires_grad_(False)  # the rollout reads prompts through the stream's cached cross-attention inputs
+    frames = config.context_frames + arc.rollout_blocks * config.block_frames
+
+    g_named = [(f"dit.{n}", p) for n, p in dit.named_parameters()]
+    d_named = [(f"disc.{n}", p) for n, p in disc.trainable()]
+    g_params, d_params = [p for _, p in g_named], [p for _, p in d_named]
+    g_names = {id(p): n for n, p in g_named}
+    d_names = {id(p): n for n, p in d_named}
+    for _, p in disc.named_parameters():
+        p.requires_grad_(False)
+    opt_g = _optimizer([(n[4:], p) for n, p in g_named], t.lr, t)
+    opt_d = _optimizer([(n[5:], p) for n, p in d_named], arc.disc_lr or t.lr, t)
+    generator, rng = _seeds(t.seed, d.rank)
+    distributed.broadcast_parameters(g_params + d_params, d)
+
+    # resume ---------------------------------------------------------------------------------
+    step = 0
+    existing = step_dirs(run)
+    if existing and not resume:
+        raise ValueError(f"{run} already holds checkpoints (latest {existing[-1].name}): pass --resume to continue, or set train.out to a new directory")
+    if resume and existing:
+        last = existing[-1]
+        doc = read_config(last)
+        if doc.get("stage") != "arc" or doc.get("model") != config.to_dict() or not (last / DISC_FILE).is_file():
+            raise ValueError(f"cannot resume {last}: it is not an ARC checkpoint of this model; use a new train.out")
+        load_weights(dit, text, read_tensors(last / MODEL_FILE), last / MODEL_FILE)
+        disc.load_state_dict(read_tensors(last / DISC_FILE))
+        state = read_tensors(last / TRAIN_STATE_FILE)
+        restore(state, opt_d, d_names, d.rank, torch.Generator(), np.random.default_rng())
+        step, found = restore(state, opt_g, g_names, d.rank, generator, rng)
+        if not found:
+            generator, rng = _seeds(t.seed + step, d.rank)
+            say(f"resume: no RNG state for rank {d.rank} (different process count); reseeded")
+        say(f"resume: from {last} at step {step}")
+    elif resume:
+        say(f"resume: nothing to resume in {run}, starting at step 0")
+
+    say(
+        f"arc ({t.regime}): G {sum(p.numel() for p in g_params) / 1e6:.2f}M from {init_dir}, "
+        f"D {sum(p.numel() for p in d_params) / 1e6:.2f}M ({disc.layer} of {disc_doc['model']['depth']} layers of {disc_dir}), "
+        f"rollouts of {arc.rollout_blocks} blocks at {arc.steps} {arc.sampler} steps, sequences of {frames} frames, "
+        f"batch {t.batch_size} x {d.world} process(es), steps {step} -> {stop} of {t.steps}"
+    )
+    run.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    interval_start, interval_steps = start, 0
+    losses: dict[str, list[float]] = {"g": [], "d": [], "contrastive": [], "gap": []}
+    means = {k: float("nan") for k in losses}
+    norms = {"g": float("nan"), "d": float("nan")}
+    null = null_conditioning(config.cond_dim, config.cond_tokens)
+    checkpoint: Path | None = existing[-1] if (resume and existing) else None
+    start_step = step
+    bar = Progress(total=stop - step, desc="arc", unit="step", enabled=progress)
+    with bar:
+        while step < stop:
+            g_turn = step % 2 == 0
+            lr = learning_rate(step, recipe)
+            for opt, base_lr in ((opt_g, t.lr), (opt_d, arc.disc_lr or t.lr)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * base_lr / t.lr if t.lr else 0.0
+            latents, captions, _ = data.windows(t.batch_size, frames, rng)
+            plan = draw_plan(step, arc, t, config, t.batch_size, generator)
+            real = shift_context(latents, plan.dropped, config.block_frames, arc.context_shift)
+            context = real[:, :, : config.context_frames]
+
+            # the generator's self-rollouts (with gradients on G's turn)
+            with torch.no_grad():
+                own = [model.encode_prompt(c) if k else null for c, k in zip(captions, plan.text_keep.tolist())]
+            other = rolled(own)
+            fakes = []
+            for i in range(t.batch_size):
+                conds = [other[i] if plan.switch and j >= plan.switch else own[i] for j in range(arc.rollout_blocks)]
+                fakes.append(rollout(model, t.regime, context[i : i + 1], conds, plan.exits, arc.steps, arc.sampler, generator, grad=g_turn))
+            fake = torch.cat((context, torch.cat(fakes)), dim=2)
+
+            # the discriminator's verdict
+            for p in d_params:
+                p.requires_grad_(not g_turn)
+            prompts = encode_captions(disc.text, captions, plan.text_keep)
+            others = encode_captions(disc.text, rolled(captions), plan.text_keep.roll(1, 0))
+            terms = judge(disc, real, fake, plan, prompts, others, arc, config, contrastive=not g_turn)
+            if g_turn:
+                loss, params, opt = terms.g, g_params, opt_g
+            else:
+                loss, params, opt = terms.d + arc.contrastive * terms.contrastive, d_params, opt_d
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(params, d)
+            norm = float(torch.nn.utils.clip_grad_norm_(params, t.grad_clip)) if t.grad_clip > 0 else float("nan")
+            opt.step()
+            step += 1
+            interval_steps += 1
+            norms["g" if g_turn else "d"] = norm
+            losses["g" if g_turn else "d"].append(float(loss.detach()))
+            losses["gap"].append(terms.gap)
+            if not g_turn:
+                losses["contrastive"].append(float(terms.contrastive.detach()))
+            bar.update(1, G=means["g"] if not losses["g"] else losses["g"][-1], D=means["d"] if not losses["d"] else losses["d"][-1])
+
+            timed_out = t.max_minutes > 0 and distributed.any_rank(time.monotonic() - start > t.max_minutes * 60, d)
+            final = step == stop or timed_out
+            if step % lg.every == 0 or final:
+                for k, values in losses.items():
+                    if values:  # every rank has the same turns, so the same empty lists
+                        means[k] = distributed.mean_scalar(float(np.mean(values)) if values else float("nan"), d)
+                    values.clear()
+                now = time.monotonic()
+                per_step = (now - interval_start) / interval_steps
+                record = {"step": step, "g_loss": _round(means["g"]), "d_loss": _round(means["d"]), "d_contrastive": _round(means["contrastive"]),
+                          "gap": _round(means["gap"]), "lr": lr, "grad_norm_g": _round(norms["g"]), "grad_norm_d": _round(norms["d"]),
+                          "s_per_step": round(per_step, 4), "elapsed_s": round(now - start, 1)}
+                interval_start, interval_steps = now, 0
+                if d.main:
+                    with open(run / LOG_FILE, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    if not bar.enabled:
+                        eta = format_duration((stop - step) * per_step)
+                        say(f"arc step {step}/{stop} G {means['g']:.4f} D {means['d']:.4f} (contrastive {means['contrastive']:.4f}) "
+                            f"D(real)-D(fake) {means['gap']:+.3f} lr {lr:.2e} {per_step:.2f} s/step eta {eta}")
+            if step % lg.save_every == 0 or final:
+                checkpoint = save_checkpoint(recipe, config, data.meta, d, run, step, model, disc, opt_g, opt_d, g_names, d_names, generator, rng)
+            if d.main and lg.sample_every and (step % lg.sample_every == 0 or final):
+                from lmdm.train.preview import render_preview
+
+                path = render_preview(run / "samples" / f"step-{step:07d}.wav", "arc", t.regime, config, dit, text, model.codec,
+                                      lg.sample_prompt, lg.sample_seconds, lg.sample_steps)
+                say(f"preview: {path}")
+            if timed_out:
+                say(f"stopped after train.max_minutes = {t.max_minutes:g} at step {step}; continue with --resume")
+                break
+
+    seconds = time.monotonic() - start
+    done = step - start_step
+    if d.world > 1:
+        summary = {"rank": d.rank, "world": d.world, "step": step, "weights_sha256": weights_digest(g_params + d_params)}
+        (run / f"rank-{d.rank}.json").write_text(json.dumps(summary) + "\n")
+    return ArcResult(step, means["g"], means["d"], checkpoint, seconds, seconds / done if done else float("nan"))
+
+
+def _round(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(x, 6)
+
+
+def save_checkpoint(
+    recipe: Recipe, config: ModelConfig, latents_meta: dict, d: distributed.Dist, run: Path, step: int, model: LMDM,
+    disc: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, g_names: dict[int, str], d_names: dict[int, str],
+    generator: torch.Generator, rng: np.random.Generator,
+) -> Path:
+    """<run>/step-NNNNNNN/: the generator as an ordinary lmdm checkpoint (load_model, export and
+    LiveSession read it as any live model), plus discriminator.safetensors and both optimizers'
+    state in train_state.safetensors ("opt.dit.*" for G, "opt.disc.*" for D)."""
+    rngs = distributed.gather(rng_state(generator, rng), d)
+    directory = run / f"{STEP_PREFIX}{step:07d}"
+    if not d.main:
+        return directory
+    t = recipe.train
+    doc = config_document(
+        config, latents_meta["codec"], buckets=model.text.buckets, stage="arc", regime=t.regime, step=step,
+        recipe=recipe.to_dict(), name=f"arc-{t.regime}-step{step}", latents=str(Path(recipe.data.latents).resolve()),
+        processes=d.world, sampler_steps=recipe.arc.steps,
+    )
+    state = state_tensors(opt_g, g_names, step, rngs)
+    state.update({k: v for k, v in state_tensors(opt_d, d_names, step, []).items() if k.startswith("opt.")})
+    files = {MODEL_FILE: model_tensors(model.dit, model.text), CONFIG_FILE: doc, TRAIN_STATE_FILE: state, DISC_FILE: disc_tensors(disc)}
+    write_directory(directory, files)
+    for old in step_dirs(run)[: -recipe.log.keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+__all__ = [
+    "ArcResult", "DISC_FILE", "Discriminator", "Plan", "ScoreHead", "Terms", "build_discriminator", "default_layer",
+    "draw_plan", "exit_steps", "gan_times", "judge", "judged_segments", "relativistic", "rollout", "rollout_block",
+    "save_checkpoint", "shift_context", "train",
+]
