@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--device", type=_device, help="output device: a number or part of a name from `lmdm devices` (default: the system's)")
     live.add_argument("--ahead", type=float, default=AHEAD_SECONDS, metavar="SECONDS",
                       help=f"keep at least this much audio queued, and always one block (default {AHEAD_SECONDS:g})")
+    p.add_argument("--input", metavar="FILE|device",
+                   help="a player's audio for `jam on` and `delay`: an audio file (offline or live), or 'device' (live: capture the input)")
     live.add_argument("--watch", action="store_true", help="re-run the set file each time it is saved")
     live.add_argument("--no-repl", action="store_true", help="no lmdm> prompt: play until --seconds or Ctrl-C, a status line every few seconds")
     live.add_argument("--osc-port", type=int, default=57120, help="OSC port (default 57120; 0 picks a free one)")
@@ -242,9 +244,40 @@ def torch_threads(n: int) -> Iterator[None]:
 def new_session(a: argparse.Namespace) -> LiveSession:
     model = resolve_model(a.model)
     if model.name == "random":
-        complain(f"note: model {a.model!r} has random weights and a placeholder codec "
-                 "(no trained model ships yet): expect tones, not music")
-    return LiveSession(model, seed=a.seed)
+        complain(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music")
+    session = LiveSession(model, seed=a.seed)
+    if getattr(a, "input", None) not in (None, "device"):
+        feed_file(session, a.input)
+    return session
+
+
+class InputFileError(ValueError):
+    """--input names a file that cannot be read (one line)."""
+
+
+def feed_file(session: LiveSession, path: str) -> None:
+    """A player's part from an audio file: fed whole at the start; the session hears each frame only
+    once it is a block old (its latency cutoff), so this plays along in time (jam on / delay)."""
+    try:
+        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as error:
+        raise InputFileError(f"lmdm live: cannot read the input file {path}: {error}") from None
+    session.feed_input(audio.mean(axis=1), sample_rate=rate)
+
+
+def with_device_input(session: LiveSession, engine: AudioEngine) -> Callable[[], np.ndarray]:
+    """The engine's block source when the device's input is captured: what arrived since the last
+    block is fed to the session (mono), then the next block is made. Input sample 0 is taken as
+    block 0's first sample; device latency is not compensated (the model's latency cutoff and the
+    delay time absorb a block or two)."""
+
+    def next_block() -> np.ndarray:
+        captured = engine.read_input()
+        if len(captured):
+            session.feed_input(captured.mean(axis=1))
+        return session.next_block()
+
+    return next_block
 
 
 # --- offline: pull the blocks ourselves ---------------------------------------------------------
@@ -259,7 +292,11 @@ def render_offline(a: argparse.Namespace, text: str) -> int:
     except OSError as error:
         complain(f"lmdm live: cannot write {out}: {error.strerror or error}")
         return 2
-    session = new_session(a)
+    try:
+        session = new_session(a)
+    except InputFileError as error:
+        complain(str(error))
+        return 2
     recorder = FileRecorder(session.sample_rate, session.channels)
     stage = Stage(Interpreter(session, recorder=recorder))
     if a.set is not None:
@@ -295,12 +332,19 @@ def render_offline(a: argparse.Namespace, text: str) -> int:
 
 def perform(a: argparse.Namespace, text: str) -> int:
     """Play until Ctrl-D / quit (REPL), or ``--seconds`` / Ctrl-C (``--no-repl``), then shut down."""
-    session = new_session(a)
+    try:
+        session = new_session(a)
+    except InputFileError as error:
+        complain(str(error))
+        return 2
+    capture = getattr(a, "input", None) == "device"
     config = EngineConfig(
         model_rate=session.sample_rate, channels=session.channels, device=a.device,
-        ahead_blocks=max(1.0, a.ahead / session.block_seconds),
+        ahead_blocks=max(1.0, a.ahead / session.block_seconds), input_channels=1 if capture else 0,
     )
     engine = AudioEngine(session.next_block, config)
+    if capture:
+        engine.producer = with_device_input(session, engine)  # read when the engine starts (_build)
     stage = Stage(Interpreter(session, recorder=EngineRecorder(engine)), engine)
     started = time.monotonic()
 

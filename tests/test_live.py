@@ -298,3 +298,22 @@ def test_the_embedding_example_runs_as_is(tmp_path, capsys):
     assert sf.info(tmp_path / "embed.wav").frames == 10 * TINY_RATE
     printed = capsys.readouterr().out
     assert "32 blocks of 0.32 s" in printed and "acid bass" in printed
+
+
+def test_offline_set_plays_along_with_an_input_file(tmp_path, capsys):
+    """--input FILE: the player's part is fed to the session; a generative delay re-imagines it."""
+    player = tmp_path / "player.wav"
+    t = np.arange(3 * TINY_RATE) / TINY_RATE
+    sf.write(player, (0.5 * np.sin(2 * np.pi * 440 * t) * (t % 0.5 < 0.25)).astype(np.float32), TINY_RATE)
+    path = _set(tmp_path, "steps 2\ndelay 1 bar strength 0.3 feedback 0 mix 1\n")
+    outs = []
+    for extra in ([], ["--input", str(player)]):
+        out = tmp_path / f"take{len(outs)}.wav"
+        assert live.main([str(path), "--offline", "--seconds", "3", "-o", str(out), "--model", "tiny", *extra]) == 0
+        outs.append(sf.read(out)[0])
+    capsys.readouterr()
+    assert len(outs[0]) == len(outs[1]) == 3 * TINY_RATE
+    assert not np.allclose(outs[0], outs[1])  # the delay line carries the player's part
+    assert live.main([str(path), "--offline", "--seconds", "1", "-o", str(tmp_path / "x.wav"), "--model", "tiny",
+                      "--input", str(tmp_path / "missing.wav")]) != 0
+    assert "cannot read the input file" in capsys.readouterr().err
