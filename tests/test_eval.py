@@ -327,3 +327,20 @@ def test_line_plots_draw_text_and_lines() -> None:
     image = line_plots([Panel("TEST", [Series("x", np.array([0.0, 5.0, 10.0]), np.array([1.0, np.nan, 3.0]))])], x_range=(0.0, 10.0))
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] == 960
     assert (image != 255).any(axis=2).sum() > 100  # something was drawn
+
+
+def test_model_quality_prompts_are_held_out_and_spread_over_styles(tmp_path: Path) -> None:
+    from lmdm.corpus.reader import CorpusReader
+    from lmdm.eval.model_quality import held_out_prompts
+
+    write_corpus(tmp_path, hours=60 * 2.0 / 3600, seed=3, seconds_per_example=2.0, workers=1, progress=False, styles=TOY_STYLES)
+    reader = CorpusReader(tmp_path)
+    held = [e for e in reader if e.split in ("valid", "test")]
+    assert len(held) >= 2  # ~10% of 60 examples
+    chosen = held_out_prompts(tmp_path, 2)
+    assert len({name for name, _ in chosen}) == 2
+    assert all(reader.entry(name).split in ("valid", "test") and reader.entry(name).caption == caption for name, caption in chosen)
+    styles = {reader.entry(name).attributes.style for name, _ in chosen}
+    assert len(styles) == min(2, len({e.attributes.style for e in held}))  # round-robin over styles
+    with pytest.raises(ValueError, match="held-out"):
+        held_out_prompts(tmp_path, len(held) + 1)
