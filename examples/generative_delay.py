@@ -7,8 +7,8 @@ The input is fed ahead (as from a file), the delay repeats it every 2 blocks, no
 `strength` and denoised under prompts that take turns per repeat, with feedback and a wet/dry
 mix (the dry input is mixed in: mix_input=True). Then a strength sweep shows the trade-off: low
 strength keeps the input's notes, high strength follows the prompt. The same from the shell:
-`lmdm delay phrase.wav -o out.wav --prompt "glass bells" --strength 0.6`. With `--model default`
-and no bundled model yet it falls back to a tiny random model (tones, not music).
+`lmdm delay phrase.wav -o out.wav --prompt "glass bells" --strength 0.6`. `--model default` is the
+bundled model; `--model tiny` runs the same calls on a random model in a second (tones, not music).
 """
 
 import argparse
@@ -19,19 +19,8 @@ import soundfile as sf
 import torch
 
 import lmdm
-from lmdm.conditioning.sketch import SKETCH_INPUTS
+from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
 from lmdm.conditioning.sketch_sources import sketch_from_audio
-
-
-def load(spec: str) -> lmdm.LMDM:
-    if spec != "default":
-        return lmdm.load_model(spec)
-    try:
-        return lmdm.load_model()
-    except lmdm.checkpoint.CheckpointError as e:
-        print(f"note: {str(e).split(':')[0]}; using a tiny random model (tones, not music)", file=sys.stderr)
-        extras = list(SKETCH_INPUTS) + [("accomp", 1 + 8)]
-        return lmdm.build_model(lmdm.ModelConfig.tiny(extra_add_inputs=extras), seed=0)
 
 
 def phrase(sample_rate: int) -> np.ndarray:
@@ -58,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("input", nargs="?", default=None, help="audio file (default: a synthesized phrase)")
     p.add_argument("-o", "--out", default="generative_delay.wav")
-    p.add_argument("--model", default="default", help="'default' (falls back to a tiny random model) or a checkpoint directory")
+    p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--strength", type=float, default=0.6)
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
-    model = load(a.model)
+    model = resolve_model(a.model)
     if a.input:
         player, rate = sf.read(a.input, dtype="float32", always_2d=True)
     else:

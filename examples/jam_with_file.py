@@ -8,7 +8,7 @@ session has received the player's audio up to the start of block n - 1 (a live e
 block queued). The model only uses input frames older than one block (the latency cutoff it was
 trained with), so the first two blocks are unaccompanied. --mix-input puts the player into the
 output file too; without it you get the accompaniment alone (live, you would monitor the player
-directly). With `--model default` and no bundled model yet it falls back to a tiny random model.
+directly). `--model default` is the bundled model (trained with jamming windows).
 """
 
 import argparse
@@ -19,18 +19,7 @@ import soundfile as sf
 import torch
 
 import lmdm
-from lmdm.conditioning.sketch import SKETCH_INPUTS
-
-
-def load(spec: str) -> lmdm.LMDM:
-    if spec != "default":
-        return lmdm.load_model(spec)
-    try:
-        return lmdm.load_model()
-    except lmdm.checkpoint.CheckpointError as e:
-        print(f"note: {str(e).split(':')[0]}; using a tiny random model (tones, not music)", file=sys.stderr)
-        extras = list(SKETCH_INPUTS) + [("accomp", 1 + 8)]
-        return lmdm.build_model(lmdm.ModelConfig.tiny(extra_add_inputs=extras), seed=0)
+from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
 
 
 def bass_line(sample_rate: int, seconds: float = 16.0, bpm: float = 120.0) -> np.ndarray:
@@ -51,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("player", nargs="?", default=None, help="the player's audio file (default: a synthesized bass line)")
     p.add_argument("-o", "--out", default="jam.wav")
-    p.add_argument("--model", default="default", help="'default' (falls back to a tiny random model) or a checkpoint directory")
+    p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--prompt", default="drums and chords, funk")
     p.add_argument("--mix-input", action="store_true", help="mix the player into the output")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
-    model = load(a.model)
+    model = resolve_model(a.model)
     session = lmdm.LiveSession(model, prompt=a.prompt, steps=8, seed=0, mix_input=a.mix_input)
     if not session.supports("jam"):
         print(f"this model ({model.name}) was trained without the accomp input: it cannot jam", file=sys.stderr)

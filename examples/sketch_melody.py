@@ -6,8 +6,8 @@
 Three sketches, 8 s each, from three kinds of source: mini-notation (like the language's
 `sketch melody "…"`), a note list (start s, duration s, MIDI) with an array loudness curve, and a
 line "hummed" into a pitch tracker (here a synthesized one; pass --hum FILE to use a recording).
-With `--model default` and no bundled model yet it falls back to a tiny random model with the
-sketch inputs: the calls are the same, the audio is tones.
+`--model default` is the bundled model (trained with the sketch inputs); a checkpoint directory
+works too.
 """
 
 import argparse
@@ -18,19 +18,8 @@ import soundfile as sf
 import torch
 
 import lmdm
-from lmdm.conditioning.sketch import SKETCH_INPUTS
+from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
 from lmdm.conditioning.sketch_sources import sketch_from_audio
-
-
-def load(spec: str) -> lmdm.LMDM:
-    if spec != "default":
-        return lmdm.load_model(spec)
-    try:
-        return lmdm.load_model()
-    except lmdm.checkpoint.CheckpointError as e:
-        print(f"note: {str(e).split(':')[0]}; using a tiny random model (tones, not music)", file=sys.stderr)
-        extras = list(SKETCH_INPUTS) + [("accomp", 1 + 8)]
-        return lmdm.build_model(lmdm.ModelConfig.tiny(extra_add_inputs=extras), seed=0)
 
 
 def hummed_line(sample_rate: int, seconds: float = 4.0) -> np.ndarray:
@@ -50,12 +39,12 @@ def hummed_line(sample_rate: int, seconds: float = 4.0) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--out", default="sketch_melody.wav")
-    p.add_argument("--model", default="default", help="'default' (falls back to a tiny random model) or a checkpoint directory")
+    p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--hum", default=None, help="an audio file of a hummed or played line (default: a synthesized one)")
     p.add_argument("--seconds", type=float, default=8.0, help="per sketch")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
-    model = load(a.model)
+    model = resolve_model(a.model)
     session = lmdm.LiveSession(model, prompt="synth lead over soft pads, 120 bpm", steps=8, seed=0)
     if not session.supports("sketch"):
         print(f"this model ({model.name}) was trained without sketch inputs", file=sys.stderr)

@@ -579,3 +579,24 @@ def test_duplex_stream_captures_input_frames(jack_server) -> None:
     assert len(captured) >= 0.5 * jack_server.rate  # the full rate comes in
     assert len(partial) <= 100
     assert np.abs(captured).max() == pytest.approx(0.5, abs=0.05)  # our sine came back
+
+
+@pytest.mark.audio
+def test_the_bundled_model_plays_live_without_underruns(jack_server) -> None:
+    """The default model through the real engine: paced by the device, ahead of it, no underruns."""
+    import lmdm
+
+    model = lmdm.load_model()
+    if model.sample_rate != jack_server.rate:
+        pytest.skip(f"JACK runs at {jack_server.rate} Hz, the model at {model.sample_rate} Hz")
+    session = lmdm.LiveSession(model, prompt="deep house groove with warm chords", steps=8)
+    session.next_block()  # the first block (cache bootstrap) is made before the stream opens, as lmdm live does
+    engine = AudioEngine(session.next_block, EngineConfig(model_rate=model.sample_rate, ahead_blocks=2.0))
+    with engine:
+        assert _wait_for(lambda: engine.stats().frames_played > 0)
+        time.sleep(4.0)
+        stats = engine.stats()
+    assert stats.producer_errors == 0 and stats.callback_errors == 0
+    assert stats.underruns == 0, stats.summary()
+    assert stats.frames_played >= 3 * model.sample_rate
+    assert session.stats.last_compute_ms < 0.5 * 1000 * session.block_seconds  # steady state (the first block also warms up)

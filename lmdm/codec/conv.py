@@ -52,8 +52,8 @@ class ConvCodecConfig:
     synthesis_fft: int = attrs.field(default=320, validator=_positive)  # decoder's inverse STFT window (20 ms)
     frame_hop: int = attrs.field(default=160, validator=_positive)  # STFT hop (10 ms): 100 spectral frames/s
     stride: int = attrs.field(default=4, validator=_positive)  # spectral frames per latent frame
-    width: int = attrs.field(default=256, validator=_positive)  # channels at the spectral frame rate
-    latent_width: int = attrs.field(default=512, validator=_positive)  # channels at the latent frame rate
+    width: int = attrs.field(default=192, validator=_positive)  # channels at the spectral frame rate
+    latent_width: int = attrs.field(default=384, validator=_positive)  # channels at the latent frame rate
     frame_units: int = attrs.field(default=2, validator=attrs.validators.ge(0))  # residual units @100 fps, per side
     latent_units: int = attrs.field(default=3, validator=attrs.validators.ge(0))  # residual units @25 fps, per side
     kernel_size: int = attrs.field(default=7, validator=_positive)  # residual unit k has dilation 3**k
