@@ -462,6 +462,13 @@ class LiveSession:
             self._glide = None if done >= total else (start, target, done, total)
         return self._cond, self.settings
 
+    @property
+    def _delay_active(self) -> bool:
+        """A delay is on and there is a player to delay. With no input yet (a set without a
+        player, or before the first `feed_input`), the stream plays on as if the delay were off:
+        a delay line of silence would silence the music."""
+        return self._delay is not None and self._player.samples > 0
+
     def next_latents(self) -> torch.Tensor:
         """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded,
         so neither the delay's feedback nor the output mix happen)."""
@@ -493,7 +500,7 @@ class LiveSession:
             self.stream.set_accomp(accomp)
         self._jamming = accomp is not None and bool(accomp[0, 0, -self.model.config.context_frames :].any())
         init, strength, wet_gain = None, 1.0, 1.0
-        if self._delay is not None:
+        if self._delay_active:
             d = self._delay.settings
             repeat = d.repeat(n, self._delay.first_block)
             line = self._delay.line(n, self.block_samples, self._player.audio)
@@ -515,10 +522,10 @@ class LiveSession:
         latents, wet_gain = self._make_block()
         with torch.no_grad():
             audio = self._decoder.push(latents)[0].T.contiguous().numpy()  # [samples, channels]
-        if self._delay is not None:
+        if self._delay_active:
             keep = self._delay.settings.delay_samples(S) + S
             self._delay.record(n, S, audio, keep)
-        dry_gain = (1.0 - wet_gain) if self._delay is not None else 1.0
+        dry_gain = (1.0 - wet_gain) if self._delay_active else 1.0
         dry_gain = dry_gain if self._mix_input else 0.0
         fade = round(FADE_SECONDS * self.sample_rate)
         dry = self._player.audio.read(n * S, S) if (self._mix_input or self._gains[1]) else None
@@ -575,7 +582,7 @@ class LiveSession:
             cache_bytes=self.stream.cache_bytes,
             errors=self._error_count,
             sketches=tuple(k for k in SKETCH_KINDS if k in self._sketches),
-            delay="" if self._delay is None else self._delay.settings.describe(),
+            delay="" if self._delay is None else self._delay.settings.describe() + ("" if self._delay_active else " (waiting for input)"),
             jamming=self._jamming,
             input_seconds=self._player.samples / self.sample_rate,
         )

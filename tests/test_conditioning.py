@@ -492,3 +492,17 @@ def test_the_delay_command_writes_the_input_and_its_repeats(tmp_path) -> None:
     assert code == 0 and rate == 16000
     assert len(audio) == round(0.6 * 16000 + 2 * 2 * 0.32 * 16000)  # the input + two delay times of tail
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
+def test_a_delay_without_any_input_leaves_the_stream_playing_unchanged() -> None:
+    """A set that turns the delay on with no player must not silence the music (a line of silence)."""
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    plain = lmdm.LiveSession(model, prompt="techno", steps=2, seed=3)
+    delayed = lmdm.LiveSession(model, prompt="techno", steps=2, seed=3)
+    delayed.set_delay(1, strength=0.6, feedback=0.3, mix=0.5)
+    a, b = plain.render(2.0), delayed.render(2.0)
+    assert np.array_equal(a, b) and np.abs(b).max() > 0
+    assert delayed.stats.delay.endswith("(waiting for input)")
+    delayed.feed_input(np.zeros(model.sample_rate, np.float32))  # a player arrives: the delay takes over
+    delayed.render(1.0)
+    assert not delayed.stats.delay.endswith("(waiting for input)")
