@@ -290,6 +290,8 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
             extra = {"codec.json": tmp_codec / "codec.json", "codec.safetensors": tmp_codec / "codec.safetensors"}
             codec = codec_reference(model.codec, ".")
     info.setdefault("name", model.name)
+    if model.guidance != 1.0:
+        info.setdefault("guidance", model.guidance)
     doc = config_document(model.config, codec, buckets=text_buckets, **info)
     try:
         tensors = model_tensors(model.dit, model.text)
@@ -297,6 +299,14 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
     finally:
         if tmp_codec is not None:
             shutil.rmtree(tmp_codec, ignore_errors=True)
+
+
+def guidance(doc: dict[str, Any], directory: Path) -> float:
+    """The model's recommended classifier-free guidance scale ("guidance" in config.json; 1 if absent)."""
+    value = doc.get("guidance", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 20:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: guidance must be a number from 0 to 20, got {value!r}")
+    return float(value)
 
 
 def load_model(path: str | Path | None = None) -> LMDM:
@@ -324,6 +334,6 @@ def load_model(path: str | Path | None = None) -> LMDM:
     load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
     codec = open_codec(doc.get("codec", "placeholder"), directory, config)
     try:
-        return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name)).eval()
+        return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name), guidance=guidance(doc, directory)).eval()
     except ValueError as e:
         raise CheckpointError(f"{directory}: {e}") from e

@@ -53,7 +53,7 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true", help="full forward at every step (same audio, slower)")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--sampler", default="pingpong", choices=["pingpong", "euler"])
-    p.add_argument("--cfg", type=float, default=1.0)
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's recommended; 1 = one pass)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", action="store_true", help="also write a spectrogram PNG next to the audio")
     p.add_argument("--quiet", action="store_true")

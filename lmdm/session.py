@@ -129,13 +129,14 @@ class LiveSession:
         use_cache: bool = True,
         steps: int = 8,
         sampler: str = "pingpong",
-        cfg: float = 1.0,
+        cfg: float | None = None,
         seed: int = 0,
         commit: str = "fused",
         mix_input: bool = False,
         jam: bool = True,
     ):
         self.model = model
+        cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)
         self.stream = BlockStream(model, regime, use_cache, commit)
         self._null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)

@@ -587,3 +587,17 @@ def test_export_writes_the_caption_vocabulary_and_lmdm_vocab_shows_it(base_run, 
     out = capsys.readouterr().out
     assert out.startswith("3 words") and list(vocab)[0] in out
     assert lmdm_main(["vocab", "--model", str(tmp_path / "missing")]) == 2
+
+
+def test_a_model_carries_its_recommended_guidance(tmp_path) -> None:
+    model = build_model(ModelConfig.tiny(), seed=0)
+    assert model.guidance == 1.0 and lmdm.LiveSession(model).stats.cfg == 1.0
+    model.guidance = 2.5
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.guidance == 2.5
+    assert lmdm.LiveSession(loaded).stats.cfg == 2.5 and lmdm.LiveSession(loaded, cfg=1.0).stats.cfg == 1.0
+    doc = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**doc, "guidance": "loud"}))
+    with pytest.raises(CheckpointError, match="guidance must be a number"):
+        load_model(tmp_path / "m")

@@ -14,7 +14,7 @@ from lmdm.model.dit import DiT, init_weights
 class LMDM:
     """What `LiveSession` needs: `dit` (the transformer), `text` (prompt -> Conditioning), `codec`."""
 
-    def __init__(self, config: ModelConfig, dit: DiT, text: HashedTextEncoder, codec: Codec, name: str = "random"):
+    def __init__(self, config: ModelConfig, dit: DiT, text: HashedTextEncoder, codec: Codec, name: str = "random", guidance: float = 1.0):
         if codec.latent_dim != config.latent_dim or codec.hop != config.hop or codec.sample_rate != config.sample_rate:
             raise ValueError(
                 f"codec (latent_dim={codec.latent_dim}, hop={codec.hop}, rate={codec.sample_rate}) does not match the "
@@ -25,6 +25,7 @@ class LMDM:
         self.text = text
         self.codec = codec
         self.name = name
+        self.guidance = guidance  # the CFG scale this model sounds best with (LiveSession's default; 1 = one pass)
 
     @property
     def sample_rate(self) -> int:

@@ -87,6 +87,7 @@ def _export_main(argv: Sequence[str]) -> int:
     p.add_argument("--out", required=True, help="e.g. lmdm/weights for the bundled default model")
     p.add_argument("--name", help="model name stored in config.json")
     p.add_argument("--half", action="store_true", help="store weight matrices as float16 (half the size; loaded as float32)")
+    p.add_argument("--guidance", type=float, help="the CFG scale the model sounds best with (LiveSession's default for it; measure with lmdm.eval.model_quality --cfg)")
     a = p.parse_args(argv)
 
     from lmdm.checkpoint import CheckpointError, load_model, read_config, resolve, save_model
@@ -95,6 +96,8 @@ def _export_main(argv: Sequence[str]) -> int:
         source = resolve(a.checkpoint)
         doc = read_config(source)
         model = load_model(source)
+        if a.guidance is not None:
+            model.guidance = a.guidance
         info = {k: doc[k] for k in ("stage", "regime", "step", "recipe") if k in doc}
         out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), half=a.half, **info)
         vocab = caption_vocabulary(doc)
