@@ -469,11 +469,12 @@ def test_main_pitch_class_follows_a_melody() -> None:
     assert pitch_class_hits(pcs, notes_to_frames(NOTES, "melody", 25.0)) >= 6 / 7 - 0.03
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("data/corpus/index.jsonl").exists(), reason="needs the corpus in data/corpus")
-def test_the_measurement_script_runs_end_to_end(full_model) -> None:
+def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
     from lmdm.conditioning.measure import format_result, measure
+    from lmdm.corpus import write_corpus
 
-    r = measure(full_model, "data/corpus", examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), log=lambda line: None)
+    write_corpus(tmp_path, hours=3 * 6.0 / 3600, seed=0, seconds_per_example=6.0, workers=1, progress=False)
+    r = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), log=lambda line: None)
     assert set(r["sketch"]) >= {"sketch", "no_sketch", "corpus_ceiling"}
     assert set(r["jam"]) >= {"jam", "unconditioned"} and set(r["delay"]["curve"]) == {"0", "1"}
     assert "pitch-class acc" in format_result(r)
