@@ -92,7 +92,11 @@ def open_codec(reference: str | dict[str, Any], base: Path, config: ModelConfig 
             return load_codec(path)
         except TensorFileError as e:
             raise CheckpointError(f"codec of {base}: {e}") from e
-    raise CheckpointError(f"{base / CONFIG_FILE}: unknown codec kind {reference['kind']!r} (placeholder or ConvCodec)")
+    from lmdm.sao.load import OOBLECK_KIND, open_oobleck
+
+    if reference["kind"] == OOBLECK_KIND:  # the Stable Audio Open VAE (docs/sao.md)
+        return open_oobleck(reference, base)
+    raise CheckpointError(f"{base / CONFIG_FILE}: unknown codec kind {reference['kind']!r} (placeholder, ConvCodec or {OOBLECK_KIND})")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -540,7 +540,7 @@ def test_t5_errors_name_what_is_missing(tmp_path, sao_dir, monkeypatch):
 
 
 class FakeCorpus:
-    """What lmdm.sao.train.encode_corpus reads from a CorpusReader."""
+    """What lmdm.train.latents.encode_corpus reads from a CorpusReader."""
 
     def __init__(self, root):
         self.sample_rate, self.hop, self.frame_rate = SR, HOP, SR / HOP
@@ -557,14 +557,15 @@ class FakeCorpus:
 
 
 def test_train_lmdm_starts_from_sao_weights(tmp_path, sao_dir, monkeypatch):
-    import lmdm.corpus.reader
-    from lmdm.sao.train import encode_corpus
+    import lmdm.train.latents
+    from lmdm.train.latents import encode_corpus
     from lmdm.train.loop import train
     from lmdm.train.recipe import load_recipe
 
-    monkeypatch.setattr(lmdm.corpus.reader, "CorpusReader", FakeCorpus)
+    monkeypatch.setattr(lmdm.train.latents, "CorpusReader", FakeCorpus)
     latents = tmp_path / "latents"
-    assert encode_corpus("corpus", sao_dir[0], latents, log=lambda s: None) == 3
+    assert encode_corpus("corpus", str(sao_dir[0]), latents, progress=False, log=lambda s: None).encoded == 3
+    assert lmdm.train.latents.LatentSet(latents).codec().config == load_sao(sao_dir[0]).codec.config  # open_codec knows "oobleck"
     sao = load_sao(sao_dir[0])
     with torch.no_grad():
         audio = torch.from_numpy(FakeCorpus("x").load_audio(FakeCorpus("x").entries[1]))[None, None].repeat(1, 2, 1)

@@ -3,8 +3,8 @@
     python -m lmdm.sao.train --corpus data/corpus-44k --sao models/sao-small --out runs/sao-latents
     lmdm train lmdm --recipe recipes/sao_small_lmdm.toml        # train.init = the SAO directory
 
-`encode_corpus` writes the same latents directory as `lmdm train encode` (lmdm/train/latents.py),
-with an "oobleck" codec reference that points at the SAO directory. `init_from_sao` is what the
+The first line is `lmdm train encode --codec models/sao-small` (lmdm/train/latents.py), which
+writes an "oobleck" codec reference pointing at the SAO directory. `init_from_sao` is what the
 training loop calls when `train.init` is an SAO directory: the DiT, the seconds embedder and the
 VAE come from the checkpoint, the T5 prompt encoder from its local directory (frozen, as in SAO),
 and `to_input_add` (new in LMDM) gets PyTorch's default Linear init, as in the paper's stage 1.
@@ -13,29 +13,22 @@ and `to_input_add` (new in LMDM) gets PyTorch's default Linear init, as in the p
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import torch
 
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
-from lmdm.progress import Progress
 from lmdm.sao.keys import INPUT_ADD
-from lmdm.sao.load import OOBLECK_KIND, assign_checked, codec_reference, is_stable_audio_directory, load_converted, read_sao
-from lmdm.tensorfile import save_tensors
+from lmdm.sao.load import OOBLECK_KIND, assign_checked, is_stable_audio_directory, load_converted, read_sao
 
 # ModelConfig fields the weights depend on: a recipe may change the stream geometry and the
 # additive inputs, not these
 WEIGHT_FIELDS = ("latent_dim", "sample_rate", "channels", "frame_rate", "width", "depth", "heads", "rotary_dims",
                  "rope_base", "mlp_ratio", "timestep_features", "cond_dim", "cond_tokens")
-CHUNK_SECONDS = 10.0  # encode long examples in pieces (exactly: the stream encoder has the receptive field)
-
-
 def init_from_sao(path: str | Path, recipe: Any, latents_meta: dict[str, Any], seed: int) -> LMDM:
     """The model `lmdm train lmdm` starts from when train.init is an SAO directory (docs/sao.md)."""
     from lmdm.train.loop import model_config  # the loop imports this module
@@ -66,54 +59,6 @@ def init_from_sao(path: str | Path, recipe: Any, latents_meta: dict[str, Any], s
     return LMDM(config, dit, text, codec, name="sao-init")
 
 
-def encode_corpus(corpus: str | Path, sao: str | Path, out: str | Path, *, split: str = "all", device: str = "cpu",
-                  progress: bool | None = None, log: Callable[[str], None] = print) -> int:
-    """Encode a corpus (at 44.1 kHz and 2048 samples per frame) with the SAO VAE into a latents directory; resumable.
-
-    Returns the number of examples encoded by this call. Mono corpus audio is copied to both channels.
-    """
-    from lmdm.corpus.reader import CorpusReader
-    from lmdm.train.latents import FORMAT, FORMAT_VERSION, INDEX_FILE, META_FILE, check_rates, latent_stats, read_index, read_meta
-
-    reader = CorpusReader(corpus)
-    codec = read_sao(sao).codec.to(device)
-    check_rates(reader.sample_rate, reader.hop, codec)
-    out = Path(out)
-    meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "corpus": str(Path(corpus).resolve()),
-        "codec": codec_reference(codec, Path(sao).resolve()), "latent_dim": codec.latent_dim, "sample_rate": codec.sample_rate,
-        "hop": codec.hop, "frame_rate": codec.frame_rate, "channels": codec.channels, "split": split, "stems": False,
-    }
-    if (out / META_FILE).exists():
-        old = read_meta(out)
-        changed = [k for k in meta if old.get(k) != meta[k]]
-        if changed:
-            raise ValueError(f"{out} holds latents made with other settings ({', '.join(changed)} differ); use another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    done = {r["id"] for r in read_index(out) if (out / f"{r['id']}.safetensors").exists()}
-    todo = [e for e in reader.select(None if split == "all" else split) if e.id not in done]
-    chunk = round(CHUNK_SECONDS * codec.sample_rate) // codec.hop * codec.hop
-    with Progress(total=len(todo), desc="encode", unit="ex", enabled=progress) as bar:
-        for entry in todo:
-            audio = torch.from_numpy(reader.load_audio(entry))[None, None, :].repeat(1, codec.channels, 1).to(device)
-            stream = codec.stream_encoder()
-            pieces = [stream.push(audio[..., i : i + chunk]) for i in range(0, audio.shape[-1], chunk)] + [stream.flush()]
-            z = torch.cat(pieces, dim=-1)[0].float().cpu()
-            annotations = reader.load_annotations(entry).arrays()
-            if z.shape[1] != entry.frames or any(len(a) != entry.frames for a in annotations.values()):
-                raise ValueError(f"example {entry.id}: {z.shape[1]} latent frames, {entry.frames} corpus frames; they must match")
-            tensors = {"latents": z.contiguous(), **{f"ann.{k}": torch.from_numpy(np.ascontiguousarray(a)) for k, a in annotations.items()}}
-            save_tensors(out / f"{entry.id}.safetensors", tensors, metadata={"id": entry.id, "caption": entry.caption, "split": entry.split})
-            with open(out / INDEX_FILE, "a") as f:
-                f.write(json.dumps({"id": entry.id, "split": entry.split, "caption": entry.caption, "frames": entry.frames}) + "\n")
-            bar.update(1)
-    meta["stats"] = latent_stats(out, read_index(out))
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    log(f"encode: {len(todo)} examples encoded now, {len(read_index(out))} in {out}")
-    return len(todo)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lmdm.sao.train", description="Encode a corpus with the SAO VAE for `lmdm train lmdm` (docs/sao.md).")
     p.add_argument("--corpus", required=True, help="made with: lmdm corpus make --sample-rate 44100 --frame-rate 21.533203125 ...")
@@ -122,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="all", choices=["train", "valid", "test", "all"])
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
+    from lmdm.train.latents import encode_corpus
+
     encode_corpus(a.corpus, a.sao, a.out, split=a.split, device=a.device)
     return 0
 

@@ -60,7 +60,7 @@ def _stage_main(stage: str, argv: Sequence[str]) -> int:
 def _encode_main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="lmdm train encode", description="Pre-encode a corpus into codec latents (resumable).")
     p.add_argument("--corpus", required=True, help="corpus directory (lmdm corpus make)")
-    p.add_argument("--codec", required=True, help="trained codec directory (codec.json + codec.safetensors), or 'placeholder'")
+    p.add_argument("--codec", required=True, help="trained codec directory (codec.json + codec.safetensors), a Stable Audio Open model directory, or 'placeholder'")
     p.add_argument("--out", required=True, help="latents directory; re-running the same command resumes")
     p.add_argument("--split", default="all", choices=["all", "train", "valid", "test"])
     p.add_argument("--device", default="cpu")

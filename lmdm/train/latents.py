@@ -41,16 +41,22 @@ INDEX_FILE = "index.jsonl"
 
 
 def resolve_codec(spec: str, sample_rate: int, hop: int, latent_dim: int = 32) -> tuple[Codec, dict[str, Any]]:
-    """`--codec` value -> (codec, reference): "placeholder" (sized to the corpus) or a ConvCodec directory."""
+    """`--codec` value -> (codec, reference): "placeholder" (sized to the corpus), a ConvCodec directory,
+    or a Stable Audio Open model directory (its Oobleck VAE, docs/sao.md)."""
     if spec == "placeholder":
         codec = PlaceholderCodec(sample_rate, hop, latent_dim, 1)
         return codec, codec_reference(codec)
     from lmdm.codec.checkpoint import load_codec
+    from lmdm.sao.load import codec_reference as oobleck_reference
+    from lmdm.sao.load import is_stable_audio_directory, read_sao
     from lmdm.tensorfile import TensorFileError
 
     path = Path(spec).resolve()
     if not path.is_dir():
         raise ValueError(f"--codec {spec}: no such directory (give a trained codec directory, or 'placeholder')")
+    if is_stable_audio_directory(path):
+        codec = read_sao(path).codec
+        return codec, oobleck_reference(codec, path)
     try:
         codec = load_codec(path)
     except TensorFileError as e:
@@ -136,9 +142,8 @@ def encode_corpus(
     with Progress(total=len(todo), desc="encode", unit="ex", enabled=progress) as bar:
         for entry in todo:
             audio = torch.from_numpy(reader.load_audio(entry))[None, None, :]
-            audio = audio.repeat(1, codec.channels, 1).to(device)
-            with torch.no_grad():
-                z = codec.encode(audio)[0].float().cpu()
+            audio = audio.repeat(1, codec.channels, 1).to(device)  # mono corpus audio on every channel
+            z = encode_audio(codec, audio).float().cpu()
             annotations = reader.load_annotations(entry).arrays()
             if z.shape[1] != entry.frames or any(len(a) != entry.frames for a in annotations.values()):
                 raise ValueError(f"example {entry.id}: {z.shape[1]} latent frames, {entry.frames} corpus frames; they must match")
@@ -155,6 +160,22 @@ def encode_corpus(
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     log(f"encode: {len(todo)} examples encoded now, {len(records)} in {out}; latent mean {np.mean(meta['stats']['mean']):.3f}, std {np.mean(meta['stats']['std']):.3f}")
     return EncodeReport(len(records), len(todo), frames_done)
+
+
+CHUNK_SECONDS = 10.0  # codecs with look-ahead (Oobleck) encode long examples in pieces, exactly
+
+
+@torch.no_grad()
+def encode_audio(codec: Codec, audio: torch.Tensor) -> torch.Tensor:
+    """One example [1, C, T] -> latents [D, frames]. A causal codec encodes it whole; one whose stream
+    encoder has `flush` (look-ahead: the Oobleck VAE) streams it in chunks, which equals the offline
+    result and bounds the memory of a full-size VAE."""
+    encoder = codec.stream_encoder()
+    if not hasattr(encoder, "flush"):
+        return codec.encode(audio)[0]
+    chunk = round(CHUNK_SECONDS * codec.sample_rate) // codec.hop * codec.hop
+    pieces = [encoder.push(audio[..., i : i + chunk]) for i in range(0, audio.shape[-1], chunk)] + [encoder.flush()]
+    return torch.cat(pieces, dim=-1)[0]
 
 
 def _stem_latents(codec: Codec, stems: torch.Tensor, device: str) -> dict[str, torch.Tensor]:
