@@ -14,7 +14,6 @@ import torch
 
 import lmdm
 from lmdm.checkpoint import load_model, step_dirs
-from lmdm.corpus import write_corpus
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.stream import BlockStream
@@ -30,34 +29,25 @@ from lmdm.train.arc_forcing import (
     shift_context,
 )
 from lmdm.train.cli import main as train_cli
-from lmdm.train.latents import encode_corpus
 from lmdm.train.loop import train
 from lmdm.train.recipe import ArcSettings, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny"
-LATENT_DIM = 8  # ModelConfig.tiny()'s
 QUIET = dict(log=lambda s: None, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """A 4-example corpus of 3 s songs (placeholder codec), a tiny base and a tiny block-causal LMDM."""
+def runs(tiny_latents, tmp_path_factory) -> dict[str, Path]:
+    """The 4-example tiny latents (tests/conftest.py), a tiny base and a tiny block-causal LMDM."""
     root = tmp_path_factory.mktemp("arc")
-    write_corpus(root / "corpus", hours=4 * 3.0 / 3600, seed=0, seconds_per_example=3.0, workers=1, progress=False)
-    encode_corpus(root / "corpus", "placeholder", root / "latents", latent_dim=LATENT_DIM, progress=False, log=lambda s: None)
-    sets = [f"data.latents='{root / 'latents'}'"]
+    sets = [f"data.latents='{tiny_latents}'"]
     train(load_recipe(TINY / "base.toml", [*sets, f"train.out='{root / 'base'}'", "train.steps=10"]), **QUIET)
     train(load_recipe(TINY / "lmdm_block_causal.toml", [*sets, f"train.out='{root / 'lmdm'}'", f"train.init='{root / 'base'}'", "train.steps=10"]), **QUIET)
-    return {"latents": root / "latents", "base": root / "base", "lmdm": root / "lmdm"}
+    return {"latents": tiny_latents, "base": root / "base", "lmdm": root / "lmdm"}
 
 
 def arc_recipe(runs: dict[str, Path], out: Path, *sets: str):

@@ -45,22 +45,13 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a busy 2-core machine: one thread is faster (no spinning) and the same everywhere."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def latents(tmp_path_factory) -> Path:
-    """A 4-example corpus of 3 s songs, encoded with the placeholder codec."""
-    root = tmp_path_factory.mktemp("data")
-    write_corpus(root / "corpus", hours=4 * 3.0 / 3600, seed=0, seconds_per_example=3.0, workers=1, progress=False)
-    encode_corpus(root / "corpus", "placeholder", root / "latents", latent_dim=LATENT_DIM, progress=False, log=lambda s: None)
-    return root / "latents"
+def latents(tiny_latents) -> Path:
+    """A 4-example corpus of 3 s songs, encoded with the placeholder codec (tests/conftest.py)."""
+    return tiny_latents
 
 
 @pytest.fixture(scope="module")
