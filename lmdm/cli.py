@@ -43,6 +43,44 @@ def resolve_model(spec: str):
         raise SystemExit(f"lmdm: {e}") from None
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def check_audio_out(p: argparse.ArgumentParser, out: Path) -> None:
+    """An output path whose format soundfile writes, or the parser's one-line error."""
+    if out.suffix.lower() not in AUDIO_SUFFIXES:
+        p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
+
+
+def note_if_random(model, spec: str) -> None:
+    if model.name == "random":
+        print(f"note: model {spec!r} has random weights and a placeholder codec: expect tones, not music", file=sys.stderr)
+
+
+def stream_to_file(session, out: Path, samples: int, *, desc: str, quiet: bool, keep: bool = False):
+    """Pull `samples` of the session's stream, block by block, into the audio file `out`, with a
+    progress bar (block count, real-time factor). -> the audio [samples, channels] if `keep`, else None."""
+    import numpy as np
+    import soundfile as sf
+
+    from lmdm.progress import Progress
+
+    kept: list[np.ndarray] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    blocks = -(-samples // session.block_samples)
+    with sf.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as f, \
+            Progress(total=blocks, desc=desc, unit="block", enabled=None if not quiet else False) as bar:
+        left = samples
+        while left > 0:
+            block = session.read(min(left, session.block_samples))
+            f.write(block)
+            if keep:
+                kept.append(block)
+            left -= len(block)
+            bar.update(1, rtf=round(session.stats.real_time_factor, 3))
+    return np.concatenate(kept) if keep else None
+
+
 def render_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmdm render", description="Stream a prompt to an audio file, block by block.")
     p.add_argument("prompt", help='e.g. "lo-fi hip hop beat with warm piano chords at 80 bpm"')
@@ -59,15 +97,10 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
 
-    import numpy as np
-    import soundfile as sf
-
     import lmdm
-    from lmdm.progress import Progress
 
     out = Path(a.out)
-    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
-        p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
+    check_audio_out(p, out)
     if not (a.seconds > 0):
         p.error("--seconds must be > 0")
     import torch
@@ -78,22 +111,10 @@ def render_main(argv: list[str] | None = None) -> int:
         session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed)
     except ValueError as e:
         p.error(str(e))
-    if not a.quiet and model.name == "random":
-        print(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music", file=sys.stderr)
+    if not a.quiet:
+        note_if_random(model, a.model)
     total = round(a.seconds * session.sample_rate)
-    blocks = -(-total // session.block_samples)
-    kept: list[np.ndarray] = []
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with sf.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as f, Progress(total=blocks, desc="render", unit="block", enabled=None if not a.quiet else False) as bar:
-        left = total
-        while left > 0:
-            block = session.read(min(left, session.block_samples))
-            f.write(block)
-            if a.plot:
-                kept.append(block)
-            left -= len(block)
-            s = session.stats
-            bar.update(1, rtf=round(s.real_time_factor, 3))
+    audio = stream_to_file(session, out, total, desc="render", quiet=a.quiet, keep=a.plot)
     s = session.stats
     if not a.quiet:
         print(f"wrote {out} ({total / session.sample_rate:.2f} s, {session.sample_rate} Hz); "
@@ -102,7 +123,7 @@ def render_main(argv: list[str] | None = None) -> int:
         from lmdm.plot import spectrogram_png
 
         png = out.with_suffix(".png")
-        spectrogram_png(np.concatenate(kept)[:, 0], session.sample_rate, png)
+        spectrogram_png(audio[:, 0], session.sample_rate, png)
         if not a.quiet:
             print(f"wrote {png}")
     return 0

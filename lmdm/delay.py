@@ -203,12 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     import soundfile as sf
 
     import lmdm
-    from lmdm.cli import resolve_model
-    from lmdm.progress import Progress
+    from lmdm.cli import check_audio_out, note_if_random, resolve_model, stream_to_file
 
     out = Path(a.out)
-    if out.suffix.lower() not in (".wav", ".flac", ".ogg"):
-        p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
+    check_audio_out(p, out)
     try:
         audio, rate = sf.read(a.input, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several kinds
@@ -223,20 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         session.feed_input(audio, sample_rate=rate)
     except ValueError as e:
         p.error(str(e))
-    if not a.quiet and model.name == "random":
-        print(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music", file=sys.stderr)
+    if not a.quiet:
+        note_if_random(model, a.model)
     delay_seconds = settings.time_blocks * session.block_seconds
     tail = 2 * delay_seconds if a.tail is None else max(0.0, a.tail)
     total = round(len(audio) / rate * session.sample_rate + tail * session.sample_rate)
-    blocks = -(-total // session.block_samples)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with sf.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as f, Progress(total=blocks, desc="delay", unit="block", enabled=None if not a.quiet else False) as bar:
-        left = total
-        while left > 0:
-            block = session.read(min(left, session.block_samples))
-            f.write(block)
-            left -= len(block)
-            bar.update(1, rtf=round(session.stats.real_time_factor, 3))
+    stream_to_file(session, out, total, desc="delay", quiet=a.quiet)
     if not a.quiet:
         print(f"wrote {out} ({total / session.sample_rate:.2f} s): delay {settings.describe()}")
     return 0
