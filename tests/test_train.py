@@ -461,15 +461,15 @@ def test_sketch_channels_are_trained_on_the_target_only(latents, stage) -> None:
     assert set(ann) == {"melody", "onsets", "loudness_db"} and ann["loudness_db"].shape == (2, config.window_frames)
     present = torch.ones(2, 3)
     if stage == "base":
-        w = add_sketch(base_window(2, config.window_frames, config), ann, present, config.latent_dim)
+        w = add_sketch(base_window(2, config.window_frames, config), ann, present, config)
         assert w.add[:, 1 + config.latent_dim :].abs().sum(1).gt(0).all()  # loudness present -> every frame has a sketch
     else:
         C = config.context_frames
-        w = add_sketch(lmdm_window("block_causal", z[:, :, :C], config), {k: a[:, C:] for k, a in ann.items()}, present, config.latent_dim)
+        w = add_sketch(lmdm_window("block_causal", z[:, :, :C], config), {k: a[:, C:] for k, a in ann.items()}, present, config)
         sketch = w.add[:, 1 + config.latent_dim :]
         assert sketch[:, :, :C].abs().sum() == 0 and sketch[:, :, C:].abs().sum(1).gt(0).all()
     with pytest.raises(ValueError, match="annotations"):
-        add_sketch(base_window(2, 8, config), {}, present, config.latent_dim)
+        add_sketch(base_window(2, 8, config), {}, present, config)
 
 
 def test_a_model_with_sketch_inputs_learns_to_use_them(latents, tmp_path) -> None:

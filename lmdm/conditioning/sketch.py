@@ -42,7 +42,8 @@ def sketch_features(
 ) -> torch.Tensor:
     """The sketch channels [b, SKETCH_DIM, F]; a control with present = 0 is all zeros."""
     b, n = melody.shape
-    ones = torch.ones(b, 1, n)
+    ones = torch.ones(b, 1, n, device=melody.device)
+    present = present.to(melody.device)  # the draws live on the CPU; training may run elsewhere
     parts = (
         torch.cat((melody_feature(melody), ones), dim=1),
         torch.cat((onsets.to(torch.float32).clamp(0, 1)[:, None], ones), dim=1),

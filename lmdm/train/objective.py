@@ -156,7 +156,7 @@ def add_accomp(w: Window, accomp: torch.Tensor | None, config: ModelConfig) -> W
     return w
 
 
-def add_sketch(w: Window, annotations: dict[str, torch.Tensor] | None, present: torch.Tensor | None, latent_dim: int) -> Window:
+def add_sketch(w: Window, annotations: dict[str, torch.Tensor] | None, present: torch.Tensor | None, config: ModelConfig) -> Window:
     """Write the sketch channels (lmdm.conditioning.sketch) onto the last frames of the window's `add`.
 
     annotations {melody, onsets, loudness_db: [b, F]} cover the target frames (the last F).
@@ -167,7 +167,7 @@ def add_sketch(w: Window, annotations: dict[str, torch.Tensor] | None, present: 
     if not annotations or any(k not in annotations for k in ("melody", "onsets", "loudness_db")):
         raise ValueError("this model has sketch inputs but the latents have no annotations (re-encode the corpus)")
     features = sketch_features(annotations["melody"], annotations["onsets"], annotations["loudness_db"], present)
-    start = 1 + latent_dim  # after [context_mask, clean_latent]
+    start = config.add_slice(SKETCH_NAMES[0]).start  # the sketch channels sit together, in SKETCH_INPUTS order
     n = features.shape[2]
     w.add[:, start : start + features.shape[1], -n:] = features.to(w.add.device, w.add.dtype)
     return w
@@ -213,7 +213,7 @@ def base_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     eps = draws.noise.to(x0.device)
     x = noised(x0, eps, t[:, None, None])
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
-    w = add_sketch(base_window(x0.shape[0], x0.shape[2], dit.cfg, x0.device), annotations, draws.sketch_present, dit.cfg.latent_dim)
+    w = add_sketch(base_window(x0.shape[0], x0.shape[2], dit.cfg, x0.device), annotations, draws.sketch_present, dit.cfg)
     w = add_accomp(w, accomp, dit.cfg)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)
     return F.mse_loss(v.float(), (eps - x0).float())
@@ -231,7 +231,7 @@ def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     present = None if draws.context_present is None else draws.context_present.to(x0.device)
     w = lmdm_window(regime, context, dit.cfg, keep, present)
     target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k not in ("stems", "has_stems")}
-    w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg.latent_dim)  # the sketch is on the target only
+    w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg)  # the sketch is on the target only
     w = add_accomp(w, accomp, dit.cfg)  # the player's stem, where heard (before the latency cutoff)
     x = torch.cat((torch.zeros_like(context), noised(x0, eps, t[:, None, None])), dim=2)  # routed: context x is unused
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
