@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -21,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from lmdm.conditioning.text import null_conditioning
+from lmdm.model import linear
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import LMDM, build_model
 from lmdm.stream import BlockStream
@@ -31,8 +33,16 @@ def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, 
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def _onednn_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """lmdm.model.linear's oneDNN matmul: 2 * rows * in * out, like aten.mm."""
+    return 2 * math.prod(x_shape[:-1]) * w_shape[0] * w_shape[1]
+
+
 def count_flops() -> FlopCounterMode:
-    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops})
+    return FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
+        torch.ops.mkldnn._linear_pointwise: _onednn_linear_flops,
+    })
 
 
 # (label, regime, use_cache, commit)
@@ -145,6 +155,7 @@ def run(config: ModelConfig | None = None, *, model: LMDM | None = None, modes: 
         "dtype": "bf16 autocast" if bf16 else "fp32",
         "blocks_timed": blocks,
         "threads": torch.get_num_threads(),
+        "linear_kernel": linear.kernel(),
         "torch": torch.__version__,
         "results": [attrs.asdict(r) for r in results],
     }
@@ -155,7 +166,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"model: width {c['width']} x depth {c['depth']}, {report['parameters'] / 1e6:.1f}M params; "
         f"block {c['block_frames']} frames = {report['block_seconds']:.2f} s, context {c['context_blocks']} blocks; "
-        f"{report['steps']} {report['sampler']} steps; {report['dtype']}; {report['threads']} threads; torch {report['torch']}; "
+        f"{report['steps']} {report['sampler']} steps; {report['dtype']}; {report['threads']} threads; "
+        f"linear kernel {report.get('linear_kernel', 'aten')}; torch {report['torch']}; "
         f"model {report['model']!r}",
         f"{'mode':<22}{'ms/block':>10}{'min':>8}{'decode':>8}{'GFLOP':>9}{'speed-up':>10}{'FLOP ratio':>12}{'efficiency':>12}{'RTF':>8}{'KV MB':>8}",
     ]
@@ -181,8 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the matmuls (fp32 elsewhere)")
+    p.add_argument("--linear", choices=list(linear.KERNELS), help="CPU float32 linear kernel (default: onednn where it works; see lmdm/model/linear.py)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = p.parse_args(argv)
+    if a.linear:
+        linear.set_kernel(a.linear)
     model = None
     if a.model:
         from lmdm.cli import resolve_model

@@ -26,6 +26,7 @@ from torch import nn
 
 from lmdm.cache import KVBuffer
 from lmdm.model.config import ModelConfig
+from lmdm.model.linear import Linear, linear
 from lmdm.model.rope import apply_rope, inv_freq, rope_angles
 
 KV = tuple[torch.Tensor, torch.Tensor]  # (k, v), each [B, heads, tokens, head_dim]
@@ -60,10 +61,10 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.heads = cfg.heads
-        self.to_qkv = nn.Linear(cfg.width, 3 * cfg.width, bias=False)  # fused, q | k | v
+        self.to_qkv = Linear(cfg.width, 3 * cfg.width, bias=False)  # fused, q | k | v
         self.q_norm = nn.LayerNorm(cfg.head_dim, eps=1e-6)
         self.k_norm = nn.LayerNorm(cfg.head_dim, eps=1e-6)
-        self.to_out = nn.Linear(cfg.width, cfg.width, bias=False)
+        self.to_out = Linear(cfg.width, cfg.width, bias=False)
 
     def forward(
         self,
@@ -93,11 +94,11 @@ class CrossAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.heads = cfg.heads
-        self.to_q = nn.Linear(cfg.width, cfg.width, bias=False)
-        self.to_kv = nn.Linear(cfg.width, 2 * cfg.width, bias=False)
+        self.to_q = Linear(cfg.width, cfg.width, bias=False)
+        self.to_kv = Linear(cfg.width, 2 * cfg.width, bias=False)
         self.q_norm = nn.LayerNorm(cfg.head_dim, eps=1e-6)
         self.k_norm = nn.LayerNorm(cfg.head_dim, eps=1e-6)
-        self.to_out = nn.Linear(cfg.width, cfg.width, bias=False)
+        self.to_out = Linear(cfg.width, cfg.width, bias=False)
 
     def kv(self, cond: torch.Tensor) -> KV:
         """cond [B, N, W] (already embedded) -> cacheable (k, v)."""
@@ -118,8 +119,8 @@ class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         hidden = cfg.mlp_ratio * cfg.width
-        self.proj = nn.Linear(cfg.width, 2 * hidden)
-        self.out = nn.Linear(hidden, cfg.width)
+        self.proj = Linear(cfg.width, 2 * hidden)
+        self.out = Linear(hidden, cfg.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.proj(x).chunk(2, dim=-1)
@@ -151,15 +152,15 @@ class DiT(nn.Module):
         w = cfg.width
         # timestep: learned Fourier features -> MLP; plus the pooled text as global conditioning
         self.timestep_features = nn.Parameter(torch.randn(cfg.timestep_features // 2, 1))
-        self.to_timestep_embed = nn.Sequential(nn.Linear(cfg.timestep_features, w), nn.SiLU(), nn.Linear(w, w))
-        self.to_global_embed = nn.Sequential(nn.Linear(cfg.cond_dim, w, bias=False), nn.SiLU(), nn.Linear(w, w, bias=False))
-        self.to_cond_embed = nn.Sequential(nn.Linear(cfg.cond_dim, w, bias=False), nn.SiLU(), nn.Linear(w, w, bias=False))
+        self.to_timestep_embed = nn.Sequential(Linear(cfg.timestep_features, w), nn.SiLU(), Linear(w, w))
+        self.to_global_embed = nn.Sequential(Linear(cfg.cond_dim, w, bias=False), nn.SiLU(), Linear(w, w, bias=False))
+        self.to_cond_embed = nn.Sequential(Linear(cfg.cond_dim, w, bias=False), nn.SiLU(), Linear(w, w, bias=False))
         # frames in and out
         self.preprocess_conv = nn.Conv1d(cfg.latent_dim, cfg.latent_dim, 1, bias=False)
-        self.project_in = nn.Linear(cfg.latent_dim, w, bias=False)
-        self.to_input_add = nn.Linear(cfg.add_dim, w, bias=False)
+        self.project_in = Linear(cfg.latent_dim, w, bias=False)
+        self.to_input_add = Linear(cfg.add_dim, w, bias=False)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
-        self.project_out = nn.Linear(w, cfg.latent_dim, bias=False)
+        self.project_out = Linear(w, cfg.latent_dim, bias=False)
         self.postprocess_conv = nn.Conv1d(cfg.latent_dim, cfg.latent_dim, 1, bias=False)
         self.register_buffer("inv_freq", inv_freq(cfg.rotary_dims, cfg.rope_base))
 
@@ -167,7 +168,7 @@ class DiT(nn.Module):
     def embed_frames(self, x: torch.Tensor, add: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
         """x [B, D, L] noisy latents, add [B, A, L] additive inputs, route [B|1, 1, L] -> [B, L, W]."""
         x = x.transpose(1, 2)  # [B, L, D]
-        x = x + F.linear(x, self.preprocess_conv.weight[:, :, 0])  # the 1x1 conv as a matmul (faster on CPU)
+        x = x + linear(x, self.preprocess_conv.weight[:, :, 0])  # the 1x1 conv as a matmul (faster on CPU)
         if route is not None:
             x = x * route.transpose(1, 2)
         h = self.project_in(x)
@@ -214,7 +215,7 @@ class DiT(nn.Module):
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """frame hidden states [B, L, W] -> velocity [B, D, L]"""
         v = self.project_out(h)  # [B, L, D]
-        v = v + F.linear(v, self.postprocess_conv.weight[:, :, 0])
+        v = v + linear(v, self.postprocess_conv.weight[:, :, 0])
         return v.transpose(1, 2)
 
     def forward(
