@@ -475,9 +475,30 @@ def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
 
     write_corpus(tmp_path, hours=3 * 6.0 / 3600, seed=0, seconds_per_example=6.0, workers=1, progress=False)
     r = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), log=lambda line: None)
-    assert set(r["sketch"]) >= {"sketch", "no_sketch", "corpus_ceiling"}
-    assert set(r["jam"]) >= {"jam", "unconditioned"} and set(r["delay"]["curve"]) == {"0", "1"}
-    assert "pitch-class acc" in format_result(r)
+    assert set(r["sketch"]) >= {"sketch", "no_sketch", "corpus_ceiling", "codec_ceiling"}
+    assert set(r["jam"]) >= {"jam", "unconditioned", "codec_ceiling"} and set(r["delay"]["curve"]) == {"0", "1"}
+    for row in list(r["delay"]["curve"].values()) + [{"p_prompt_style": r["delay"]["dry_p_prompt_style"]}]:
+        assert 0.0 <= row["p_prompt_style"] <= 1.0
+    assert "pitch-class acc" in format_result(r) and "p(prompt style)" in format_result(r)
+
+
+def test_the_delay_timbre_prompt_is_another_style_and_the_probe_scores_it(tmp_path) -> None:
+    from lmdm.conditioning.measure import style_probability, timbre_prompts
+    from lmdm.corpus import write_corpus
+    from lmdm.corpus.reader import CorpusReader
+    from lmdm.eval.probe import load_probe
+
+    write_corpus(tmp_path, hours=8 * 4.0 / 3600, seed=1, seconds_per_example=4.0, workers=1, progress=False)
+    reader = CorpusReader(tmp_path)
+    crops = [reader.crop(e, 0, 50) for e in reader.select(None)[:4]]
+    for crop, (caption, style) in zip(crops, timbre_prompts(reader, crops, seed=0)):
+        assert caption and style in {e.attributes.style for e in reader.select(None)}
+        if len({e.attributes.style for e in reader.select(None)}) > 1:
+            assert style != crop.attributes.style
+    probe = load_probe()
+    p = style_probability(probe, crops[0].audio, crops[0].attributes.style)
+    assert 0.0 <= p <= 1.0
+    assert style_probability(probe, crops[0].audio, "no such style") != style_probability(probe, crops[0].audio, "no such style")  # nan
 
 
 def test_the_delay_command_writes_the_input_and_its_repeats(tmp_path) -> None:

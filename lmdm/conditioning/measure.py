@@ -10,15 +10,20 @@ sketch   the excerpt's annotations are the sketch (melody, onsets, loudness, all
          main pitch (over frames where the sketch has a note: the strongest pitch class of the
          frame's spectral peaks in 250-2500 Hz; a monophonic tracker such as YIN fails on mixes),
          onset F1 (+-1 frame, 40 ms) and the correlation of frame loudness (dB) with the curve.
-         Three rows: with the sketch, without it (same seed), and the ceiling: the corpus audio
-         itself against its own annotations (what the trackers can score on real music).
+         Four rows: with the sketch, without it (same seed), the corpus ceiling (the corpus audio
+         itself against its own annotations: what the trackers can score on real music) and the
+         codec ceiling (the same audio through the model's codec and back: the best the model
+         can do, whatever its transformer learns).
 jam      one stem of the excerpt (the bass) is fed as the player; the model's accompaniment is
          scored against the player's song: beat-phase agreement (mean cos(2 pi x 2 x beat phase)
          over its onsets, 1 = every onset on the eighth-note grid of the player's tempo, ~0 =
          unrelated) and key agreement (same key, or its relative) - vs the same stream without the
-         player; the prompt is empty in both, so only the player can tell the model the song.
+         player; the prompt is empty in both, so only the player can tell the model the song. The
+         codec ceiling scores the real song (all stems) through the codec and back.
 delay    the excerpt's lead stem goes through the delay (2 blocks, feedback 0, mix 1) at strengths
-         0 .. 1; the first repeat is scored against the input: onset F1 and pitch-class agreement.
+         0 .. 1, under the caption of a held-out example of another style (the timbre prompt); the
+         first repeat is scored against the input (onset F1, pitch-class agreement) and against
+         the prompt (the quality probe's p(prompt's style), lmdm.eval.probe; the dry input's too).
 
 About 230 blocks with the defaults (--examples 4 --blocks 6): 11 min for ModelConfig.small at 1
 thread while a training run shared the 2 cores; less on an idle machine.
@@ -173,12 +178,23 @@ def sketch_scores(audio: np.ndarray, sr: int, frame_rate: float, melody: np.ndar
     }
 
 
+def codec_round_trip(codec, audio: np.ndarray) -> np.ndarray:
+    """Mono audio [T] through the codec and back: what the model could produce at best."""
+    from lmdm.train.latents import encode_audio
+
+    x = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(1, 1, -1).repeat(1, codec.channels, 1)
+    with torch.no_grad():
+        y = codec.decode(encode_audio(codec, x)[None])
+    return y[0, 0, : x.shape[-1]].numpy()
+
+
 def measure_sketch(model, reader, examples: int, blocks: int, steps: int, seed: int) -> dict:
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
-    rows: dict[str, list[dict]] = {"sketch": [], "no_sketch": [], "corpus_ceiling": []}
+    rows: dict[str, list[dict]] = {"sketch": [], "no_sketch": [], "corpus_ceiling": [], "codec_ceiling": []}
     for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed)):
         a = crop.annotations
         rows["corpus_ceiling"].append(sketch_scores(crop.audio, sr, fr, a.melody, a.onsets, a.loudness_db))
+        rows["codec_ceiling"].append(sketch_scores(codec_round_trip(model.codec, crop.audio), sr, fr, a.melody, a.onsets, a.loudness_db))
         for name in ("sketch", "no_sketch"):
             s = _session(model, crop.caption, seed + i, steps)
             if name == "sketch":
@@ -194,15 +210,18 @@ def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int
 
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
     skip = 2 * B  # the first two blocks cannot hear the player yet (latency cutoff)
-    out: dict[str, dict[str, list]] = {"jam": {"beat_phase": [], "key": []}, "unconditioned": {"beat_phase": [], "key": []}}
+    out: dict[str, dict[str, list]] = {name: {"beat_phase": [], "key": []} for name in ("jam", "unconditioned", "codec_ceiling")}
     for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 1)):
         player = crop.stems[STEM_NAMES.index(stem)].astype(np.float32)
         truth = _key(crop.attributes.key, crop.attributes.scale)
         for name in out:
-            s = _session(model, "", seed + i, steps)
-            if name == "jam":
-                s.feed_input(player)
-            audio = s.render(blocks * model.config.block_seconds)[skip * model.config.hop :, 0]
+            if name == "codec_ceiling":  # the real song through the codec: the best a stream could score
+                audio = codec_round_trip(model.codec, crop.audio)[skip * model.config.hop :]
+            else:
+                s = _session(model, "", seed + i, steps)
+                if name == "jam":
+                    s.feed_input(player)
+                audio = s.render(blocks * model.config.block_seconds)[skip * model.config.hop :, 0]
             found = onset_frame_list(audio, sr, fr)
             out[name]["beat_phase"].append(beat_phase_agreement(found, crop.annotations.beat_phase[skip:]))
             out[name]["key"].append(float(same_key(key_of(audio, sr), truth)))
@@ -210,27 +229,56 @@ def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int
         "player_stem": stem, "examples": examples, "blocks": blocks}
 
 
-def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: int, strengths: Sequence[float]) -> dict:
-    """The lead stem through the delay; the first repeat vs the input (pitch classes where the input sounds)."""
-    from lmdm.corpus.score import STEM_NAMES
+def timbre_prompts(reader, crops: Sequence, seed: int) -> list[tuple[str, str]]:
+    """For each crop, a (caption, style) of an example of ANOTHER style (held out if the test split has
+    one, else any): the delay's timbre prompt."""
+    held_out, everything = reader.select("test"), reader.select(None)
+    rng = np.random.default_rng(seed)
+    out = []
+    for crop in crops:
+        others = next((p for p in ([e for e in pool if e.attributes.style != crop.attributes.style] for pool in (held_out, everything)) if p), everything)
+        e = others[int(rng.integers(len(others)))]
+        out.append((e.caption, e.attributes.style))
+    return out
 
+
+def style_probability(probe, audio: np.ndarray, style: str) -> float:
+    """The probe's mean p(style) over the audio's windows (nan: the probe does not know the style)."""
+    styles = list(probe.config.styles)
+    if style not in styles:
+        return float("nan")
+    return float(np.mean(probe.embed_audio(np.asarray(audio, dtype=np.float32)).style[:, styles.index(style)]))
+
+
+def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: int, strengths: Sequence[float]) -> dict:
+    """The lead stem through the delay under a timbre prompt of another style; the first repeat vs the
+    input (onsets, pitch classes where the input sounds) and vs the prompt (the probe's p(style))."""
+    from lmdm.corpus.score import STEM_NAMES
+    from lmdm.eval.probe import load_probe
+
+    probe = load_probe()
     B, sr, fr, S = model.config.block_frames, model.sample_rate, model.config.frame_rate, model.block_samples
-    curve = {f"{s:g}": {"onset_f1": [], "pitch_class_agreement": []} for s in strengths}
-    for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 2)):
+    curve = {f"{s:g}": {"onset_f1": [], "pitch_class_agreement": [], "p_prompt_style": []} for s in strengths}
+    crops = _excerpts(reader, examples, blocks * B, seed + 2)
+    dry = []
+    for i, (crop, (prompt, style)) in enumerate(zip(crops, timbre_prompts(reader, crops, seed + 2))):
         line = crop.stems[STEM_NAMES.index("lead")].astype(np.float32)
         heard = main_pitch_class(line, sr, fr)
         heard_midi = np.where(heard >= 0, heard + 60, 0)  # as MIDI notes (the octave does not matter)
         wanted = onset_frame_list(line, sr, fr)
+        dry.append(style_probability(probe, line, style))
         for strength in strengths:
-            s = _session(model, "", seed + i, steps)
+            s = _session(model, prompt, seed + i, steps)
             s.set_delay(2, strength=strength, feedback=0.0, mix=1.0)
             s.feed_input(line)
             wet = s.render((blocks + 2) * model.config.block_seconds)[2 * S :, 0]  # the first repeat, aligned with the input
             c = curve[f"{strength:g}"]
             c["onset_f1"].append(onset_f1(onset_frame_list(wet, sr, fr), wanted))
             c["pitch_class_agreement"].append(pitch_class_hits(main_pitch_class(wet, sr, fr), heard_midi))
+            c["p_prompt_style"].append(style_probability(probe, wet, style))
     return {"curve": {k: {m: mean(v) for m, v in c.items()} for k, c in curve.items()}, "examples": examples, "blocks": blocks,
-            "input": "lead stem", "delay_blocks": 2}
+            "input": "lead stem", "delay_blocks": 2, "prompt": "a held-out caption of another style",
+            "dry_p_prompt_style": mean(dry)}
 
 
 def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: int = 8, seed: int = 0,
@@ -266,19 +314,20 @@ def format_result(r: dict) -> str:
     s = r.get("sketch", {})
     if "skipped" not in s:
         lines.append("sketch           pitch-class acc  onset F1  loudness corr")
-        for name in ("sketch", "no_sketch", "corpus_ceiling"):
+        for name in ("sketch", "no_sketch", "corpus_ceiling", "codec_ceiling"):
             v = s[name]
             lines.append(f"  {name:<15}  {f(v['pitch_class_accuracy'])}            {f(v['onset_f1'])}     {f(v['loudness_correlation'])}")
     j = r.get("jam", {})
     if "skipped" not in j:
         lines.append(f"jam (player: {j['player_stem']})   beat-phase agreement  key agreement")
-        for name in ("jam", "unconditioned"):
+        for name in ("jam", "unconditioned", "codec_ceiling"):
             lines.append(f"  {name:<15}  {f(j[name]['beat_phase_agreement'])}                 {f(j[name]['key_agreement'])}")
     d = r.get("delay", {})
     if "skipped" not in d:
-        lines.append("delay strength   onset F1  pitch-class agreement (first repeat vs input)")
+        lines.append("delay strength   onset F1  pitch-class agreement (first repeat vs input)  p(prompt style)")
+        lines.append(f"  {'dry input':<15}  {f(1.0)}     {f(1.0)}                                      {f(d['dry_p_prompt_style'])}")
         for k, v in d["curve"].items():
-            lines.append(f"  {k:<15}  {f(v['onset_f1'])}     {f(v['pitch_class_agreement'])}")
+            lines.append(f"  {k:<15}  {f(v['onset_f1'])}     {f(v['pitch_class_agreement'])}                                      {f(v['p_prompt_style'])}")
     return "\n".join(lines)
 
 
