@@ -80,7 +80,8 @@ def _stream(model: LMDM, regime: str, use_cache: bool, commit: str, seed: int) -
     return s
 
 
-def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: str, *, blocks: int, warmup: int, steps: int, sampler: str, prompt: str, bf16: bool = False) -> ModeResult:
+def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: str, *, blocks: int, warmup: int, steps: int, sampler: str, prompt: str,
+               bf16: bool = False, cfg: float = 1.0) -> ModeResult:
     cond = model.encode_prompt(prompt)
     null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
     stream = _stream(model, regime, use_cache, commit, seed=1)
@@ -89,7 +90,7 @@ def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: st
 
     def generate() -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return stream.generate(cond, steps=steps, sampler=sampler, cfg=1.0, uncond=null, generator=g).float()
+            return stream.generate(cond, steps=steps, sampler=sampler, cfg=cfg, uncond=null, generator=g).float()
 
     def one_block() -> tuple[float, float]:
         t0 = time.perf_counter()
@@ -116,6 +117,44 @@ def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: st
     )
 
 
+def _step_linears(model: LMDM) -> list[torch.nn.Linear]:
+    """The linear layers one denoising step runs (not the once-per-prompt text ones)."""
+    dit = model.dit
+    skip = {id(m) for m in dit.to_cond_embed.modules()} | {id(layer.cross_attn.to_kv) for layer in dit.layers}
+    return [m for m in dit.modules() if isinstance(m, torch.nn.Linear) and id(m) not in skip]
+
+
+def matmul_throughput(model: LMDM, rows: int, repeats: int = 5) -> float:
+    """GFLOP/s of one step's linear layers at `rows` query rows, run in model order so that each
+    weight comes from memory as it does in a real step (the whole set is larger than the caches)."""
+    layers = _step_linears(model)
+    xs = {m.in_features: torch.randn(1, rows, m.in_features) for m in layers}
+    flops = sum(2 * rows * m.in_features * m.out_features for m in layers)
+
+    def one_pass() -> None:
+        for m in layers:
+            m(xs[m.in_features])
+
+    with torch.no_grad():
+        one_pass()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            one_pass()
+            times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times) / 1e9
+
+
+def matmul_ceiling(model: LMDM, batch: int = 1) -> dict[str, float]:
+    """The efficiency the matmuls alone allow: a cached step runs (B + 1) query rows per sequence, a
+    naive step (C + B + 1); if a cached matmul runs at a lower GFLOP/s, the time cannot fall as far as
+    the FLOPs do. ceiling = GFLOP/s at the cached rows / GFLOP/s at the naive rows."""
+    c = model.config
+    cached_rows, naive_rows = batch * (c.block_frames + 1), batch * (c.context_frames + c.block_frames + 1)
+    cached, naive = matmul_throughput(model, cached_rows), matmul_throughput(model, naive_rows)
+    return {"cached_rows": cached_rows, "naive_rows": naive_rows, "cached_gflops": cached, "naive_gflops": naive, "ceiling": cached / naive}
+
+
 def first_audio_ms(model: LMDM, prompt: str, steps: int, sampler: str) -> float:
     """Wall time from creating a LiveSession (model already loaded) to holding its first block of audio."""
     from lmdm.session import LiveSession
@@ -126,7 +165,8 @@ def first_audio_ms(model: LMDM, prompt: str, steps: int, sampler: str) -> float:
 
 
 def run(config: ModelConfig | None = None, *, model: LMDM | None = None, modes: list[str] | None = None, blocks: int = 10, warmup: int = 2, steps: int = 8,
-        sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords", bf16: bool = False) -> dict[str, Any]:
+        sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords", bf16: bool = False,
+        cfg: float = 1.0, ceiling: bool = False) -> dict[str, Any]:
     """Bench a preset `config` with random weights, or a given (trained) `model`."""
     if threads:
         torch.set_num_threads(threads)
@@ -136,7 +176,7 @@ def run(config: ModelConfig | None = None, *, model: LMDM | None = None, modes: 
         model = build_model(config, seed=seed)
     config = model.config
     chosen = [m for m in MODES if modes is None or m[0] in modes]
-    results = [bench_mode(model, *m, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, prompt=prompt, bf16=bf16) for m in chosen]
+    results = [bench_mode(model, *m, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, prompt=prompt, bf16=bf16, cfg=cfg) for m in chosen]
     naive = next((r for r in results if r.mode == "naive"), None)
     if naive is not None:
         results = [
@@ -153,6 +193,8 @@ def run(config: ModelConfig | None = None, *, model: LMDM | None = None, modes: 
         "steps": steps,
         "sampler": sampler,
         "dtype": "bf16 autocast" if bf16 else "fp32",
+        "cfg": cfg,
+        "matmul_ceiling": matmul_ceiling(model, 1 if cfg == 1.0 else 2) if ceiling and not bf16 else None,
         "blocks_timed": blocks,
         "threads": torch.get_num_threads(),
         "linear_kernel": linear.kernel(),
@@ -166,7 +208,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"model: width {c['width']} x depth {c['depth']}, {report['parameters'] / 1e6:.1f}M params; "
         f"block {c['block_frames']} frames = {report['block_seconds']:.2f} s, context {c['context_blocks']} blocks; "
-        f"{report['steps']} {report['sampler']} steps; {report['dtype']}; {report['threads']} threads; "
+        f"{report['steps']} {report['sampler']} steps; CFG {report.get('cfg', 1.0):g}; {report['dtype']}; {report['threads']} threads; "
         f"linear kernel {report.get('linear_kernel', 'aten')}; torch {report['torch']}; "
         f"model {report['model']!r}",
         f"{'mode':<22}{'ms/block':>10}{'min':>8}{'decode':>8}{'GFLOP':>9}{'speed-up':>10}{'FLOP ratio':>12}{'efficiency':>12}{'RTF':>8}{'KV MB':>8}",
@@ -179,6 +221,12 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['real_time_factor']:>8.3f}{r['cache_bytes'] / 2**20:>8.2f}"
         )
     lines.append(f"first audio: {report['first_audio_ms']:.0f} ms from a new LiveSession to its first block (block_causal, model loaded)")
+    m = report.get("matmul_ceiling")
+    if m:
+        lines.append(
+            f"matmul ceiling: one step's linear layers run at {m['cached_gflops']:.0f} GFLOP/s with {m['cached_rows']} rows (cached step) "
+            f"and {m['naive_gflops']:.0f} GFLOP/s with {m['naive_rows']} rows (naive step): the best efficiency the matmuls allow is {m['ceiling']:.0%}"
+        )
     return "\n".join(lines)
 
 
@@ -193,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the matmuls (fp32 elsewhere)")
+    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = one pass; else a batch of 2)")
+    p.add_argument("--ceiling", action="store_true", help="also measure the matmul efficiency ceiling (see matmul_ceiling)")
     p.add_argument("--linear", choices=list(linear.KERNELS), help="CPU float32 linear kernel (default: onednn where it works; see lmdm/model/linear.py)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = p.parse_args(argv)
@@ -204,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model = resolve_model(a.model)
     config = getattr(ModelConfig, a.config)()
-    report = run(config, model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads, bf16=a.bf16)
+    report = run(config, model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads, bf16=a.bf16,
+                 cfg=a.cfg, ceiling=a.ceiling)
     print(json.dumps(report, indent=2) if a.json else format_table(report))
     return 0
 

@@ -30,3 +30,41 @@ def test_cpu_attention_is_counted() -> None:
     with count_flops() as c:
         torch.nn.functional.scaled_dot_product_attention(q, k, k)
     assert c.get_total_flops() == 4 * 2 * 10 * 30 * 8
+
+
+def test_linear_flops_are_counted_on_either_kernel() -> None:
+    import torch
+
+    from lmdm.model import linear
+
+    x, w = torch.randn(2, 7, 16), torch.randn(24, 16)
+    before = linear.kernel()
+    try:
+        for kernel in linear.KERNELS:
+            linear.set_kernel(kernel)
+            with count_flops() as c, torch.no_grad():
+                linear.linear(x, w)
+            assert c.get_total_flops() == 2 * 14 * 16 * 24, kernel
+    finally:
+        linear.set_kernel(before)
+
+
+def test_cfg_doubles_the_work_and_the_ceiling_is_measured(capsys) -> None:
+    one = run(ModelConfig.tiny(), modes=["naive", "block_causal"], blocks=1, warmup=0, steps=2)
+    two = run(ModelConfig.tiny(), modes=["naive", "block_causal"], blocks=1, warmup=0, steps=2, cfg=3.0, ceiling=True)
+    for a, b in zip(one["results"], two["results"]):
+        assert 1.9 < b["gflops"] / a["gflops"] < 2.1  # a batch of two sequences (conditional, unconditional)
+    c = two["matmul_ceiling"]
+    config = ModelConfig.tiny()
+    assert c["cached_rows"] == 2 * (config.block_frames + 1) and c["naive_rows"] == 2 * (config.context_frames + config.block_frames + 1)
+    assert c["cached_gflops"] > 0 and c["naive_gflops"] > 0 and c["ceiling"] == c["cached_gflops"] / c["naive_gflops"]
+    assert one["matmul_ceiling"] is None
+    from lmdm.model import linear
+
+    before = linear.kernel()
+    try:
+        assert main(["--config", "tiny", "--blocks", "1", "--warmup", "0", "--modes", "naive", "--cfg", "2", "--ceiling", "--linear", "aten"]) == 0
+    finally:
+        linear.set_kernel(before)  # --linear sets the kernel for the whole process
+    out = capsys.readouterr().out
+    assert "CFG 2" in out and "linear kernel aten" in out and "matmul ceiling" in out
