@@ -152,7 +152,7 @@ class BlockStream:
 
     def _target_tokens(self, x: torch.Tensor, t: float, pooled: torch.Tensor) -> torch.Tensor:
         batch = pooled.shape[0]
-        h = self.dit.embed_frames(x.expand(batch, -1, -1), self._target, torch.ones(1, 1, self.B))
+        h = self.dit.embed_frames(x.expand(batch, -1, -1), self._target, None)  # route = 1 on target frames: a no-op
         return torch.cat((h, self.dit.embed_time(torch.full((batch,), t), pooled)), dim=1)
 
     def _positions(self, first: int, n: int, with_t: bool = False) -> torch.Tensor:

@@ -380,3 +380,47 @@ def test_bench_runs():
     result = bench_codec(tiny_codec(10), seconds=0.4, block_seconds=0.2, repeats=1)
     assert set(result) == {"encode", "decode", "stream_decode", "realtime_factor"}
     assert all(v > 0 for v in result.values())
+
+
+# the pitch probe (lmdm/codec/pitch_probe.py) ----------------------------------------------------
+
+
+def test_pitch_probe_frame_features_stack_neighbours() -> None:
+    from lmdm.codec.pitch_probe import frame_features
+
+    z = torch.arange(12, dtype=torch.float32).reshape(2, 6)  # [D=2, F=6]
+    f = frame_features(z, neighbours=1)
+    assert f.shape == (6, 6)
+    np.testing.assert_array_equal(f[0], [0, 0, 0, 6, 1, 7])  # [previous (zero pad) | this | next]
+    np.testing.assert_array_equal(f[5], [4, 10, 5, 11, 0, 0])
+
+
+def test_pitch_probe_finds_pitch_that_is_there_and_not_pitch_that_is_not() -> None:
+    from lmdm.codec.pitch_probe import accuracy, train_classifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 12, 3000)
+    carried = rng.normal(size=(3000, 20)) * 0.3
+    carried[np.arange(3000), y] += 2.0  # the class is written in the features
+    lost = rng.normal(size=(3000, 20))  # nothing about the class
+    for x, good in ((carried, True), (lost, False)):
+        model = train_classifier(x[:2000], y[:2000], hidden=32, steps=300)
+        acc = accuracy(model, x[2000:], y[2000:])
+        assert (acc > 0.9) if good else (acc < 0.2), acc
+
+
+def test_pitch_probe_runs_on_a_corpus(tmp_path, capsys) -> None:
+    from lmdm.codec.placeholder import PlaceholderCodec
+    from lmdm.codec.pitch_probe import main, measure
+    from lmdm.corpus import write_corpus
+
+    write_corpus(tmp_path, hours=30 * 4.0 / 3600, seed=2, seconds_per_example=4.0, workers=1, progress=False)
+    codec = PlaceholderCodec(16000, 640, 8, 1)
+    r = measure(codec, str(tmp_path), train_songs=8, test_songs=4, seconds=2.0, steps=20, test_split="valid")  # this corpus's test songs have no lead
+    assert r["train_frames"] > 0 and r["test_frames"] > 0
+    with pytest.raises(ValueError, match="no frame of the test-split songs has a lead note"):
+        measure(codec, str(tmp_path), train_songs=8, test_songs=4, seconds=2.0, steps=20)
+    assert r["train_frames"] > 0 and r["test_frames"] > 0
+    assert 0.0 <= r["test_accuracy"] <= 1.0 and 1 / 12 <= r["chance"] <= 1.0
+    assert main(["--codec", "default", "--corpus", str(tmp_path / "missing")]) == 2
+    assert "error:" in capsys.readouterr().err
