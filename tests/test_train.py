@@ -541,6 +541,20 @@ def test_jamming_windows_swap_in_the_accompaniment_and_hide_the_unheard(stem_lat
         apply_jam(z, {k: v for k, v in ann.items() if k != "stems"}, draws)
 
 
+def test_jam_context_drop_blinds_only_jamming_windows_and_leaves_other_draws_alone() -> None:
+    config = ModelConfig.tiny(extra_add_inputs=[["accomp", 1 + LATENT_DIM]])
+    before = draw("lmdm", config, 64, 0, TrainSettings(jam_prob=0.5), torch.Generator().manual_seed(5))
+    after = draw("lmdm", config, 64, 0, TrainSettings(jam_prob=0.5, jam_context_drop=0.6), torch.Generator().manual_seed(5))
+    for name in ("noise", "t", "text_keep", "context_present", "jam", "jam_stem", "accomp_start", "accomp_cutoff"):
+        assert torch.equal(getattr(before, name), getattr(after, name)), name  # drawn last: nothing else moves
+    blind = (after.context_keep.sum(dim=(1, 2)) == 0) & (before.context_keep.sum(dim=(1, 2)) > 0)
+    assert blind.any() and not blind[~after.jam].any()  # only jamming windows lose their context
+    kept = ~blind
+    assert torch.equal(after.context_keep[kept], before.context_keep[kept])
+    with pytest.raises(ValueError):
+        TrainSettings(jam_context_drop=1.5)
+
+
 def test_a_jamming_model_trains_from_stem_latents(stem_latents, latents, tmp_path) -> None:
     run = tmp_path / "jam"
     train(recipe("base.toml", stem_latents, run, JAM_SET, "train.jam_prob=0.5", "train.steps=6"), progress=False, log=lambda s: None)

@@ -118,6 +118,9 @@ def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainS
         start = torch.where(partial, (torch.rand(batch, generator=generator) * cutoff).long(), torch.zeros(batch, dtype=torch.long))
         if sketch is not None:  # the sketch describes the whole mix, not the accompaniment: none on jamming windows
             sketch = sketch * (~jam).float()[:, None]
+        if keep is not None and train.jam_context_drop > 0:  # drawn last: recipes without it draw exactly as before
+            blind = jam & (torch.rand(batch, generator=generator) < train.jam_context_drop)
+            keep = keep * (~blind).float()[:, None, None]
     return Draws(noise, t, text_keep, keep, present, sketch, jam, stem, start, cutoff)
 
 

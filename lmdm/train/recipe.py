@@ -85,6 +85,7 @@ class TrainSettings:
     sketch_dropout: float = attrs.field(default=0.5, validator=_probability)  # each sketch control dropped (models with sketch inputs)
     jam_prob: float = attrs.field(default=0.0, validator=_probability)  # models with an "accomp" input: share of jamming windows
     accomp_drop_partial: float = attrs.field(default=0.2, validator=_probability)  # jamming: accompaniment older than a random frame zeroed
+    jam_context_drop: float = attrs.field(default=0.0, validator=_probability)  # jamming windows (lmdm): whole context latent zeroed, so only the player tells the beat
     device: str = "cpu"  # cpu | cuda | cuda:1 ... (under torchrun each rank takes cuda:LOCAL_RANK)
     precision: str = attrs.field(default="fp32", validator=_one_of(PRECISIONS))  # bf16 = autocast, weights stay fp32
     threads: int = attrs.field(default=0, validator=_at_least(0))  # torch CPU threads per process; 0 = torch's choice
