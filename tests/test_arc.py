@@ -290,17 +290,30 @@ def test_measurement_pieces() -> None:
     assert switch_partner(["dark techno", "minimal techno", "deep house"], 0) == "deep house"
 
 
+def test_conditions_name_steps_and_an_optional_cfg() -> None:
+    from lmdm.train.arc_measure import Condition, compare
+
+    assert Condition.parse("arc@4") == Condition("arc", 4, 1.0) and Condition.parse("arc@4").name == "arc@4"
+    assert Condition.parse("stage2@8cfg3") == Condition("stage2", 8, 3.0) and Condition.parse("stage2@8cfg2.5").name == "stage2@8cfg2.5"
+    for bad in ("arc", "arc@0", "teacher@4", "arc@4cfg", "stage2@8 cfg3"):
+        with pytest.raises(ValueError, match="stage2@STEPS"):
+            Condition.parse(bad)
+    r = {"fd_slope_per_min": 1.0, "last_minute_fd": 10.0, "fd_probe": 10.0}
+    pairs = set(compare({"arc@4": r, "stage2@4": r, "stage2@8": r, "stage2@8cfg3": r}))
+    assert pairs == {"arc@4 vs stage2@4", "arc@4 vs stage2@8", "arc@4 vs stage2@8cfg3"}  # the CFG-1 bar stays stage2@8
+
+
 def test_the_measurement_script_runs_end_to_end(runs, arc_run, tmp_path) -> None:
     from lmdm.train.arc_measure import main
 
     out = tmp_path / "measure"
     args = ["--stage2", str(runs["lmdm"]), "--arc", str(arc_run[0]), "--out", str(out), "--prompts", "2", "--minutes", "0.15",
-            "--segment-seconds", "5", "--switch-before", "2", "--switch-after", "5.5", "--conditions", "stage2@4,arc@2", "--quiet"]
+            "--segment-seconds", "5", "--switch-before", "2", "--switch-after", "5.5", "--conditions", "stage2@4,stage2@2cfg2,arc@2", "--quiet"]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
     conds = results["regimes"]["block_causal"]["conditions"]
-    assert set(conds) == {"stage2@4", "arc@2"} and len(conds["arc@2"]["segments"]) == 1  # 9 s: one whole 5 s probe window
-    assert "arc@2 vs stage2@4" in results["regimes"]["block_causal"]["comparisons"]
+    assert set(conds) == {"stage2@4", "stage2@2cfg2", "arc@2"} and len(conds["arc@2"]["segments"]) == 1  # 9 s: one whole 5 s probe window
+    assert {"arc@2 vs stage2@4", "arc@2 vs stage2@2cfg2"} <= set(results["regimes"]["block_causal"]["comparisons"])
     assert conds["arc@2"]["switch"]["latent_jump_ratio"] is not None
     assert (out / "block_causal" / "arc@2" / "01.txt").is_file() and (out / "summary.md").read_text().startswith("# ARC-Forcing")
     assert main([*args[:2], "--arc", str(runs["lmdm"]), "--out", str(out)]) == 2  # two stage-2 models, no ARC one

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -166,17 +167,18 @@ def switch_partner(prompts: Sequence[str], i: int) -> str:
 class Condition:
     kind: str  # "stage2" or "arc"
     steps: int
+    cfg: float = 1.0  # the issue's protocol is CFG 1; "stage2@8cfg3" is the stage-2 model as it ships
 
     @property
     def name(self) -> str:
-        return f"{self.kind}@{self.steps}"
+        return f"{self.kind}@{self.steps}" + ("" if self.cfg == 1.0 else f"cfg{self.cfg:g}")
 
     @classmethod
     def parse(cls, text: str) -> "Condition":
-        kind, _, steps = text.partition("@")
-        if kind not in ("stage2", "arc") or not steps.isdigit() or int(steps) < 1:
-            raise ValueError(f"a condition is stage2@STEPS or arc@STEPS, got {text!r}")
-        return cls(kind, int(steps))
+        m = re.fullmatch(r"(stage2|arc)@([0-9]+)(?:cfg([0-9]+(?:\.[0-9]+)?))?", text)
+        if m is None or int(m.group(2)) < 1:
+            raise ValueError(f"a condition is stage2@STEPS or arc@STEPS, optionally with cfgSCALE (stage2@8cfg3), got {text!r}")
+        return cls(m.group(1), int(m.group(2)), 1.0 if m.group(3) is None else float(m.group(3)))
 
 
 def mono16k(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -188,11 +190,11 @@ def mono16k(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.asarray(x, np.float32)
 
 
-def render(model, regime: str, steps: int, prompts: Sequence[tuple[int, str]], seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+def render(model, regime: str, steps: int, prompts: Sequence[tuple[int, str]], seed: int, cfg: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """A stream through LiveSession: prompts [(from block, prompt), ...] -> (audio [T, ch], latents [D, F], compute s)."""
     from lmdm.session import LiveSession
 
-    session = LiveSession(model, prompt=prompts[0][1], regime=regime, steps=steps, sampler="pingpong", cfg=1.0, seed=seed)
+    session = LiveSession(model, prompt=prompts[0][1], regime=regime, steps=steps, sampler="pingpong", cfg=cfg, seed=seed)
     changes = dict(prompts[1:])
     blocks = max(b for b, _ in prompts)
     audio, latents = [], []
@@ -205,7 +207,7 @@ def render(model, regime: str, steps: int, prompts: Sequence[tuple[int, str]], s
     return np.concatenate(audio), np.concatenate(latents, axis=1), time.perf_counter() - t0
 
 
-def rendered(path: Path, model, regime: str, steps: int, prompts: Sequence[tuple[int, str]], seed: int, say) -> tuple[np.ndarray, np.ndarray | None]:
+def rendered(path: Path, model, regime: str, steps: int, prompts: Sequence[tuple[int, str]], seed: int, say, cfg: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
     """Render to path (.wav, .txt with the last prompt, .latents.safetensors) unless it is there already."""
     from lmdm.tensorfile import load_tensors, save_tensors
 
@@ -213,7 +215,7 @@ def rendered(path: Path, model, regime: str, steps: int, prompts: Sequence[tuple
     if path.is_file() and lat.is_file():
         audio, _ = sf.read(path, dtype="float32", always_2d=True)
         return audio, load_tensors(lat)[0]["latents"].numpy()
-    audio, latents, seconds = render(model, regime, steps, prompts, seed)
+    audio, latents, seconds = render(model, regime, steps, prompts, seed, cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, model.sample_rate, subtype="FLOAT")  # read back bit-exact on a resumed run
     path.with_suffix(".txt").write_text(prompts[-1][1] + "\n")
@@ -240,7 +242,7 @@ def measure_condition(model, regime: str, cond: Condition, prompts: Sequence[str
     say(f"{regime} {cond.name}: {len(prompts)} streams of {total:.0f} s")
     streams, outputs = [], []
     for i, p in enumerate(prompts):
-        audio, _ = rendered(folder / f"{i:02d}.wav", model, regime, cond.steps, [(0, p), (blocks, p)], args.seed + i, say)
+        audio, _ = rendered(folder / f"{i:02d}.wav", model, regime, cond.steps, [(0, p), (blocks, p)], args.seed + i, say, cond.cfg)
         streams.append(mono16k(audio, model.sample_rate))
         outputs.append(probe.embed_audio(streams[-1]))
     report = evaluate(streams, reference=args.reference, prompts=list(prompts), probe=probe, segment_seconds=args.segment_seconds)
@@ -284,7 +286,7 @@ def measure_switches(model, regime: str, cond: Condition, prompts: Sequence[str]
     rows = []
     for i, a in enumerate(prompts):
         b = switch_partner(prompts, i)
-        audio, latents = rendered(folder / f"{i:02d}.wav", model, regime, cond.steps, [(0, a), (s_block, b), (blocks, b)], args.seed + 1000 + i, say)
+        audio, latents = rendered(folder / f"{i:02d}.wav", model, regime, cond.steps, [(0, a), (s_block, b), (blocks, b)], args.seed + 1000 + i, say, cond.cfg)
         mono = mono16k(audio, rate)
         per_block = len(mono) / blocks
         jumps = boundary_jumps(latents, B)  # boundary k sits before block k + 1
@@ -329,13 +331,15 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return float("nan") if v is None else float(v)
 
     def steps(name: str) -> int:
-        return int(name.partition("@")[2])
+        return Condition.parse(name).steps
 
     stage2s = [n for n in results if n.startswith("stage2@")]
-    most = max(stage2s, key=steps, default=None)  # the stage-2 model at its best (most steps): the bar for ARC at fewer
+    plain = [n for n in stage2s if Condition.parse(n).cfg == 1.0]
+    most = max(plain, key=steps, default=None)  # the stage-2 model at its best (most steps, CFG 1): the bar for ARC at fewer
+    guided = [n for n in stage2s if Condition.parse(n).cfg != 1.0]  # as it ships (CFG > 1): the bar for replacing it
     out: dict[str, Any] = {}
     for arc in (n for n in results if n.startswith("arc@")):
-        for stage2 in dict.fromkeys([f"stage2@{steps(arc)}", most]):
+        for stage2 in dict.fromkeys([f"stage2@{steps(arc)}", most, *guided]):
             if stage2 not in results:
                 continue
             a, s = get(arc, "fd_slope_per_min"), get(stage2, "fd_slope_per_min")
@@ -392,7 +396,8 @@ def over_time_png(results: dict[str, Any], path: Path) -> None:
             for name, c in r["conditions"].items():
                 segs = c["segments"]
                 mid = np.array([(s["start"] + s["end"]) / 2 for s in segs])
-                label = name.replace("@", " ") + " steps"  # the plot font has no @
+                c_ = Condition.parse(name)
+                label = f"{c_.kind} {c_.steps} steps" + ("" if c_.cfg == 1.0 else f" cfg {c_.cfg:g}")  # the plot font has no @
                 out.append(Series(label, mid, np.array([np.nan if s[key] is None else s[key] for s in segs], float)))
             return out
 
