@@ -296,6 +296,8 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
     info.setdefault("name", model.name)
     if model.guidance != 1.0:
         info.setdefault("guidance", model.guidance)
+    if model.steps != 8:
+        info.setdefault("sampler_steps", model.steps)
     doc = config_document(model.config, codec, buckets=text_buckets, **info)
     try:
         tensors = model_tensors(model.dit, model.text)
@@ -311,6 +313,14 @@ def guidance(doc: dict[str, Any], directory: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 20:
         raise CheckpointError(f"{directory / CONFIG_FILE}: guidance must be a number from 0 to 20, got {value!r}")
     return float(value)
+
+
+def sampler_steps(doc: dict[str, Any], directory: Path) -> int:
+    """The sampler steps the model is made for ("sampler_steps" in config.json, e.g. 4 after ARC-Forcing; 8 if absent)."""
+    value = doc.get("sampler_steps", 8)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: sampler_steps must be a whole number from 1 to 1000, got {value!r}")
+    return value
 
 
 def load_model(path: str | Path | None = None) -> LMDM:
@@ -338,6 +348,7 @@ def load_model(path: str | Path | None = None) -> LMDM:
     load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
     codec = open_codec(doc.get("codec", "placeholder"), directory, config)
     try:
-        return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name), guidance=guidance(doc, directory)).eval()
+        return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name), guidance=guidance(doc, directory),
+                    steps=sampler_steps(doc, directory)).eval()
     except ValueError as e:
         raise CheckpointError(f"{directory}: {e}") from e

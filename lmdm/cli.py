@@ -89,7 +89,7 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec", "naive"])
     p.add_argument("--no-cache", action="store_true", help="full forward at every step (same audio, slower)")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's recommended, 8 unless it says otherwise)")
     p.add_argument("--sampler", default="pingpong", choices=["pingpong", "euler"])
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's recommended; 1 = one pass)")
     p.add_argument("--seed", type=int, default=0)

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", type=float, default=0.5, help="wet level; the dry input is mixed in at 1 - mix")
     p.add_argument("--tail", type=float, default=None, help="seconds after the input ends (default: two delay times)")
     p.add_argument("--model", default="default", help=MODEL_HELP)
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's recommended)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     return p

@@ -127,7 +127,7 @@ class LiveSession:
         prompt: PromptSpec = "",
         regime: str = "block_causal",
         use_cache: bool = True,
-        steps: int = 8,
+        steps: int | None = None,
         sampler: str = "pingpong",
         cfg: float | None = None,
         seed: int = 0,
@@ -137,6 +137,7 @@ class LiveSession:
     ):
         self.model = model
         cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
+        steps = getattr(model, "steps", 8) if steps is None else steps  # None: the steps the model is made for
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)
         self.stream = BlockStream(model, regime, use_cache, commit)
         self._null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)

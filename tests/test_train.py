@@ -594,6 +594,26 @@ def test_export_writes_the_caption_vocabulary_and_lmdm_vocab_shows_it(base_run, 
     assert lmdm_main(["vocab", "--model", str(tmp_path / "missing")]) == 2
 
 
+def test_a_model_carries_the_sampler_steps_it_is_made_for(tmp_path) -> None:
+    from lmdm.train.cli import main as train_main
+
+    model = build_model(ModelConfig.tiny(), seed=0)
+    assert model.steps == 8 and lmdm.LiveSession(model).stats.steps == 8
+    save_model(model, tmp_path / "plain")
+    assert "sampler_steps" not in json.loads((tmp_path / "plain" / "config.json").read_text())  # 8 is the default
+    assert train_main(["export", str(tmp_path / "plain"), "--out", str(tmp_path / "arc"), "--steps", "4"]) == 0
+    loaded = load_model(tmp_path / "arc")
+    assert loaded.steps == 4 and json.loads((tmp_path / "arc" / "config.json").read_text())["sampler_steps"] == 4
+    assert lmdm.LiveSession(loaded).stats.steps == 4 and lmdm.LiveSession(loaded, steps=8).stats.steps == 8
+    assert train_main(["export", str(tmp_path / "arc"), "--out", str(tmp_path / "again")]) == 0  # kept on a re-export
+    assert load_model(tmp_path / "again").steps == 4
+    assert train_main(["export", str(tmp_path / "arc"), "--out", str(tmp_path / "bad"), "--steps", "0"]) == 2
+    doc = json.loads((tmp_path / "arc" / "config.json").read_text())
+    (tmp_path / "arc" / "config.json").write_text(json.dumps({**doc, "sampler_steps": 2.5}))
+    with pytest.raises(CheckpointError, match="sampler_steps must be a whole number"):
+        load_model(tmp_path / "arc")
+
+
 def test_a_model_carries_its_recommended_guidance(tmp_path) -> None:
     model = build_model(ModelConfig.tiny(), seed=0)
     assert model.guidance == 1.0 and lmdm.LiveSession(model).stats.cfg == 1.0

@@ -14,7 +14,8 @@ from lmdm.model.dit import DiT, init_weights
 class LMDM:
     """What `LiveSession` needs: `dit` (the transformer), `text` (prompt -> Conditioning), `codec`."""
 
-    def __init__(self, config: ModelConfig, dit: DiT, text: HashedTextEncoder, codec: Codec, name: str = "random", guidance: float = 1.0):
+    def __init__(self, config: ModelConfig, dit: DiT, text: HashedTextEncoder, codec: Codec, name: str = "random", guidance: float = 1.0,
+                 steps: int = 8):
         if codec.latent_dim != config.latent_dim or codec.hop != config.hop or codec.sample_rate != config.sample_rate:
             raise ValueError(
                 f"codec (latent_dim={codec.latent_dim}, hop={codec.hop}, rate={codec.sample_rate}) does not match the "
@@ -26,6 +27,7 @@ class LMDM:
         self.codec = codec
         self.name = name
         self.guidance = guidance  # the CFG scale this model sounds best with (LiveSession's default; 1 = one pass)
+        self.steps = steps  # the sampler steps it is made for (LiveSession's default; an ARC-forced model: 4)
 
     @property
     def sample_rate(self) -> int:

@@ -88,6 +88,7 @@ def _export_main(argv: Sequence[str]) -> int:
     p.add_argument("--name", help="model name stored in config.json")
     p.add_argument("--half", action="store_true", help="store weight matrices as float16 (half the size; loaded as float32)")
     p.add_argument("--guidance", type=float, help="the CFG scale the model sounds best with (LiveSession's default for it; measure with lmdm.eval.model_quality --cfg)")
+    p.add_argument("--steps", type=int, help="the sampler steps it is made for (LiveSession's default; default: the checkpoint's, else 8)")
     a = p.parse_args(argv)
 
     from lmdm.checkpoint import CheckpointError, load_model, read_config, resolve, save_model
@@ -98,6 +99,10 @@ def _export_main(argv: Sequence[str]) -> int:
         model = load_model(source)
         if a.guidance is not None:
             model.guidance = a.guidance
+        if a.steps is not None:
+            if a.steps < 1:
+                raise CheckpointError(f"--steps must be at least 1, got {a.steps}")
+            model.steps = a.steps
         info = {k: doc[k] for k in ("stage", "regime", "step", "recipe") if k in doc}
         out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), half=a.half, **info)
         vocab = caption_vocabulary(doc)
