@@ -555,6 +555,25 @@ def test_jam_context_drop_blinds_only_jamming_windows_and_leaves_other_draws_alo
         TrainSettings(jam_context_drop=1.5)
 
 
+def test_the_player_loss_tells_whether_the_model_hears_the_player(stem_latents, latents) -> None:
+    from lmdm.conditioning.measure import player_information
+
+    config = ModelConfig.tiny(extra_add_inputs=[["accomp", 1 + LATENT_DIM]])
+    model = build_model(config, seed=0)
+    r = player_information(model, str(stem_latents), batches=2, batch=4, split="all")
+    for part in ("context_zeroed", "context_kept"):
+        heard, silenced = r[part]["loss_player_heard"], r[part]["loss_player_silenced"]
+        assert np.isfinite(heard) and np.isfinite(silenced) and heard != silenced  # random weights do read the input
+    with torch.no_grad():
+        model.dit.to_input_add.weight[:, config.add_slice("accomp")] = 0.0  # a model deaf to the player
+    r = player_information(model, str(stem_latents), batches=2, batch=4, split="all")
+    assert all(r[p]["loss_player_heard"] == r[p]["loss_player_silenced"] for p in ("context_zeroed", "context_kept"))
+    with pytest.raises(ValueError, match="no accomp input"):
+        player_information(build_model(ModelConfig.tiny(), seed=0), str(stem_latents), split="all")
+    with pytest.raises(ValueError, match="no stem latents"):
+        player_information(model, str(latents), split="all")
+
+
 def test_a_jamming_model_trains_from_stem_latents(stem_latents, latents, tmp_path) -> None:
     run = tmp_path / "jam"
     train(recipe("base.toml", stem_latents, run, JAM_SET, "train.jam_prob=0.5", "train.steps=6"), progress=False, log=lambda s: None)

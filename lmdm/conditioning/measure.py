@@ -306,6 +306,40 @@ def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: in
     return result
 
 
+def player_information(model, latents: str, *, batches: int = 12, batch: int = 32, seed: int = 0, split: str = "test",
+                       regime: str = "block_causal") -> dict:
+    """Does the model use the player? Its loss on held-out jamming windows (lmdm.train.objective)
+    with the player heard as in training vs silenced (nothing heard), the same noise and times,
+    once with the context zeroed (only the player can tell the beat) and once with it kept.
+    Equal losses mean the accomp input is ignored."""
+    import attrs
+
+    from lmdm.train.latents import LatentSet
+    from lmdm.train.objective import draw, lmdm_loss
+    from lmdm.train.recipe import TrainSettings
+
+    if model.config.add_slice("accomp") is None:
+        raise ValueError("this model has no accomp input (it cannot hear a player)")
+    data = LatentSet(latents, split)
+    if not data.has_stems:
+        raise ValueError(f"{latents} has no stem latents (lmdm train encode --stems)")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, blind in (("context_zeroed", 1.0), ("context_kept", 0.0)):
+        settings = TrainSettings(jam_prob=1.0, jam_context_drop=blind, context_drop_full=0.0, context_drop_partial=0.0,
+                                 context_dropout=0.0, text_dropout=1.0, accomp_drop_partial=0.0)
+        heard, silenced = [], []
+        for i in range(batches):
+            z, captions, annotations = data.windows(batch, model.config.window_frames, rng)
+            d = draw("lmdm", model.config, batch, 0, settings, torch.Generator().manual_seed(seed + i))
+            deaf = attrs.evolve(d, accomp_cutoff=torch.zeros_like(d.accomp_cutoff))
+            with torch.no_grad():
+                heard.append(lmdm_loss(model.dit, model.text, z, captions, d, regime, annotations).item())
+                silenced.append(lmdm_loss(model.dit, model.text, z, captions, deaf, regime, annotations).item())
+        out[name] = {"loss_player_heard": mean(heard), "loss_player_silenced": mean(silenced)}
+    return out | {"batches": batches, "batch": batch, "split": split}
+
+
 def format_result(r: dict) -> str:
     def f(x) -> str:
         return "  n/a" if x != x else f"{x:5.2f}"
@@ -341,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--player-loss", metavar="LATENTS", help="only measure whether the model uses the player: its loss on held-out "
+                   "jamming windows of LATENTS (encoded with --stems) with the player heard vs silenced")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -354,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         preset = {"tiny": lmdm.ModelConfig.tiny, "small": lmdm.ModelConfig.small}[a.model]()
         config = lmdm.ModelConfig.from_dict({**preset.to_dict(), "extra_add_inputs": [list(x) for x in SKETCH_INPUTS] + [["accomp", 1 + preset.latent_dim]]})
         model = lmdm.build_model(config, seed=0)
+    if a.player_loss:
+        r = player_information(model, a.player_loss, seed=a.seed)
+        print(json.dumps(r, indent=2) if a.json else "\n".join(
+            f"{k}: loss with the player heard {v['loss_player_heard']:.4f}, silenced {v['loss_player_silenced']:.4f}"
+            for k, v in r.items() if isinstance(v, dict)))
+        return 0
     result = measure(model, a.corpus, examples=a.examples, blocks=a.blocks, steps=a.steps, seed=a.seed,
                      log=lambda line: print(line, file=sys.stderr))
     print(json.dumps(result, indent=2) if a.json else format_result(result))
