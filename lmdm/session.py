@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 import torch
 
+from lmdm.audio.limiter import soft_limit
 from lmdm.conditioning.jam import PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
@@ -98,6 +99,7 @@ class SessionStats:
     sketches: tuple[str, ...] = ()  # sketch controls in force ("melody", "rhythm", "loudness")
     delay: str = ""  # the generative delay in force ("" = off)
     jamming: bool = False  # the last block heard the player (accomp input present)
+    limited_samples: int = 0  # output samples the safety limiter turned down (above its knee, lmdm/audio/limiter.py)
     input_seconds: float = 0.0  # player input received so far
 
 
@@ -153,6 +155,7 @@ class LiveSession:
         self._error_count = 0
         self._resets = 0
         self._blocks = 0  # blocks generated (next_latents counts too)
+        self._limited = 0  # output samples the safety limiter turned down
         self._compute_ms: list[float] = []
         # conditioning beyond the prompt: sketches, the player's input, the delay
         self._mix_input = _check_bool("mix_input", mix_input)
@@ -532,6 +535,8 @@ class LiveSession:
         fade = round(FADE_SECONDS * self.sample_rate)
         dry = self._player.audio.read(n * S, S) if (self._mix_input or self._gains[1]) else None
         out = mix_out(audio, dry, gain_ramp(self._gains[0], wet_gain, S, fade), gain_ramp(self._gains[1], dry_gain, S, fade))
+        out, limited = soft_limit(out)  # never full scale (lmdm/audio/limiter.py)
+        self._limited += limited
         self._gains = (wet_gain, dry_gain)
         self._player.forget_before((n + 1 - self._input_keep_blocks) * S)
         self._compute_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -586,6 +591,7 @@ class LiveSession:
             sketches=tuple(k for k in SKETCH_KINDS if k in self._sketches),
             delay="" if self._delay is None else self._delay.settings.describe() + ("" if self._delay_active else " (waiting for input)"),
             jamming=self._jamming,
+            limited_samples=self._limited,
             input_seconds=self._player.samples / self.sample_rate,
         )
 

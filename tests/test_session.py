@@ -221,3 +221,48 @@ def test_next_latents_counts_blocks_for_hooks_and_stats(model) -> None:
     s.next_block()
     s.next_latents()
     assert seen == [0, 1, 2] and s.block_index == 3 and s.stats.blocks == 3
+
+
+# the output's safety limiter (lmdm/audio/limiter.py) ------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-50.0, 50.0, allow_nan=False), min_size=1, max_size=64))
+def test_the_limiter_never_reaches_full_scale_and_leaves_quiet_samples_alone(values) -> None:
+    from lmdm.audio.limiter import CEILING, KNEE, soft_limit
+
+    x = np.array(values, dtype=np.float32)
+    y, count = soft_limit(x)
+    assert np.all(np.abs(y) <= CEILING) and count == int(np.sum(np.abs(x) > KNEE))
+    quiet = np.abs(x) <= KNEE
+    assert np.array_equal(y[quiet], x[quiet])  # bit for bit below the knee
+    assert np.all(np.sign(y) == np.sign(x))
+    order = np.argsort(x, kind="stable")
+    assert np.all(np.diff(y[order]) >= -1e-6)  # monotonic: louder in, louder (or equal) out
+
+
+def test_the_limiter_is_smooth_at_the_knee() -> None:
+    from lmdm.audio.limiter import KNEE, soft_limit
+
+    x = np.array([KNEE - 1e-4, KNEE, KNEE + 1e-4], dtype=np.float64)
+    y, _ = soft_limit(x)
+    assert np.allclose(np.diff(y), np.diff(x), rtol=1e-3)  # slope 1 on both sides: no kink
+    with pytest.raises(ValueError, match="knee < ceiling"):
+        soft_limit(x, knee=0.99, ceiling=0.9)
+
+
+def test_a_loud_stream_is_limited_and_says_so(model) -> None:
+    class Loud:  # a decoder whose output overshoots full scale
+        def __init__(self, inner):
+            self.inner = inner
+
+        def push(self, latents):
+            return self.inner.push(latents) * 40.0
+
+    session = lmdm.LiveSession(model, prompt="techno", steps=2, seed=0)
+    session._decoder = Loud(session._decoder)
+    audio = session.render(seconds=2.0)
+    assert np.all(np.abs(audio) <= 0.98) and session.stats.limited_samples > 0
+    quiet = lmdm.LiveSession(model, prompt="techno", steps=2, seed=0)
+    audio = quiet.render(seconds=2.0)
+    assert (quiet.stats.limited_samples == 0) == bool(np.max(np.abs(audio)) <= 0.8)  # counted iff above the knee
