@@ -37,7 +37,7 @@ def phrase(sample_rate: int) -> np.ndarray:
 
 
 def run(model, player, rate, seconds, **delay) -> tuple[np.ndarray, lmdm.LiveSession]:
-    session = lmdm.LiveSession(model, prompt="", steps=8, seed=0, mix_input=True)
+    session = lmdm.LiveSession(model, prompt="", seed=0, mix_input=True)
     session.set_delay(2, **delay)
     session.feed_input(player, sample_rate=rate)
     return session.render(seconds), session

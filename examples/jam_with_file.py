@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)
-    session = lmdm.LiveSession(model, prompt=a.prompt, steps=8, seed=0, mix_input=a.mix_input)
+    session = lmdm.LiveSession(model, prompt=a.prompt, seed=0, mix_input=a.mix_input)
     if not session.supports("jam"):
         print(f"this model ({model.name}) was trained without the accomp input: it cannot jam", file=sys.stderr)
         return 1

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)
-    session = lmdm.LiveSession(model, prompt="synth lead over soft pads, 120 bpm", steps=8, seed=0)
+    session = lmdm.LiveSession(model, prompt="synth lead over soft pads, 120 bpm", seed=0)
     if not session.supports("sketch"):
         print(f"this model ({model.name}) was trained without sketch inputs", file=sys.stderr)
         return 1
