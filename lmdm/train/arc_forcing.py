@@ -37,7 +37,6 @@ from caption A to caption B at block s, so D judges a switched rollout as two se
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import sys
@@ -73,12 +72,12 @@ from lmdm.conditioning.text import Conditioning, HashedTextEncoder, null_conditi
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
-from lmdm.progress import Progress, format_duration
+from lmdm.progress import Progress
 from lmdm.sampling import euler_step, noised, pingpong_step, predicted_x0, schedule
 from lmdm.stream import BlockStream
 from lmdm.train import distributed
 from lmdm.train.latents import LatentSet
-from lmdm.train.loop import CODEC_FIELDS, LOG_FILE, learning_rate, weights_digest
+from lmdm.train.loop import CODEC_FIELDS, end_of_step, learning_rate, log_interval, write_rank_summary
 from lmdm.train.objective import base_window, context_dropout, encode_captions
 from lmdm.train.recipe import ArcSettings, Recipe, TrainSettings
 from lmdm.train.state import restore, rng_state, state_tensors
@@ -586,30 +585,17 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
                           "gap": _round(means["gap"]), "lr": lr, "grad_norm_g": _round(norms["g"]), "grad_norm_d": _round(norms["d"]),
                           "s_per_step": round(per_step, 4), "elapsed_s": round(now - start, 1)}
                 interval_start, interval_steps = now, 0
-                if d.main:
-                    with open(run / LOG_FILE, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    if not bar.enabled:
-                        eta = format_duration((stop - step) * per_step)
-                        say(f"arc step {step}/{stop} G {means['g']:.4f} D {means['d']:.4f} (contrastive {means['contrastive']:.4f}) "
-                            f"D(real)-D(fake) {means['gap']:+.3f} lr {lr:.2e} {per_step:.2f} s/step eta {eta}")
+                log_interval(run, d, bar, say, record, (stop - step) * per_step,
+                             f"arc step {step}/{stop} G {means['g']:.4f} D {means['d']:.4f} (contrastive {means['contrastive']:.4f}) "
+                             f"D(real)-D(fake) {means['gap']:+.3f} lr {lr:.2e} {per_step:.2f} s/step")
             if step % lg.save_every == 0 or final:
                 checkpoint = save_checkpoint(recipe, config, data.meta, d, run, step, model, disc, opt_g, opt_d, g_names, d_names, generator, rng)
-            if d.main and lg.sample_every and (step % lg.sample_every == 0 or final):
-                from lmdm.train.preview import render_preview
-
-                path = render_preview(run / "samples" / f"step-{step:07d}.wav", "arc", t.regime, config, dit, text, model.codec,
-                                      lg.sample_prompt, lg.sample_seconds, lg.sample_steps)
-                say(f"preview: {path}")
-            if timed_out:
-                say(f"stopped after train.max_minutes = {t.max_minutes:g} at step {step}; continue with --resume")
+            if end_of_step(run, d, say, "arc", t, lg, step, final, timed_out, config, dit, text, model.codec):
                 break
 
     seconds = time.monotonic() - start
     done = step - start_step
-    if d.world > 1:
-        summary = {"rank": d.rank, "world": d.world, "step": step, "weights_sha256": weights_digest(g_params + d_params)}
-        (run / f"rank-{d.rank}.json").write_text(json.dumps(summary) + "\n")
+    write_rank_summary(run, d, step, g_params + d_params)
     return ArcResult(step, means["g"], means["d"], checkpoint, seconds, seconds / done if done else float("nan"))
 
 

@@ -237,29 +237,47 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
                 record = {"step": step, "loss": round(mean_loss, 6), "lr": lr, "grad_norm": round(grad_norm, 4),
                           "s_per_step": round(per_step, 4), "elapsed_s": round(now - start, 1)}
                 interval_start, interval_losses = now, []
-                if d.main:
-                    with open(run / LOG_FILE, "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    if not bar.enabled:
-                        eta = format_duration((stop - step) * per_step)
-                        say(f"{recipe.stage} step {step}/{stop} loss {mean_loss:.4f} lr {lr:.2e} grad {grad_norm:.3f} {per_step:.3f} s/step eta {eta}")
+                log_interval(run, d, bar, say, record, (stop - step) * per_step,
+                             f"{recipe.stage} step {step}/{stop} loss {mean_loss:.4f} lr {lr:.2e} grad {grad_norm:.3f} {per_step:.3f} s/step")
             if step % lg.save_every == 0 or final:
                 checkpoint = save_checkpoint(recipe, config, data.meta, d, run, step, dit, text, optimizer, names, generator, rng)
-            if d.main and lg.sample_every and (step % lg.sample_every == 0 or final):
-                path = render_preview(run / "samples" / f"step-{step:07d}.wav", recipe.stage, t.regime, config, dit, text, codec,
-                                      lg.sample_prompt, lg.sample_seconds, lg.sample_steps)
-                say(f"preview: {path}")
-            if timed_out:
-                say(f"stopped after train.max_minutes = {t.max_minutes:g} at step {step}; continue with --resume")
+            if end_of_step(run, d, say, recipe.stage, t, lg, step, final, timed_out, config, dit, text, codec):
                 break
 
     seconds = time.monotonic() - start
     done = step - start_step
-    if d.world > 1:
-        summary = {"rank": d.rank, "world": d.world, "step": step, "weights_sha256": weights_digest(params),
-                   "first_loss": first_loss, "last_loss": last_loss}
-        (run / f"rank-{d.rank}.json").write_text(json.dumps(summary) + "\n")
+    write_rank_summary(run, d, step, params, first_loss=first_loss, last_loss=last_loss)
     return TrainResult(step, mean_loss, checkpoint, seconds, seconds / done if done else float("nan"))
+
+
+def log_interval(run: Path, d: distributed.Dist, bar: Progress, say: Callable[[str], None], record: dict[str, Any],
+                 eta_seconds: float, line: str) -> None:
+    """A log interval's record into <run>/log.jsonl, and its line (with the ETA) to stderr when no progress bar shows (rank 0)."""
+    if not d.main:
+        return
+    with open(run / LOG_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if not bar.enabled:
+        say(f"{line} eta {format_duration(eta_seconds)}")
+
+
+def end_of_step(run: Path, d: distributed.Dist, say: Callable[[str], None], stage: str, t: Any, lg: Any, step: int, final: bool,
+                timed_out: bool, config: ModelConfig, dit: torch.nn.Module, text: torch.nn.Module, codec: Any) -> bool:
+    """After a step's checkpoint: the preview when due (rank 0); True when train.max_minutes ran out (stop)."""
+    if d.main and lg.sample_every and (step % lg.sample_every == 0 or final):
+        path = render_preview(run / "samples" / f"step-{step:07d}.wav", stage, t.regime, config, dit, text, codec,
+                              lg.sample_prompt, lg.sample_seconds, lg.sample_steps)
+        say(f"preview: {path}")
+    if timed_out:
+        say(f"stopped after train.max_minutes = {t.max_minutes:g} at step {step}; continue with --resume")
+    return timed_out
+
+
+def write_rank_summary(run: Path, d: distributed.Dist, step: int, params: list[torch.nn.Parameter], **extra: Any) -> None:
+    """Under torchrun, <run>/rank-N.json: this rank's step and a digest of its weights (replicas must agree)."""
+    if d.world > 1:
+        summary = {"rank": d.rank, "world": d.world, "step": step, "weights_sha256": weights_digest(params), **extra}
+        (run / f"rank-{d.rank}.json").write_text(json.dumps(summary) + "\n")
 
 
 def save_checkpoint(
