@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmdm.config_fields import from_fields, positive
+
 # Streaming state: one tensor per causal layer. A conv keeps its last `context` input samples
 # [B, C_in, context]; a transposed conv keeps the overlap tail of its output [B, C_out, K - stride].
 StreamState = dict[nn.Module, torch.Tensor]
@@ -39,24 +41,19 @@ MIN_LOG_MAGNITUDE = math.log(1e-4)  # soft floor of the decoder head's log magni
 MAX_LOG_MAGNITUDE = 7.0  # the decoder head's log magnitude is clamped here (e^7 ~ 1100 >> a full-scale sine's 80)
 
 
-def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
-
-
 @attrs.frozen
 class ConvCodecConfig:
-    sample_rate: int = attrs.field(default=16000, validator=_positive)
-    latent_dim: int = attrs.field(default=32, validator=_positive)
-    n_fft: int = attrs.field(default=640, validator=_positive)  # encoder's STFT window (40 ms)
-    synthesis_fft: int = attrs.field(default=320, validator=_positive)  # decoder's inverse STFT window (20 ms)
-    frame_hop: int = attrs.field(default=160, validator=_positive)  # STFT hop (10 ms): 100 spectral frames/s
-    stride: int = attrs.field(default=4, validator=_positive)  # spectral frames per latent frame
-    width: int = attrs.field(default=192, validator=_positive)  # channels at the spectral frame rate
-    latent_width: int = attrs.field(default=384, validator=_positive)  # channels at the latent frame rate
+    sample_rate: int = attrs.field(default=16000, validator=positive)
+    latent_dim: int = attrs.field(default=32, validator=positive)
+    n_fft: int = attrs.field(default=640, validator=positive)  # encoder's STFT window (40 ms)
+    synthesis_fft: int = attrs.field(default=320, validator=positive)  # decoder's inverse STFT window (20 ms)
+    frame_hop: int = attrs.field(default=160, validator=positive)  # STFT hop (10 ms): 100 spectral frames/s
+    stride: int = attrs.field(default=4, validator=positive)  # spectral frames per latent frame
+    width: int = attrs.field(default=192, validator=positive)  # channels at the spectral frame rate
+    latent_width: int = attrs.field(default=384, validator=positive)  # channels at the latent frame rate
     frame_units: int = attrs.field(default=2, validator=attrs.validators.ge(0))  # residual units @100 fps, per side
     latent_units: int = attrs.field(default=3, validator=attrs.validators.ge(0))  # residual units @25 fps, per side
-    kernel_size: int = attrs.field(default=7, validator=_positive)  # residual unit k has dilation 3**k
+    kernel_size: int = attrs.field(default=7, validator=positive)  # residual unit k has dilation 3**k
     latent_noise: float = 0.1  # std of the noise added to raw latents while training
 
     def __attrs_post_init__(self) -> None:
@@ -86,10 +83,7 @@ class ConvCodecConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ConvCodecConfig:
-        unknown = set(d) - {f.name for f in attrs.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ConvCodecConfig fields: {sorted(unknown)}")
-        return cls(**d)
+        return from_fields(cls, d)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,10 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"OobleckConfig.{attribute.name} must be > 0, got {value}")
+from lmdm.config_fields import from_fields, positive
 
 
 def _ints(values: Any) -> tuple[int, ...]:
@@ -48,12 +45,12 @@ def _ints(values: Any) -> tuple[int, ...]:
 class OobleckConfig:
     """The shape of an Oobleck autoencoder (stable-audio-tools' `oobleck` encoder/decoder configs)."""
 
-    sample_rate: int = attrs.field(default=44100, validator=_positive)
-    channels: int = attrs.field(default=2, validator=_positive)  # audio channels (in_channels / out_channels)
-    base_channels: int = attrs.field(default=128, validator=_positive)  # `channels` in the SAO config
+    sample_rate: int = attrs.field(default=44100, validator=positive)
+    channels: int = attrs.field(default=2, validator=positive)  # audio channels (in_channels / out_channels)
+    base_channels: int = attrs.field(default=128, validator=positive)  # `channels` in the SAO config
     c_mults: tuple[int, ...] = attrs.field(default=(1, 2, 4, 8, 16), converter=_ints)
     strides: tuple[int, ...] = attrs.field(default=(2, 4, 4, 8, 8), converter=_ints)
-    latent_dim: int = attrs.field(default=64, validator=_positive)  # decoder input; the encoder outputs 2x (mean, scale)
+    latent_dim: int = attrs.field(default=64, validator=positive)  # decoder input; the encoder outputs 2x (mean, scale)
     use_snake: bool = True  # SnakeBeta activations (else ELU)
     final_tanh: bool = False
 
@@ -74,11 +71,7 @@ class OobleckConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "OobleckConfig":
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown OobleckConfig fields: {', '.join(unknown)}")
-        return cls(**d)
+        return from_fields(cls, d)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,10 +7,7 @@ from typing import Any
 
 import attrs
 
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value <= 0:
-        raise ValueError(f"ModelConfig.{attribute.name} must be > 0, got {value}")
+from lmdm.config_fields import from_fields, positive
 
 
 @attrs.frozen
@@ -24,30 +21,30 @@ class ModelConfig:
     """
 
     # audio <-> latent space (fixed by the codec)
-    latent_dim: int = attrs.field(default=32, validator=_positive)
+    latent_dim: int = attrs.field(default=32, validator=positive)
     frame_rate: float = 25.0
-    sample_rate: int = attrs.field(default=16000, validator=_positive)
-    channels: int = attrs.field(default=1, validator=_positive)
+    sample_rate: int = attrs.field(default=16000, validator=positive)
+    channels: int = attrs.field(default=1, validator=positive)
 
     # transformer
-    width: int = attrs.field(default=384, validator=_positive)
-    depth: int = attrs.field(default=8, validator=_positive)
-    heads: int = attrs.field(default=6, validator=_positive)
-    rotary_dims: int = attrs.field(default=32, validator=_positive)  # per head; the rest is unrotated
+    width: int = attrs.field(default=384, validator=positive)
+    depth: int = attrs.field(default=8, validator=positive)
+    heads: int = attrs.field(default=6, validator=positive)
+    rotary_dims: int = attrs.field(default=32, validator=positive)  # per head; the rest is unrotated
     rope_base: float = 10000.0
-    mlp_ratio: int = attrs.field(default=4, validator=_positive)  # SwiGLU hidden = mlp_ratio * width
-    timestep_features: int = attrs.field(default=256, validator=_positive)  # Fourier features of t
+    mlp_ratio: int = attrs.field(default=4, validator=positive)  # SwiGLU hidden = mlp_ratio * width
+    timestep_features: int = attrs.field(default=256, validator=positive)  # Fourier features of t
 
     # conditioning
-    cond_dim: int = attrs.field(default=256, validator=_positive)  # text token width
-    cond_tokens: int = attrs.field(default=16, validator=_positive)  # max text tokens
+    cond_dim: int = attrs.field(default=256, validator=positive)  # text token width
+    cond_tokens: int = attrs.field(default=16, validator=positive)  # max text tokens
     # per-frame additive inputs, in the order they are concatenated into `to_input_add`.
     # "context" is always first: [context_mask (1), clean_latent (latent_dim)].
     extra_add_inputs: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=lambda v: tuple((str(n), int(d)) for n, d in v))
 
     # stream geometry
-    block_frames: int = attrs.field(default=50, validator=_positive)
-    context_blocks: int = attrs.field(default=4, validator=_positive)
+    block_frames: int = attrs.field(default=50, validator=positive)
+    context_blocks: int = attrs.field(default=4, validator=positive)
 
     def __attrs_post_init__(self) -> None:
         if self.width % self.heads:
@@ -123,11 +120,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields: {', '.join(unknown)}")
-        return cls(**d)
+        return from_fields(cls, d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
