@@ -94,19 +94,19 @@ class Report:
     segment_seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(attrs.asdict(self, recurse=True))
+        return jsonable(attrs.asdict(self, recurse=True))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """NaN -> None, tuples -> lists, numpy scalars -> Python, so json.dumps gives standard JSON."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
     return value
 
 

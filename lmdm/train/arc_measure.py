@@ -469,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from lmdm.checkpoint import CheckpointError, load_model
     from lmdm.eval import EvalInputError, ProbeError, load_probe
+    from lmdm.eval.report import jsonable
 
     try:
         conditions = [Condition.parse(c.strip()) for c in args.conditions.split(",") if c.strip()]
@@ -483,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             conds = {c.name: measure_condition(models[c.kind], regime, c, prompts, args, probe, out, say) for c in conditions}
             results["regimes"][regime] = {"prompts": prompts, "conditions": conds, "comparisons": compare(conds)}
             out.mkdir(parents=True, exist_ok=True)
-            (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1) + "\n")
+            (out / "results.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
         (out / "summary.md").write_text(summary_markdown(results))
         over_time_png(results, out / "fd_over_time.png")
     except (ValueError, FileNotFoundError, CheckpointError, EvalInputError, ProbeError) as e:
@@ -492,17 +493,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"arc_measure: {out / 'summary.md'}, {out / 'results.json'}, {out / 'fd_over_time.png'}")
     return 0
 
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (float, np.floating)):
-        return None if not np.isfinite(v) else float(v)
-    if isinstance(v, (np.integer, np.bool_)):
-        return v.item()
-    return v
 
 
 if __name__ == "__main__":
