@@ -20,8 +20,11 @@ from lmdm.codec.audio import load_audio, load_audio_dir
 from lmdm.codec.base import Codec, StreamDecoder, StreamEncoder
 from lmdm.codec.bench import bench_codec
 from lmdm.codec.checkpoint import load_codec, save_codec
-from lmdm.codec.conv import CausalConv1d, CausalConvTranspose1d, ConvCodec, ConvCodecConfig, frozen, stft_bases
+from lmdm.codec.conv import CausalConv1d, CausalConvTranspose1d, ConvCodec, ConvCodecConfig, PhaseIntegrator, frozen, stft_bases
 from lmdm.codec.metrics import (
+    chroma_distance,
+    frame_spectrum,
+    phase_advance_distance,
     griffin_lim,
     log_mel_l1,
     mel_filterbank,
@@ -31,10 +34,11 @@ from lmdm.codec.metrics import (
 )
 from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
 from lmdm.plot import spectrogram_png, write_png
-from lmdm.train.codec import TrainCodecConfig, codec_loss, random_segments, split_holdout, train_codec
+from lmdm.train.codec import TrainCodecConfig, codec_loss, random_segments, split_holdout, train_codec, warm_start
 
 SR, HOP = 16000, 640
 TINY = ConvCodecConfig(latent_dim=8, width=16, latent_width=16, frame_units=1, latent_units=2)  # real rates and layout
+GLIDE = attrs.evolve(TINY, phase_integrator=True)
 
 torch.set_num_threads(1)
 
@@ -46,6 +50,7 @@ def tiny_codec(seed: int, config: ConvCodecConfig = TINY) -> ConvCodec:
     with torch.no_grad():
         codec.latent_mean.uniform_(-0.5, 0.5)
         codec.latent_std.uniform_(0.5, 2.0)
+        codec.decoder.head.weight[2 * config.synthesis_bins :].normal_(0, 0.3)  # phase increments that are not 0
     return codec
 
 
@@ -107,9 +112,10 @@ def test_stft_bases_are_a_causal_perfect_reconstruction_pair():
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), batch=st.integers(1, 3), frames=st.integers(1, 14), cuts=st.lists(st.integers(0, 99), max_size=6))
-def test_stream_decoder_equals_offline(seed, batch, frames, cuts):
-    codec = tiny_codec(seed)
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 3), frames=st.integers(1, 14), cuts=st.lists(st.integers(0, 99), max_size=6),
+       glide=st.booleans())
+def test_stream_decoder_equals_offline(seed, batch, frames, cuts, glide):
+    codec = tiny_codec(seed, GLIDE if glide else TINY)
     z = torch.randn(batch, 8, frames, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         offline = codec.decode(z)
@@ -143,6 +149,61 @@ def test_default_size_streaming_in_2s_blocks():
     decoder = codec.stream_decoder()
     streamed = torch.cat([decoder.push(z[..., i : i + 50]) for i in range(0, 150, 50)], dim=-1)
     assert (streamed - offline).abs().max() <= 1e-4
+
+
+def test_phase_integrator_streams_like_offline_and_wraps():
+    increment = torch.full((1, 2, 100_000), 0.7)  # a long stream: the running phase must not lose precision
+    integrator = PhaseIntegrator()
+    offline = integrator(increment)
+    expected = torch.arange(1, 100_001, dtype=torch.float64) * increment[0, 0, 0].double()
+
+    def angle_error(a: torch.Tensor, b: torch.Tensor) -> float:  # apart on the circle: 2 pi - 1e-7 and 0 are close
+        return float((torch.remainder(a.double() - b.double() + math.pi, 2 * math.pi) - math.pi).abs().max())
+
+    assert angle_error(offline[0, 0], expected) < 1e-5 and offline.min() >= 0 and offline.max() <= 2 * math.pi
+    state: dict = {}
+    streamed = torch.cat([integrator(increment[..., a:b], state) for a, b in split(100_000, [3, 4, 50_000, 99_999])], dim=-1)
+    assert angle_error(streamed, offline) < 1e-5
+
+
+def steady_decoder_tone(config: ConvCodecConfig, hz: float) -> float:
+    """Set a decoder's head to ignore its input and play one bin; with the phase integrator, bend it to `hz`.
+    -> the frequency (1 Hz resolution) of the strongest partial of what it plays."""
+    codec = ConvCodec(config).eval()
+    bins, bin_hz = config.synthesis_bins, SR / config.synthesis_fft
+    k = round(hz / bin_hz)
+    with torch.no_grad():
+        codec.decoder.head.weight.zero_()
+        codec.decoder.head.bias.zero_()
+        codec.decoder.head.bias[:bins] = -20.0  # silent ...
+        codec.decoder.head.bias[k] = 0.0  # ... but for bin k
+        if config.phase_integrator:  # radians per frame that move bin k's centre to hz
+            codec.decoder.head.bias[2 * bins + k] = math.atanh(2 * (hz - k * bin_hz) * config.frame_hop / SR)
+        audio = codec.decode_raw(torch.zeros(1, config.latent_dim, 50))[0, 0, SR:]  # 1 s after the start
+    spectrum = np.abs(np.fft.rfft(audio.numpy() * np.hanning(len(audio))))
+    return float(np.argmax(spectrum) * SR / len(audio))
+
+
+def test_only_the_phase_integrator_holds_a_steady_tone_between_bin_centres():
+    # Constant latents give every frame the same head output; a steady partial then sits on a bin
+    # centre (multiples of 50 Hz) unless a running phase turns it (the module doc of lmdm.codec.conv).
+    assert steady_decoder_tone(TINY, 440.0) == pytest.approx(450.0, abs=1.0)
+    assert steady_decoder_tone(GLIDE, 440.0) == pytest.approx(440.0, abs=1.0)
+    assert steady_decoder_tone(GLIDE, 261.63) == pytest.approx(261.63, abs=1.0)
+
+
+def test_warm_start_keeps_the_sound_and_grows_the_head(tmp_path):
+    source = tiny_codec(5)
+    save_codec(source, tmp_path / "src")
+    torch.manual_seed(9)
+    grown = ConvCodec(GLIDE).eval()
+    copied = warm_start(grown, tmp_path / "src")
+    assert "decoder.head.weight" in copied and "latent_std" in copied
+    z = torch.randn(1, 8, 6)
+    with torch.no_grad():
+        assert torch.equal(grown.decode(z), source.decode(z))  # the new increments start at 0
+    with pytest.raises(TensorFileError, match="is .* here"):
+        warm_start(ConvCodec(attrs.evolve(TINY, width=24)), tmp_path / "src")
 
 
 def test_decoder_is_causal():
@@ -312,6 +373,34 @@ def test_metrics_zero_for_identical_and_large_for_noise():
     assert multires_stft_distance(x, slightly) < 0.2 and log_mel_l1(x, slightly, SR) < 0.1
 
 
+def test_chroma_distance_hears_pitch_classes():
+    def sine(hz: float, amp: float = 0.3) -> torch.Tensor:
+        return amp * torch.sin(2 * math.pi * hz * torch.arange(SR) / SR)
+
+    c4, cs4, c5 = sine(261.63), sine(277.18), sine(523.25, 0.1)
+    assert chroma_distance(c4, c4, SR).item() == pytest.approx(0.0, abs=1e-6)
+    assert chroma_distance(c4, cs4, SR).item() > 1.5  # a semitone away: another pitch class
+    assert chroma_distance(c4, c5, SR).item() < 0.3  # an octave up, quieter: the same pitch class
+    silent_then_c4 = torch.cat([torch.zeros(SR), c4])
+    assert chroma_distance(silent_then_c4, torch.cat([cs4, c4]), SR).item() < 0.1  # silent reference frames weigh ~nothing
+
+
+def test_phase_advance_distance_uses_the_decoders_framing():
+    t = torch.arange(SR) / SR
+    x = (0.3 * torch.sin(2 * math.pi * 440 * t) + 0.1 * torch.sin(2 * math.pi * 1234 * t + 1))[None, None]
+    spec = frame_spectrum(x, 320, 160)  # [1, 1, 161, 100]
+    decoder = ConvCodec(ConvCodecConfig()).decoder
+    with torch.no_grad():  # the decoder's synthesis of these frames is the signal itself: same framing
+        y = decoder.synthesise(spec.abs()[:, 0], torch.angle(spec)[:, 0])
+    assert (y[..., 320:] - x[..., 320:]).abs().max() < 1e-5  # the first frame has no overlap partner
+    assert phase_advance_distance(x, torch.angle(spec), 320, 160).item() == pytest.approx(0.0, abs=1e-6)
+    sharp = frame_spectrum(0.3 * torch.sin(2 * math.pi * 460 * t)[None, None], 320, 160)  # 20 Hz off
+    assert phase_advance_distance(x, torch.angle(sharp), 320, 160).item() > 0.5
+    assert phase_advance_distance(x, torch.angle(spec) + 1.0, 320, 160).item() == pytest.approx(0.0, abs=1e-5)  # absolute phase is free
+    with pytest.raises(ValueError, match="does not match"):
+        phase_advance_distance(x.repeat(2, 1, 1), torch.angle(spec)[:, 0].repeat(2, 1, 1), 320, 160)  # [B, 1, T] vs [B, F, n]
+
+
 def test_mel_filterbank_shape():
     fb = mel_filterbank(1024, 80, SR)
     assert fb.shape == (80, 513)
@@ -411,7 +500,7 @@ def test_pitch_probe_finds_pitch_that_is_there_and_not_pitch_that_is_not() -> No
 
 def test_pitch_probe_runs_on_a_corpus(tmp_path, capsys) -> None:
     from lmdm.codec.placeholder import PlaceholderCodec
-    from lmdm.codec.pitch_probe import main, measure
+    from lmdm.codec.pitch_probe import main, measure, round_trip
     from lmdm.corpus import write_corpus
 
     write_corpus(tmp_path, hours=30 * 4.0 / 3600, seed=2, seconds_per_example=4.0, workers=1, progress=False)
@@ -422,5 +511,7 @@ def test_pitch_probe_runs_on_a_corpus(tmp_path, capsys) -> None:
         measure(codec, str(tmp_path), train_songs=8, test_songs=4, seconds=2.0, steps=20)
     assert r["train_frames"] > 0 and r["test_frames"] > 0
     assert 0.0 <= r["test_accuracy"] <= 1.0 and 1 / 12 <= r["chance"] <= 1.0
+    rt = round_trip(codec, str(tmp_path), songs=4, seconds=2.0, split="valid")
+    assert rt["windows"] > 0 and 0.0 <= rt["round_trip"] <= 1.0 and rt["real"] > 0.3  # the tracker reads real leads
     assert main(["--codec", "default", "--corpus", str(tmp_path / "missing")]) == 2
     assert "error:" in capsys.readouterr().err

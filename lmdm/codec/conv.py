@@ -11,7 +11,9 @@ Data flow (default config; B = batch, D = latent_dim, F = 321 analysis bins, F' 
     latents [B, D, N]
       decoder: denormalise -> conv_in -> residual units @25 fps -> transposed conv x4
                -> residual units @100 fps -> head: log magnitude + phase offset per bin [B, 2F', 4N]
+                  (+ a phase increment per bin [B, F', 4N] with phase_integrator)
                -> phase = offset + the phase a sinusoid at the bin's centre frequency has at that frame
+                  (+ the running sum of the increments: the bin's frequency bent off its centre)
                -> fixed inverse STFT (320-sample Hann window, hop 160; overlap-add as a transposed conv)
     audio [B, 1, N * 640]
 
@@ -19,6 +21,14 @@ Every layer is causal: convolutions are padded on the left only, and transposed 
 the first `n * stride` outputs and carry the rest (the overlap tail) into the next call. So the same
 modules run offline (`state=None`, zero left padding) or streaming (`state` = a dict holding each
 layer's left context or overlap tail), and the two give the same numbers for any split into blocks.
+
+Why the phase integrator: convolutions are translation-equivariant, and the encoder sees magnitudes
+only, so a steady tone gives the decoder the same input at every frame and, without an integrator,
+the same phase offset at every frame. Such a decoder can only place steady partials at the synthesis
+bins' centres (every 50 Hz): a 440 Hz tone came back at 300 Hz, 30 dB too quiet, and melodies lost
+their pitch (docs/codec.md). Integrating a per-frame phase increment lets a constant input turn a
+bin's phasor at any rate, i.e. hold any frequency. The running phase is the decoder's only state
+that is not a convolution's context; it is kept modulo 2 pi.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ class ConvCodecConfig:
     latent_units: int = attrs.field(default=3, validator=attrs.validators.ge(0))  # residual units @25 fps, per side
     kernel_size: int = attrs.field(default=7, validator=positive)  # residual unit k has dilation 3**k
     latent_noise: float = 0.1  # std of the noise added to raw latents while training
+    phase_integrator: bool = False  # decoder bends each bin's frequency by a running phase (see the module doc)
 
     def __attrs_post_init__(self) -> None:
         for name in ("n_fft", "synthesis_fft"):
@@ -200,6 +211,36 @@ class BinPhase(nn.Module):
         return offset + self.advance * frames
 
 
+class PhaseIntegrator(nn.Module):
+    """Phase increments [B, F, n] (radians per frame) -> running phases [B, F, n], modulo 2 pi.
+
+    Frame j gets the sum of the increments of frames 0..j (offline) or of every frame pushed so far
+    (streaming; the state keeps the last running phase [B, F, 1]). Sums run in float64 and wrap at
+    2 pi, so a stream of any length and any split into pushes gives the same phases to ~1e-12.
+
+    Training: the gradient reaches only the last `grad_frames` increments of each running sum. The
+    full sum's gradient piles up over every later frame (x100 in a 1-s segment), and gradient-norm
+    clipping then starved the rest of the decoder: the loss rose for hundreds of steps.
+    """
+
+    def __init__(self, grad_frames: int = 8):
+        super().__init__()
+        self.grad_frames = grad_frames
+
+    def forward(self, increment: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        total = torch.cumsum(increment.detach().double(), dim=-1)  # [B, F, n]
+        if increment.requires_grad:  # same value; the gradient flows through the last grad_frames terms only
+            recent = increment - F.pad(increment, (self.grad_frames, 0))[..., : increment.shape[-1]]
+            recent = torch.cumsum(recent.double(), dim=-1)  # sum of increments j-grad_frames+1 .. j
+            total = total + (recent - recent.detach())
+        if state is not None:
+            start = state.get(self)
+            if start is not None:
+                total = total + start
+            state[self] = torch.remainder(total[..., -1:], 2 * math.pi).detach()
+        return torch.remainder(total, 2 * math.pi).to(increment.dtype)
+
+
 def frozen(layer: nn.Module, weight: torch.Tensor) -> nn.Module:
     """Set a layer's weight to a fixed tensor and exclude it from training."""
     with torch.no_grad():
@@ -243,26 +284,44 @@ class Decoder(nn.Module):
         self.latent_units = residual_stack(cfg.latent_width, cfg.kernel_size, cfg.latent_units)
         self.up = CausalConvTranspose1d(cfg.latent_width, cfg.width, 2 * cfg.stride, cfg.stride)
         self.frame_units = residual_stack(cfg.width, cfg.kernel_size, cfg.frame_units)
-        self.head = nn.Conv1d(cfg.width, 2 * bins, 1)  # log magnitude and phase offset per bin
+        # log magnitude, phase offset (and phase increment) per bin
+        self.head = nn.Conv1d(cfg.width, (3 if cfg.phase_integrator else 2) * bins, 1)
         with torch.no_grad():
             self.head.bias[:bins].fill_(-4.0)  # start quiet: coherent unit-magnitude bins would be very loud
+            self.head.weight[2 * bins :].zero_()  # increments start at 0: the bins' centre frequencies
+            self.head.bias[2 * bins :].zero_()
         self.phase = BinPhase(cfg.synthesis_fft, cfg.frame_hop)
+        self.integrator = PhaseIntegrator() if cfg.phase_integrator else None
         self.istft = frozen(CausalConvTranspose1d(2 * bins, 1, cfg.synthesis_fft, cfg.frame_hop, bias=False), synthesis)
 
-    def forward(self, z: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+    def frames(self, z: torch.Tensor, state: StreamState | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """latents [B, D, N] -> (magnitude, phase) of every synthesis frame, [B, F', N * stride] each.
+        Frame j is overlap-added at samples [j * frame_hop, j * frame_hop + synthesis_fft)."""
         x = self.conv_in(z, state)  # [B, latent_width, N]
         for unit in self.latent_units:
             x = unit(x, state)
         x = self.up(F.elu(x), state)  # [B, width, N * stride]
         for unit in self.frame_units:
             x = unit(x, state)
-        log_mag, offset = self.head(F.elu(x)).chunk(2, dim=1)  # [B, F', N * stride] each
+        head = self.head(F.elu(x))  # [B, 2F' or 3F', N * stride]
+        if self.integrator is None:
+            log_mag, offset = head.chunk(2, dim=1)  # [B, F', N * stride] each
+        else:
+            log_mag, offset, increment = head.chunk(3, dim=1)
+            # up to pi per frame either way: a bin's frequency bends by up to one bin width (sr / synthesis_fft)
+            offset = offset + self.integrator(math.pi * torch.tanh(increment), state)
         # soft floor: exp(log_mag) -> 0 would leave a bin with no gradient (stuck silent) once it gets too quiet
         log_mag = MIN_LOG_MAGNITUDE + F.softplus(log_mag - MIN_LOG_MAGNITUDE)
         mag = torch.exp(log_mag.clamp(max=MAX_LOG_MAGNITUDE))
-        phase = self.phase(offset, state)  # [B, F', N * stride]
-        spectrum = torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)  # [B, 2F', N * stride]
-        return self.istft(spectrum, state)  # [B, 1, N * hop]
+        return mag, self.phase(offset, state)
+
+    def forward(self, z: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        return self.synthesise(*self.frames(z, state), state)  # [B, 1, N * hop]
+
+    def synthesise(self, mag: torch.Tensor, phase: torch.Tensor, state: StreamState | None = None) -> torch.Tensor:
+        """(magnitude, phase) [B, F', n] -> audio [B, 1, n * frame_hop] by the fixed inverse STFT."""
+        spectrum = torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)  # [B, 2F', n]
+        return self.istft(spectrum, state)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,6 +6,10 @@
 The baseline keeps a mel spectrogram with n_mels = latent_dim bands at the codec's frame rate
 (the same count of numbers per second as the latents, plus one frame) and rebuilds the audio with
 Griffin-Lim. Lower is better for both metrics.
+
+It also plays the codec steady tones (a note with 3 harmonics, 2 s) and reports the frequency of the
+strongest partial that comes back and its level change: a codec that moves a 440 Hz tone to 450 Hz
+cannot carry a melody, whatever its spectral distances say (docs/codec.md).
 """
 
 from __future__ import annotations
@@ -50,6 +54,26 @@ def evaluate(codec: ConvCodec, clips: Sequence[np.ndarray], gl_iters: int = 64) 
     result["latents"] = {"mean_abs_mean": float(z.mean(1).abs().mean()), "std_min": float(z.std(1).min()),
                          "std_max": float(z.std(1).max()), "abs_max": float(z.abs().max())}
     return result
+
+
+STEADY_TONES_HZ = (110.0, 196.0, 261.63, 329.63, 440.0, 523.25, 659.26, 880.0)
+
+
+def steady_tones(codec: ConvCodec, freqs: Sequence[float] = STEADY_TONES_HZ, seconds: float = 2.0) -> list[dict[str, float]]:
+    """Per tone: the frequency of the strongest partial of decode(encode(tone)) (1 Hz resolution,
+    the last second) and the level change in dB. The tone: the fundamental and 2 weaker harmonics."""
+    n = round(seconds * codec.sample_rate) // codec.hop * codec.hop
+    t = torch.arange(n) / codec.sample_rate
+    tail = slice(n - codec.sample_rate, n)
+    window = np.hanning(codec.sample_rate)
+    out = []
+    for hz in freqs:
+        x = sum(a * torch.sin(2 * np.pi * k * hz * t) for k, a in ((1, 0.3), (2, 0.1), (3, 0.05)))[None, None]
+        y = reconstruct(codec, x)[0, 0, tail].numpy()
+        spectrum = np.abs(np.fft.rfft(y * window))
+        level = 10 * np.log10((y**2).mean() / (x[0, 0, tail].numpy() ** 2).mean() + 1e-20)
+        out.append({"hz": hz, "heard_hz": float(np.argmax(spectrum)), "level_db": float(level)})
+    return out
 
 
 def plot_examples(codec: ConvCodec, clips: Sequence[np.ndarray], prefix: str, count: int = 3) -> list[str]:
@@ -112,6 +136,8 @@ def main() -> None:
     for name in ("codec", "mel_griffin_lim"):
         print(f"{name:18}{r[name]['mrstft']:10.3f}{r[name]['log_mel_l1']:12.3f}")
     print("normalised latents:", {k: round(v, 3) for k, v in r["latents"].items()})
+    print("steady tones (Hz in -> strongest partial out, level change):")
+    print("  " + ", ".join(f"{t['hz']:g} -> {t['heard_hz']:g} ({t['level_db']:+.0f} dB)" for t in steady_tones(codec)))
     if args.plot:
         for path in plot_examples(codec, clips, args.plot):
             print("wrote", path)

@@ -66,6 +66,68 @@ def multires_stft_distance(ref: torch.Tensor, est: torch.Tensor) -> float:
     return float(sc + logmag)
 
 
+def frame_spectrum(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """audio [..., T] -> complex DFT of Hann-windowed frames audio[j hop : j hop + n_fft] (zeros past the
+    end), [..., n_fft // 2 + 1, T // hop]: the framing of a decoder whose frame j is overlap-added there."""
+    frames = audio.shape[-1] // hop
+    padded = torch.nn.functional.pad(audio, (0, n_fft))
+    window = torch.hann_window(n_fft, dtype=audio.dtype, device=audio.device)
+    chunks = padded.unfold(-1, n_fft, hop)[..., :frames, :] * window  # [..., frames, n_fft]
+    return torch.fft.rfft(chunks, dim=-1).transpose(-1, -2)
+
+
+def phase_advance_distance(ref: torch.Tensor, phase: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """How far a decoder's per-frame phase advance is from the reference's, bin by bin: the mean of
+    1 - cos(advance error) (0..2), weighted by the reference's magnitude at both frames.
+
+    ref: audio [..., T]; phase: the decoder's synthesis phases [..., n_fft // 2 + 1, T // hop] in the
+    framing of `frame_spectrum`. A bin's phase advance per frame is its frequency, so this teaches
+    pitch directly: a partial at the wrong frequency costs the same whether it is 2 Hz or 200 Hz off,
+    where spectral distances only feel an error that is smaller than a window's main lobe.
+    """
+    spec = frame_spectrum(ref, n_fft, hop)  # [..., F, n]
+    if phase.shape != spec.shape:
+        raise ValueError(f"phase {tuple(phase.shape)} does not match the reference's frames {tuple(spec.shape)}")
+    wanted = torch.angle(spec[..., 1:] * spec[..., :-1].conj())  # [..., F, n - 1], wrapped
+    error = (phase[..., 1:] - phase[..., :-1]) - wanted
+    weight = (spec[..., 1:].abs() * spec[..., :-1].abs()).sqrt()
+    return (weight * (1 - torch.cos(error))).sum() / weight.sum().clamp_min(1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pitch classes
+
+
+def chroma_filter(n_fft: int, sample_rate: int, low: float = 60.0, high: float = 2500.0) -> torch.Tensor:
+    """[12, n_fft // 2 + 1]: each STFT bin in [low, high] Hz to its nearest pitch class (C = 0), weighted
+    cos^2 of its distance from that semitone, so a bin between two semitones counts for little."""
+    freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
+    inside = (freqs >= low) & (freqs <= high)
+    midi = 69.0 + 12.0 * torch.log2(torch.where(inside, freqs, torch.ones_like(freqs)) / 440.0)
+    weight = torch.where(inside, torch.cos(math.pi * (midi - torch.round(midi))) ** 2, torch.zeros_like(freqs))
+    out = torch.zeros(12, len(freqs), dtype=torch.float64)
+    out[torch.round(midi).long() % 12, torch.arange(len(freqs))] = weight
+    return out.float()
+
+
+def chroma_distance(ref: torch.Tensor, est: torch.Tensor, sample_rate: int, n_fft: int = 2048, hop: int = 256,
+                    low: float = 60.0, high: float = 2500.0) -> torch.Tensor:
+    """How differently the pitch classes of two signals [..., T] sound: per frame, the L1 distance (0..2)
+    between the two power chromas normalised to sum 1, averaged over frames weighted by the square
+    root of the reference's chroma energy (quiet frames count little, silent ones not at all).
+
+    The spectral losses above weigh a semitone's error like any other: a smeared partial costs little
+    there. Here moving energy to the wrong pitch class costs up to 2 at any loudness.
+    """
+    fb = chroma_filter(n_fft, sample_rate, low, high).to(ref)
+    ref_c = fb @ stft_magnitude(ref, n_fft, hop).square()  # [..., 12, frames]
+    est_c = fb @ stft_magnitude(est, n_fft, hop).square()
+    ref_e, est_e = ref_c.sum(-2), est_c.sum(-2)  # [..., frames]
+    diff = (ref_c / (ref_e[..., None, :] + 1e-8) - est_c / (est_e[..., None, :] + 1e-8)).abs().sum(-2)
+    weight = ref_e.sqrt()
+    return (diff * weight).sum() / weight.sum().clamp_min(1e-8)
+
+
 # ----------------------------------------------------------------------------------------------
 # Mel spectrogram
 

@@ -2,6 +2,7 @@
 
     python -m lmdm.codec.pitch_probe --codec default --corpus data/corpus
     python -m lmdm.codec.pitch_probe --codec runs/codec --corpus data/corpus --seconds 10
+    python -m lmdm.codec.pitch_probe --codec runs/codec --round-trip   # the audio side, in seconds
 
 A melody sketch can only come out of the model if the latents can hold a melody. This measures
 that directly, without any transformer: the corpus songs are encoded, and a 2-layer MLP learns the
@@ -9,6 +10,10 @@ lead's annotated pitch class (12 classes, frames where the lead plays) from each
 its 2 neighbours on each side. Train songs come from the corpus's train split, test songs from its
 test split. The score is held-out accuracy against chance (the most common class of the test
 frames). A codec that keeps pitch scores far above chance; one that loses it scores near chance.
+
+`--round-trip` measures the audio side instead: the main pitch class of test songs before and
+after the codec (lmdm.conditioning.measure.main_pitch_class against the annotated lead), which is
+the ceiling of the melody-sketch score. It needs no classifier and takes seconds.
 """
 
 from __future__ import annotations
@@ -102,6 +107,35 @@ def measure(codec: Codec, corpus: str, *, train_songs: int = 1000, test_songs: i
     }
 
 
+def round_trip(codec: Codec, corpus: str, *, songs: int = 40, seconds: float = 10.0, seed: int = 0,
+               split: str = "test") -> dict[str, float]:
+    """Pitch-class accuracy of the annotated lead, in the real mix and in the mix through the codec."""
+    from lmdm.conditioning.measure import codec_round_trip, main_pitch_class, pitch_class_hits
+    from lmdm.corpus.reader import CorpusReader
+
+    reader = CorpusReader(corpus)
+    if reader.sample_rate != codec.sample_rate:
+        raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz, the codec {codec.sample_rate} Hz")
+    frames = round(seconds * reader.frame_rate)
+    pool = [e for e in reader.select(split) if e.frames >= frames]
+    if not pool:
+        raise ValueError(f"the corpus has no {split}-split example of {frames} frames or more")
+    rng = np.random.default_rng(seed)
+    real, coded = [], []
+    for i in rng.permutation(len(pool))[:songs]:
+        for start in range(0, pool[i].frames - frames + 1, frames):  # every whole SECONDS window of the song
+            crop = reader.crop(pool[i], start, frames, with_stems=False)
+            melody = np.asarray(crop.annotations.melody)
+            if (melody > 0).sum() < frames // 4:  # the lead plays in under a quarter of it
+                continue
+            sr, fr = reader.sample_rate, reader.frame_rate
+            real.append(pitch_class_hits(main_pitch_class(crop.audio, sr, fr), melody))
+            coded.append(pitch_class_hits(main_pitch_class(codec_round_trip(codec, crop.audio), sr, fr), melody))
+    if not real:
+        raise ValueError(f"no {split}-split song has a lead note to compare")
+    return {"windows": len(real), "real": float(np.mean(real)), "round_trip": float(np.mean(coded))}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lmdm.codec.pitch_probe", description=__doc__.splitlines()[0])
     p.add_argument("--codec", default="default", help="'default' (the bundled model's codec) or a codec checkpoint directory")
@@ -112,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=2000, help="classifier training steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--round-trip", action="store_true",
+                   help="measure the lead's pitch class in test mixes before and after the codec instead")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -123,6 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lmdm.codec.checkpoint import load_codec
 
         codec = load_codec(a.codec)
+    if a.round_trip:
+        try:
+            r = round_trip(codec, a.corpus, songs=a.test_songs, seconds=a.seconds, seed=a.seed)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"pitch class of the lead in {r['windows']} {a.seconds:g}-s test-mix windows: real {r['real']:.3f}, "
+              f"through the codec {r['round_trip']:.3f}")
+        return 0
     try:
         r = measure(codec, a.corpus, train_songs=a.train_songs, test_songs=a.test_songs, seconds=a.seconds, steps=a.steps, seed=a.seed)
     except (ValueError, FileNotFoundError) as e:

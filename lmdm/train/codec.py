@@ -4,6 +4,9 @@
     python -m lmdm.train.codec --synthetic 200 --out runs/codec-syn --steps 600 --max-minutes 5
 
 Loss = multi-resolution STFT (spectral convergence + log magnitude) + time-domain L1
+     + chroma_weight x chroma distance (pitch classes, lmdm.codec.metrics.chroma_distance)
+     + phase_weight x the decoder's per-bin phase advance against the input's (its frequencies,
+       lmdm.codec.metrics.phase_advance_distance)
      + a small fixed-variance KL on the raw latents (training adds N(0, latent_noise^2) to them).
 AdamW, linear warm-up then cosine decay, gradient clipping. The output directory holds
 codec.json + codec.safetensors (a loadable codec, latent stats fitted) and optimizer.safetensors +
@@ -26,7 +29,7 @@ import torch
 from lmdm.codec.audio import load_audio_dir, load_corpus_split
 from lmdm.codec.checkpoint import load_codec, load_into, save_codec
 from lmdm.codec.conv import ConvCodec, ConvCodecConfig, latent_penalty
-from lmdm.codec.metrics import multires_stft_terms
+from lmdm.codec.metrics import chroma_distance, multires_stft_terms, phase_advance_distance
 from lmdm.codec.synthetic import synthetic_clips
 from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
 
@@ -47,6 +50,8 @@ class TrainCodecConfig:
     grad_clip: float = 1.0
     l1_weight: float = 1.0
     kl_weight: float = 1e-3
+    chroma_weight: float = 0.0  # > 0 makes the codec keep pitch classes (melody sketches need them: docs/codec.md)
+    phase_weight: float = 0.0  # > 0 teaches the decoder's bins the input's frequencies (docs/codec.md)
     log_every: int = 20
     save_every: int = 200
     seed: int = 0
@@ -95,12 +100,23 @@ def codec_loss(codec: ConvCodec, audio: torch.Tensor, cfg: TrainCodecConfig) -> 
     """audio [B, 1, T] -> (total loss, its parts as floats)."""
     raw = codec.encode_raw(audio)  # [B, D, T / hop]
     noisy = raw + codec.config.latent_noise * torch.randn_like(raw)
-    recon = codec.decode_raw(noisy)  # [B, 1, T]
+    codec._check_latents(noisy)
+    mag, phase = codec.decoder.frames(noisy)  # [B, F', T / frame_hop] each
+    recon = codec.decoder.synthesise(mag, phase)  # [B, 1, T]
     sc, logmag = multires_stft_terms(audio, recon)
     l1 = (audio - recon).abs().mean()
     kl = latent_penalty(raw)
     total = sc + logmag + cfg.l1_weight * l1 + cfg.kl_weight * kl
     parts = {"loss": total, "sc": sc, "logmag": logmag, "l1": l1, "kl": kl}
+    if cfg.chroma_weight > 0:
+        chroma = chroma_distance(audio, recon, codec.sample_rate)
+        total = total + cfg.chroma_weight * chroma
+        parts.update(loss=total, chroma=chroma)
+    if cfg.phase_weight > 0:
+        c = codec.config
+        advance = phase_advance_distance(audio[:, 0], phase, c.synthesis_fft, c.frame_hop)
+        total = total + cfg.phase_weight * advance
+        parts.update(loss=total, phase=advance)
     return total, {k: v.item() for k, v in parts.items()}
 
 
@@ -143,6 +159,31 @@ def load_checkpoint(out: Path, codec: ConvCodec, opt: torch.optim.Optimizer, rng
     return int(doc["step"])
 
 
+def warm_start(codec: ConvCodec, source: str | Path) -> list[str]:
+    """Copy another codec's weights into `codec` -> the names of the tensors copied.
+
+    Tensors of the same name and shape are copied. A decoder head that grew (a source without the
+    phase integrator, a target with it) keeps the source's rows, and its new rows stay as initialised
+    (increments of 0: the source's sound). Anything else that differs is an error, not a silent skip.
+    """
+    src = load_codec(source).state_dict()
+    dst = codec.state_dict()
+    copied = []
+    with torch.no_grad():
+        for name, value in src.items():
+            if name not in dst:
+                raise TensorFileError(f"{source} has {name}, which a {codec.config} codec does not")
+            target = dst[name]
+            if target.shape == value.shape:
+                target.copy_(value)
+            elif name.startswith("decoder.head.") and target.shape[1:] == value.shape[1:] and target.shape[0] > value.shape[0]:
+                target[: value.shape[0]].copy_(value)
+            else:
+                raise TensorFileError(f"{source}: {name} is {tuple(value.shape)}, here {tuple(target.shape)}")
+            copied.append(name)
+    return copied
+
+
 # ----------------------------------------------------------------------------------------------
 # The loop
 
@@ -156,12 +197,14 @@ def train_codec(
     max_seconds: float | None = None,
     resume: bool = True,
     log: Callable[[dict], None] = print,
+    init: str | Path | None = None,
 ) -> ConvCodec:
     """Train for `steps` optimizer steps (or until `max_seconds` of wall time) -> the trained codec.
 
     `data`: a directory of 16 kHz mono wav/flac (others are converted) or a list of float arrays.
     With `out`, checkpoints go there every `train.save_every` steps and at the end, and an existing
-    checkpoint there is resumed (unless resume=False).
+    checkpoint there is resumed (unless resume=False). `init`: a codec directory whose weights a new
+    run starts from (`warm_start`); ignored when a checkpoint is resumed.
     """
     if isinstance(data, (str, Path)):
         clips = [audio for _, audio in load_audio_dir(data, config.sample_rate)]
@@ -182,6 +225,8 @@ def train_codec(
     if out is not None and resume and (out / STATE_FILE).exists():
         step = load_checkpoint(out, codec, opt, rng)
         log({"resumed_from_step": step, "out": str(out)})
+    elif init is not None:
+        log({"init": str(init), "tensors_copied": len(warm_start(codec, init))})
 
     codec.train()
     start, last_log = time.perf_counter(), time.perf_counter()
@@ -258,11 +303,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     train_fields = [f for f in attrs.fields(TrainCodecConfig) if f.type in _CLI_TYPES]
     for f in codec_fields + train_fields:
         p.add_argument(f"--{f.name.replace('_', '-')}", type=_CLI_TYPES[f.type], default=f.default)
+    p.add_argument("--phase-integrator", action="store_true", help="decoder with a running phase per bin (docs/codec.md)")
+    p.add_argument("--init", metavar="DIR", help="start a new run from another codec's weights (see warm_start)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # subnormal floats in conv backward passes can slow a CPU step 10x or more
-    codec_cfg = ConvCodecConfig(**{f.name: getattr(args, f.name) for f in codec_fields})
+    codec_cfg = ConvCodecConfig(**{f.name: getattr(args, f.name) for f in codec_fields}, phase_integrator=args.phase_integrator)
     train_cfg = TrainCodecConfig(**{f.name: getattr(args, f.name) for f in train_fields})
     if args.refit_stats:
         print(json.dumps(refit_stats(args.out, args.refit_stats)), flush=True)
@@ -280,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data += synthetic_clips(args.synthetic, args.synthetic_seconds, codec_cfg.sample_rate, seed=train_cfg.seed)
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
     train_codec(data, codec_cfg, args.steps, args.out, train_cfg, max_seconds, resume=not args.no_resume,
-                log=lambda r: print(json.dumps(r), flush=True))
+                log=lambda r: print(json.dumps(r), flush=True), init=args.init)
 
 
 if __name__ == "__main__":
