@@ -293,6 +293,22 @@ def test_train_codec_checkpoints_and_resumes(tmp_path):
         train_codec(clips, attrs.evolve(TINY, latent_dim=4), steps=4, out=tmp_path, train=cfg, log=logs.append)
 
 
+def test_pitch_run_warm_starts_logs_its_losses_and_stops_at_a_step(tmp_path):
+    clips = synthetic.synthetic_clips(4, 1.0, seed=5, speech_prob=0.0)
+    cfg = TrainCodecConfig(batch_size=2, segment_seconds=0.2, save_every=100, log_every=1, chroma_weight=1.0, phase_weight=1.0, l1_weight=0.0)
+    save_codec(tiny_codec(6), tmp_path / "src")
+    logs: list[dict] = []
+    train_codec(clips, GLIDE, steps=10, out=tmp_path / "run", train=cfg, log=logs.append, init=tmp_path / "src", stop_at=2)
+    assert logs[0]["init"] == str(tmp_path / "src") and logs[0]["tensors_copied"] > 10
+    assert [r["step"] for r in logs if "loss" in r] == [1, 2]
+    assert all(r["phase"] > 0 and r["chroma"] > 0 for r in logs if "loss" in r)
+    assert json.loads((tmp_path / "run" / "train_state.json").read_text())["step"] == 2  # saved at the stop
+    logs.clear()
+    train_codec(clips, GLIDE, steps=10, out=tmp_path / "run", train=cfg, log=logs.append, init=tmp_path / "src", stop_at=3)
+    assert logs[0] == {"resumed_from_step": 2, "out": str(tmp_path / "run")}  # a checkpoint wins over init
+    assert [r["step"] for r in logs if "loss" in r] == [3]
+
+
 def test_resume_continues_exactly(tmp_path):
     clips = synthetic.synthetic_clips(3, 1.0, seed=6, speech_prob=0.0)
     cfg = TrainCodecConfig(batch_size=2, segment_seconds=0.2, save_every=100, log_every=100)

@@ -198,13 +198,15 @@ def train_codec(
     resume: bool = True,
     log: Callable[[dict], None] = print,
     init: str | Path | None = None,
+    stop_at: int | None = None,
 ) -> ConvCodec:
     """Train for `steps` optimizer steps (or until `max_seconds` of wall time) -> the trained codec.
 
     `data`: a directory of 16 kHz mono wav/flac (others are converted) or a list of float arrays.
     With `out`, checkpoints go there every `train.save_every` steps and at the end, and an existing
     checkpoint there is resumed (unless resume=False). `init`: a codec directory whose weights a new
-    run starts from (`warm_start`); ignored when a checkpoint is resumed.
+    run starts from (`warm_start`); ignored when a checkpoint is resumed. `stop_at`: stop (and save)
+    at this step of the `steps`-long schedule.
     """
     if isinstance(data, (str, Path)):
         clips = [audio for _, audio in load_audio_dir(data, config.sample_rate)]
@@ -230,7 +232,8 @@ def train_codec(
 
     codec.train()
     start, last_log = time.perf_counter(), time.perf_counter()
-    while step < steps:
+    last = steps if stop_at is None else min(steps, stop_at)
+    while step < last:
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, steps, train)
         audio = random_segments(train_clips, train.batch_size, length, rng)
@@ -241,7 +244,7 @@ def train_codec(
         opt.step()
         step += 1
         out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
-        if step % train.log_every == 0 or step == steps or out_of_time:
+        if step % train.log_every == 0 or step == last or out_of_time:
             now = time.perf_counter()
             record = {"step": step, **{k: round(v, 5) for k, v in parts.items()}, "grad_norm": round(float(grad_norm), 3),
                       "lr": group["lr"], "s_per_step": round((now - last_log) / train.log_every, 3), "elapsed_s": round(now - start, 1)}
@@ -251,7 +254,7 @@ def train_codec(
                 out.mkdir(parents=True, exist_ok=True)
                 with open(out / LOG_FILE, "a") as f:
                     f.write(json.dumps(record) + "\n")
-        if out is not None and (step % train.save_every == 0 or step == steps or out_of_time):
+        if out is not None and (step % train.save_every == 0 or step == last or out_of_time):
             save_checkpoint(out, codec, opt, step, train, rng, stats_audio)
         if out_of_time:
             log({"stopped": "max_seconds reached", "step": step})
@@ -305,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.add_argument(f"--{f.name.replace('_', '-')}", type=_CLI_TYPES[f.type], default=f.default)
     p.add_argument("--phase-integrator", action="store_true", help="decoder with a running phase per bin (docs/codec.md)")
     p.add_argument("--init", metavar="DIR", help="start a new run from another codec's weights (see warm_start)")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="stop (and save) at this step of the --steps schedule")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -327,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         data += synthetic_clips(args.synthetic, args.synthetic_seconds, codec_cfg.sample_rate, seed=train_cfg.seed)
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
     train_codec(data, codec_cfg, args.steps, args.out, train_cfg, max_seconds, resume=not args.no_resume,
-                log=lambda r: print(json.dumps(r), flush=True), init=args.init)
+                log=lambda r: print(json.dumps(r), flush=True), init=args.init, stop_at=args.stop_at)
 
 
 if __name__ == "__main__":
