@@ -7,7 +7,7 @@ The baseline keeps a mel spectrogram with n_mels = latent_dim bands at the codec
 (the same count of numbers per second as the latents, plus one frame) and rebuilds the audio with
 Griffin-Lim. Lower is better for both metrics.
 
-It also plays the codec steady tones (a note with 3 harmonics, 2 s) and reports the frequency of the
+It also plays the codec steady tones (2 s notes: a fundamental and two weaker harmonics) and reports the frequency of the
 strongest partial that comes back and its level change: a codec that moves a 440 Hz tone to 450 Hz
 cannot carry a melody, whatever its spectral distances say (docs/codec.md).
 """

@@ -99,22 +99,18 @@ def phase_advance_distance(ref: torch.Tensor, phase: torch.Tensor, n_fft: int, h
 
 
 def chroma_filter(n_fft: int, sample_rate: int, low: float = 60.0, high: float = 2500.0) -> torch.Tensor:
-    """[12, n_fft // 2 + 1]: each STFT bin in [low, high] Hz to its nearest pitch class (C = 0), weighted
-    cos^2 of its distance from that semitone, so a bin between two semitones counts for little."""
-    freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sample_rate / n_fft
-    inside = (freqs >= low) & (freqs <= high)
-    midi = 69.0 + 12.0 * torch.log2(torch.where(inside, freqs, torch.ones_like(freqs)) / 440.0)
-    weight = torch.where(inside, torch.cos(math.pi * (midi - torch.round(midi))) ** 2, torch.zeros_like(freqs))
-    out = torch.zeros(12, len(freqs), dtype=torch.float64)
-    out[torch.round(midi).long() % 12, torch.arange(len(freqs))] = weight
-    return out.float()
+    """[12, n_fft // 2 + 1] float32: lmdm.eval.measures.chroma_weights (each bin in [low, high] Hz to its
+    nearest pitch class, weighted by how close it sits to that semitone) as a tensor."""
+    from lmdm.eval.measures import chroma_weights
+
+    return torch.from_numpy(chroma_weights(n_fft, sample_rate, low, high)).float()
 
 
 def chroma_distance(ref: torch.Tensor, est: torch.Tensor, sample_rate: int, n_fft: int = 2048, hop: int = 256,
                     low: float = 60.0, high: float = 2500.0) -> torch.Tensor:
     """How differently the pitch classes of two signals [..., T] sound: per frame, the L1 distance (0..2)
     between the two power chromas normalised to sum 1, averaged over frames weighted by the square
-    root of the reference's chroma energy (quiet frames count little, silent ones not at all).
+    root of the reference's chroma energy (quiet frames count little beside loud ones).
 
     The spectral losses above weigh a semitone's error like any other: a smeared partial costs little
     there. Here moving energy to the wrong pitch class costs up to 2 at any loudness.
