@@ -26,8 +26,10 @@ from lmdm.train.arc_forcing import (
     judged_segments,
     rollout,
     rollout_block,
+    rollout_targets,
     shift_context,
 )
+from lmdm.conditioning.sketch import SKETCH_INPUTS, sketch_features
 from lmdm.train.cli import main as train_cli
 from lmdm.train.loop import train
 from lmdm.train.recipe import ArcSettings, load_recipe
@@ -126,6 +128,64 @@ def test_a_prompt_switch_changes_the_blocks_from_the_switch_on() -> None:
         switched = rollout(model, "block_causal", context, [a, a, b, b], exits, 4, "pingpong", torch.Generator().manual_seed(0))
     B = model.config.block_frames
     assert torch.equal(same[:, :, : 2 * B], switched[:, :, : 2 * B]) and not torch.allclose(same[:, :, 2 * B :], switched[:, :, 2 * B :])
+
+
+SKETCHED = attrs.evolve(ModelConfig.tiny(), extra_add_inputs=SKETCH_INPUTS)
+
+
+def sketch_annotations(batch: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"melody": torch.randint(0, 90, (batch, frames), generator=g).float(),
+            "onsets": (torch.rand(batch, frames, generator=g) < 0.2).float(),
+            "loudness_db": -60 * torch.rand(batch, frames, generator=g)}
+
+
+def test_rollout_targets_carry_the_sketch_of_the_frames_each_block_stands_in_for() -> None:
+    cfg, blocks = SKETCHED, 3
+    C, B = cfg.context_frames, cfg.block_frames
+    ann = sketch_annotations(2, C + blocks * B)
+    present = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    targets = rollout_targets(ann, present, torch.tensor([0, 2]), cfg, blocks)  # sequence 1: 2 context blocks dropped, shifted
+    assert targets.shape == (2, blocks, cfg.add_dim, B)
+    features = sketch_features(ann["melody"], ann["onsets"], ann["loudness_db"], present)  # [2, SK, L]
+    sk = cfg.add_slice("melody").start
+    for j in range(blocks):
+        start = C + j * B
+        assert torch.equal(targets[0, j, sk : sk + features.shape[1]], features[0, :, start : start + B])
+        assert torch.equal(targets[1, j, sk : sk + features.shape[1]], features[1, :, start - 2 * B : start - B])  # moved with the latents
+    assert targets[:, :, :sk].abs().sum() == 0 and targets[1, :, cfg.add_slice("rhythm")].abs().sum() == 0  # dropped control: zeros
+    with pytest.raises(ValueError, match="needs annotated latents"):
+        rollout_targets({"melody": ann["melody"]}, present, torch.tensor([0, 0]), cfg, blocks)
+
+
+def test_a_rollout_under_a_sketch_is_generate_under_that_sketch() -> None:
+    model = build_model(SKETCHED, seed=3)
+    cfg, blocks, steps = model.config, 3, 3
+    context = torch.randn(1, cfg.latent_dim, cfg.context_frames, generator=torch.Generator().manual_seed(4))
+    cond = model.encode_prompt("dub techno")
+    ann = sketch_annotations(1, cfg.context_frames + blocks * cfg.block_frames, seed=5)
+    targets = rollout_targets(ann, torch.ones(1, 3), torch.tensor([0]), cfg, blocks)[0]  # [blocks, A, B]
+    with torch.no_grad():
+        sketched = rollout(model, "block_causal", context, [cond] * blocks, [steps] * blocks, steps, "pingpong",
+                           torch.Generator().manual_seed(7), targets=targets)
+        plain = rollout(model, "block_causal", context, [cond] * blocks, [steps] * blocks, steps, "pingpong", torch.Generator().manual_seed(7))
+    stream = BlockStream(model, "block_causal")
+    stream.history = context.clone()
+    g = torch.Generator().manual_seed(7)
+    made = torch.cat([stream.generate(cond, steps=steps, sampler="pingpong", generator=g, target_add=targets[j : j + 1])
+                      for j in range(blocks)], dim=2)
+    assert torch.equal(sketched, made) and not torch.allclose(sketched, plain)
+
+
+def test_sketch_draws_come_last_and_leave_the_other_draws_alone() -> None:
+    train_settings = load_recipe(TINY / "arc.toml").train
+    plain = arc_forcing.draw_plan(3, ArcSettings(), train_settings, SKETCHED, 4, torch.Generator().manual_seed(1))
+    sketched = arc_forcing.draw_plan(3, ArcSettings(sketches=True), train_settings, SKETCHED, 4, torch.Generator().manual_seed(1))
+    assert plain.sketch_present is None and sketched.sketch_present.shape == (4, 3)
+    assert set(sketched.sketch_present.unique().tolist()) <= {0.0, 1.0}
+    for name in ("dropped", "text_keep", "t_gan", "gan_noise"):
+        assert torch.equal(getattr(plain, name), getattr(sketched, name)), name
+    assert plain.exits == sketched.exits and plain.switch == sketched.switch
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,6 +293,8 @@ def test_an_arc_run_moves_its_losses_and_resumes_exactly(runs, arc_run, tmp_path
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     with pytest.raises(ValueError, match="--resume"):
         arc_forcing.train(arc_recipe(runs, out), **QUIET)
+    with pytest.raises(ValueError, match="no sketch inputs"):  # the tiny model has none
+        arc_forcing.train(arc_recipe(runs, tmp_path / "sketched", "arc.sketches=true"), **QUIET)
     # the result is an ordinary live model
     audio = lmdm.LiveSession(load_model(last), prompt="techno", steps=4).render(1.0)
     assert audio.shape == (16000, 1) and np.isfinite(audio).all()

@@ -68,6 +68,7 @@ from lmdm.checkpoint import (
     step_dirs,
     write_directory,
 )
+from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
 from lmdm.conditioning.text import Conditioning, HashedTextEncoder, null_conditioning
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
@@ -136,6 +137,7 @@ class Plan:
     text_keep: torch.Tensor  # [b] bool: False = the null prompt (rollout and discriminator)
     t_gan: torch.Tensor  # [b]
     gan_noise: torch.Tensor  # [b, D, C + n*B]: one eps for real and fake
+    sketch_present: torch.Tensor | None = None  # [b, 3] 0/1 per sketch control (arc.sketches), else None
 
 
 def draw_plan(step: int, arc: ArcSettings, train: TrainSettings, config: ModelConfig, batch: int, generator: torch.Generator) -> Plan:
@@ -151,7 +153,31 @@ def draw_plan(step: int, arc: ArcSettings, train: TrainSettings, config: ModelCo
     text_keep = torch.rand(batch, generator=generator) >= train.text_dropout
     t_gan = gan_times(batch, arc.gan_logsnr_min, arc.gan_logsnr_max, generator)
     noise = torch.randn(batch, config.latent_dim, config.context_frames + n * B, generator=generator)
-    return Plan(exits, switch, dropped, text_keep, t_gan, noise)
+    present = None
+    if arc.sketches:  # drawn last: recipes without sketches draw exactly as before
+        present = (torch.rand(batch, len(SKETCH_NAMES), generator=generator) >= train.sketch_dropout).float()
+    return Plan(exits, switch, dropped, text_keep, t_gan, noise, present)
+
+
+def rollout_targets(annotations: dict[str, torch.Tensor], present: torch.Tensor, dropped: torch.Tensor, config: ModelConfig,
+                    blocks: int, shift: bool = True) -> torch.Tensor:
+    """The sketch each rollout block is made under: [b, blocks, A, B] target adds.
+
+    annotations {melody, onsets, loudness_db: [b, C + blocks * B]} of the real sequences, moved
+    exactly as `shift_context` moves their latents, so block j of example i carries the sketch of
+    the real frames it stands in for. present [b, 3]: which controls are given (0 = dropped).
+    """
+    missing = [k for k in ("melody", "onsets", "loudness_db") if k not in annotations]
+    if missing:
+        raise ValueError(f"arc.sketches needs annotated latents (missing {', '.join(missing)}): re-encode the corpus")
+    C, B = config.context_frames, config.block_frames
+    moved = [shift_context(annotations[k][:, None].float(), dropped, B, shift)[:, 0] for k in ("melody", "onsets", "loudness_db")]
+    features = sketch_features(*moved, present)  # [b, SKETCH_DIM, L]
+    sk = config.add_slice(SKETCH_NAMES[0]).start
+    out = torch.zeros(features.shape[0], blocks, config.add_dim, B)
+    for j in range(blocks):
+        out[:, j, sk : sk + features.shape[1]] = features[:, :, C + j * B : C + (j + 1) * B]
+    return out
 
 
 def judged_segments(switch: int, blocks: int, grace: int, context_frames: int, block_frames: int) -> list[tuple[int, int, int, bool]]:
@@ -183,20 +209,21 @@ def detached(cache: KVCache) -> KVCache:
 
 
 def rollout_block(
-    stream: BlockStream, cond: Conditioning, steps: int, exit_step: int, sampler: str, generator: torch.Generator, grad: bool = True
+    stream: BlockStream, cond: Conditioning, steps: int, exit_step: int, sampler: str, generator: torch.Generator, grad: bool = True,
+    target_add: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One block of `stream` [1, D, B]: the x0-prediction of sampler step `exit_step` (1-based).
 
     Steps 1..exit_step-1 run without gradients, exactly as `BlockStream.generate` runs them (same
     random numbers: the noise after the denoiser, one eps per ping-pong step); step exit_step runs
     with gradients when `grad`. The block joins the history detached; the cache is detached too.
-    With exit_step = steps this is `generate` itself.
+    With exit_step = steps this is `generate` itself. target_add [1, A, B]: the block's sketch, as in `generate`.
     """
     if not 1 <= exit_step <= steps:
         raise ValueError(f"exit step {exit_step} is outside 1..{steps}")
     ts = schedule(steps).tolist()
     with torch.no_grad():
-        denoise = stream.denoiser(cond, generator=generator)
+        denoise = stream.denoiser(cond, generator=generator, target_add=target_add)
         x = torch.randn((1, stream.cfg.latent_dim, stream.B), generator=generator)
         for i in range(exit_step - 1):
             t, t_next = ts[i], ts[i + 1]
@@ -218,12 +245,14 @@ def rollout_block(
 
 def rollout(
     model: LMDM, regime: str, context: torch.Tensor, conds: Sequence[Conditioning], exits: Sequence[int], steps: int,
-    sampler: str, generator: torch.Generator, *, grad: bool = True, use_cache: bool = True,
+    sampler: str, generator: torch.Generator, *, grad: bool = True, use_cache: bool = True, targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One stream from the clean context [1, D, C], a Conditioning and an exit step per block -> [1, D, n*B]."""
+    """One stream from the clean context [1, D, C], a Conditioning and an exit step per block -> [1, D, n*B].
+    targets [n, A, B]: each block's sketch (`rollout_targets`), or None for none."""
     stream = BlockStream(model, regime, use_cache=use_cache)
     stream.history = context.detach().clone()  # exactly C frames, as a stage-2 training window (accomp stays C zeros)
-    blocks = [rollout_block(stream, c, steps, k, sampler, generator, grad) for c, k in zip(conds, exits)]
+    adds = [None] * len(exits) if targets is None else [targets[j : j + 1] for j in range(len(exits))]
+    blocks = [rollout_block(stream, c, steps, k, sampler, generator, grad, a) for c, k, a in zip(conds, exits, adds)]
     return torch.cat(blocks, dim=2)
 
 
@@ -470,6 +499,8 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     for key in CODEC_FIELDS:
         if getattr(config, key) != data.meta[key]:
             raise ValueError(f"arc: the model has {key} = {getattr(config, key)!r}, the latents {data.meta[key]!r}")
+    if arc.sketches and not has_sketch(config.extra_add_inputs):
+        raise ValueError("arc.sketches: the model has no sketch inputs (ModelConfig.extra_add_inputs)")
     disc_dir = disc_source(arc, init_doc)
     disc, disc_doc = build_discriminator(disc_dir, arc, config.latent_dim, t.seed)
     dit.train()
@@ -533,9 +564,11 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             for opt, base_lr in ((opt_g, t.lr), (opt_d, arc.disc_lr or t.lr)):
                 for group in opt.param_groups:
                     group["lr"] = lr * base_lr / t.lr if t.lr else 0.0
-            latents, captions, _ = data.windows(t.batch_size, frames, rng)
+            latents, captions, annotations = data.windows(t.batch_size, frames, rng)
             plan = draw_plan(step, arc, t, config, t.batch_size, generator)
             real = shift_context(latents, plan.dropped, config.block_frames, arc.context_shift)
+            targets = (None if plan.sketch_present is None else
+                       rollout_targets(annotations, plan.sketch_present, plan.dropped, config, arc.rollout_blocks, arc.context_shift))
             context = real[:, :, : config.context_frames]
 
             # the generator's self-rollouts (with gradients on G's turn)
@@ -545,7 +578,8 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             fakes = []
             for i in range(t.batch_size):
                 conds = [other[i] if plan.switch and j >= plan.switch else own[i] for j in range(arc.rollout_blocks)]
-                fakes.append(rollout(model, t.regime, context[i : i + 1], conds, plan.exits, arc.steps, arc.sampler, generator, grad=g_turn))
+                fakes.append(rollout(model, t.regime, context[i : i + 1], conds, plan.exits, arc.steps, arc.sampler, generator, grad=g_turn,
+                                     targets=None if targets is None else targets[i]))
             fake = torch.cat((context, torch.cat(fakes)), dim=2)
 
             # the discriminator's verdict
