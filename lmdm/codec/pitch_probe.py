@@ -37,13 +37,29 @@ def frame_features(latents: torch.Tensor, neighbours: int = NEIGHBOURS) -> np.nd
     return np.concatenate([padded[k : k + len(z)] for k in range(2 * neighbours + 1)], axis=1)
 
 
+def open_corpus(codec: Codec, corpus: str):
+    """A CorpusReader for `corpus`, which must be at the codec's sample rate."""
+    from lmdm.corpus.reader import CorpusReader
+
+    reader = CorpusReader(corpus)
+    if reader.sample_rate != codec.sample_rate:
+        raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz, the codec {codec.sample_rate} Hz")
+    return reader
+
+
+def long_songs(reader, split: str, frames: int) -> list:
+    """The entries of `split` with at least `frames` frames (an error if there are none)."""
+    pool = [e for e in reader.select(split) if e.frames >= frames]
+    if not pool:
+        raise ValueError(f"the corpus has no {split}-split example of {frames} frames or more")
+    return pool
+
+
 def song_frames(codec: Codec, reader, split: str, songs: int, frames: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(features [N, K], pitch class [N]) of the voiced frames of `songs` crops from `split`."""
     from lmdm.train.latents import encode_audio
 
-    pool = [e for e in reader.select(split) if e.frames >= frames]
-    if not pool:
-        raise ValueError(f"the corpus has no {split}-split example of {frames} frames or more")
+    pool = long_songs(reader, split, frames)
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for i in rng.choice(len(pool), size=min(songs, len(pool)), replace=False):
@@ -90,11 +106,7 @@ def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 def measure(codec: Codec, corpus: str, *, train_songs: int = 1000, test_songs: int = 200, seconds: float = 10.0,
             steps: int = 2000, seed: int = 0, train_split: str = "train", test_split: str = "test") -> dict[str, float]:
-    from lmdm.corpus.reader import CorpusReader
-
-    reader = CorpusReader(corpus)
-    if reader.sample_rate != codec.sample_rate:
-        raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz, the codec {codec.sample_rate} Hz")
+    reader = open_corpus(codec, corpus)
     frames = round(seconds * reader.frame_rate)
     x_train, y_train = song_frames(codec, reader, train_split, train_songs, frames, seed)
     x_test, y_test = song_frames(codec, reader, test_split, test_songs, frames, seed + 1)
@@ -111,15 +123,11 @@ def round_trip(codec: Codec, corpus: str, *, songs: int = 40, seconds: float = 1
                split: str = "test") -> dict[str, float]:
     """Pitch-class accuracy of the annotated lead, in the real mix and in the mix through the codec."""
     from lmdm.conditioning.measure import codec_round_trip, main_pitch_class, pitch_class_hits
-    from lmdm.corpus.reader import CorpusReader
 
-    reader = CorpusReader(corpus)
-    if reader.sample_rate != codec.sample_rate:
-        raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz, the codec {codec.sample_rate} Hz")
-    frames = round(seconds * reader.frame_rate)
-    pool = [e for e in reader.select(split) if e.frames >= frames]
-    if not pool:
-        raise ValueError(f"the corpus has no {split}-split example of {frames} frames or more")
+    reader = open_corpus(codec, corpus)
+    sr, fr = reader.sample_rate, reader.frame_rate
+    frames = round(seconds * fr)
+    pool = long_songs(reader, split, frames)
     rng = np.random.default_rng(seed)
     real, coded = [], []
     for i in rng.permutation(len(pool))[:songs]:
@@ -128,7 +136,6 @@ def round_trip(codec: Codec, corpus: str, *, songs: int = 40, seconds: float = 1
             melody = np.asarray(crop.annotations.melody)
             if (melody > 0).sum() < frames // 4:  # the lead plays in under a quarter of it
                 continue
-            sr, fr = reader.sample_rate, reader.frame_rate
             real.append(pitch_class_hits(main_pitch_class(crop.audio, sr, fr), melody))
             coded.append(pitch_class_hits(main_pitch_class(codec_round_trip(codec, crop.audio), sr, fr), melody))
     if not real:
@@ -159,20 +166,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lmdm.codec.checkpoint import load_codec
 
         codec = load_codec(a.codec)
-    if a.round_trip:
-        try:
-            r = round_trip(codec, a.corpus, songs=a.test_songs, seconds=a.seconds, seed=a.seed)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        print(f"pitch class of the lead in {r['windows']} {a.seconds:g}-s test-mix windows: real {r['real']:.3f}, "
-              f"through the codec {r['round_trip']:.3f}")
-        return 0
     try:
-        r = measure(codec, a.corpus, train_songs=a.train_songs, test_songs=a.test_songs, seconds=a.seconds, steps=a.steps, seed=a.seed)
+        if a.round_trip:
+            r = round_trip(codec, a.corpus, songs=a.test_songs, seconds=a.seconds, seed=a.seed)
+        else:
+            r = measure(codec, a.corpus, train_songs=a.train_songs, test_songs=a.test_songs, seconds=a.seconds, steps=a.steps, seed=a.seed)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if a.round_trip:
+        print(f"pitch class of the lead in {r['windows']} {a.seconds:g}-s test-mix windows: real {r['real']:.3f}, "
+              f"through the codec {r['round_trip']:.3f}")
+        return 0
     print(f"pitch class of the lead from the latents: held-out accuracy {r['test_accuracy']:.3f} "
           f"(chance {r['chance']:.3f}; train {r['train_accuracy']:.3f}; {r['train_frames']} train / {r['test_frames']} test frames)")
     return 0
