@@ -12,7 +12,8 @@ A checkpoint is a directory:
 A *codec reference* says which codec turns the model's latents into audio:
 
     {"kind": "placeholder", "sample_rate": 16000, "hop": 640, "latent_dim": 32, "channels": 1}
-    {"kind": "ConvCodec", "path": "/abs/dir" or "." (relative to the checkpoint), "config": {...}}
+    {"kind": "ConvCodec", "path": "/abs/dir" or "." (relative to the checkpoint), "config": {...},
+     "fingerprint": "<16 hex digits>"}   (optional: the SHA-256 of codec.safetensors, checked on load)
 
 The string "placeholder" is accepted too (a PlaceholderCodec fitted to the model's config).
 Everything is safetensors + JSON: no file is ever unpickled, and pickle files are refused.
@@ -59,15 +60,22 @@ class CheckpointNotFound(CheckpointError, FileNotFoundError):
 # Codec references
 
 
-def codec_reference(codec: Codec, path: str | Path | None = None) -> dict[str, Any]:
-    """The JSON reference of a codec: placeholder settings, or a ConvCodec's directory and config."""
+def codec_reference(codec: Codec, path: str | Path | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+    """The JSON reference of a codec: placeholder settings, or a ConvCodec's directory and config.
+
+    `fingerprint` (lmdm.codec.checkpoint.weights_fingerprint of the directory) is checked by
+    `open_codec`, so a codec directory overwritten since cannot silently stand in for this one.
+    """
     if isinstance(codec, PlaceholderCodec):
         return {"kind": "placeholder", "sample_rate": codec.sample_rate, "hop": codec.hop,
                 "latent_dim": codec.latent_dim, "channels": codec.channels}
     config = getattr(codec, "config", None)
     if path is None or config is None:
         raise CheckpointError(f"cannot reference codec {type(codec).__name__}: give the directory it was loaded from")
-    return {"kind": type(codec).__name__, "path": str(path), "config": config.to_dict()}
+    reference = {"kind": type(codec).__name__, "path": str(path), "config": config.to_dict()}
+    if fingerprint is not None:
+        reference["fingerprint"] = fingerprint
+    return reference
 
 
 def open_codec(reference: str | dict[str, Any], base: Path, config: ModelConfig | None = None) -> Codec:
@@ -84,11 +92,17 @@ def open_codec(reference: str | dict[str, Any], base: Path, config: ModelConfig 
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{base / CONFIG_FILE}: bad placeholder codec reference {reference!r}") from e
     if reference["kind"] == "ConvCodec":
-        from lmdm.codec.checkpoint import load_codec
+        from lmdm.codec.checkpoint import load_codec, weights_fingerprint
 
         path = Path(reference.get("path", "."))
         path = path if path.is_absolute() else base / path
         try:
+            expected = reference.get("fingerprint")
+            if expected is not None and (found := weights_fingerprint(path)) != expected:
+                raise CheckpointError(
+                    f"codec of {base}: the weights in {path} are not the ones it was made with (fingerprint {found}, "
+                    f"expected {expected}); the codec was retrained or overwritten since: point config.json's codec path at the original"
+                )
             return load_codec(path)
         except TensorFileError as e:
             raise CheckpointError(f"codec of {base}: {e}") from e
@@ -279,7 +293,7 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
     `codec` overrides the reference written to config.json. `half` stores weight matrices as
     float16 (half the size; the bundled model ships so), loaded back as float32.
     """
-    from lmdm.codec.checkpoint import save_codec
+    from lmdm.codec.checkpoint import save_codec, weights_fingerprint
 
     directory = Path(directory)
     text_buckets = getattr(model.text, "buckets", 8192)
@@ -292,7 +306,7 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
             tmp_codec = directory.with_name(directory.name + ".codec.tmp")
             save_codec(model.codec, tmp_codec, half=half)  # type: ignore[arg-type]
             extra = {"codec.json": tmp_codec / "codec.json", "codec.safetensors": tmp_codec / "codec.safetensors"}
-            codec = codec_reference(model.codec, ".")
+            codec = codec_reference(model.codec, ".", weights_fingerprint(tmp_codec))
     info.setdefault("name", model.name)
     if model.guidance != 1.0:
         info.setdefault("guidance", model.guidance)

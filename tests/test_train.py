@@ -328,6 +328,54 @@ def test_round_trip_with_a_conv_codec_copies_the_codec(tmp_path) -> None:
     assert np.abs(a - b).max() <= 0.02 * np.abs(a).max() + 1e-6
 
 
+def test_a_codec_overwritten_after_encoding_is_refused(latents, tmp_path, capsys) -> None:
+    """Latents record the codec's weights fingerprint; a model trained on them refuses a codec directory changed since."""
+    from lmdm.checkpoint import config_document, write_directory, model_tensors
+    from lmdm.codec.checkpoint import save_codec, weights_fingerprint
+    from lmdm.codec.conv import ConvCodec, ConvCodecConfig
+
+    config = ConvCodecConfig(latent_dim=LATENT_DIM, width=16, latent_width=16, frame_units=0, latent_units=0)
+    torch.manual_seed(0)
+    save_codec(ConvCodec(config).eval(), tmp_path / "codec")
+    corpus = json.loads((latents / "latents.json").read_text())["corpus"]
+    out = tmp_path / "latents"
+    encode_corpus(corpus, str(tmp_path / "codec"), out, latent_dim=LATENT_DIM, progress=False, log=lambda s: None)
+    reference = json.loads((out / "latents.json").read_text())["codec"]
+    assert reference["fingerprint"] == weights_fingerprint(tmp_path / "codec")
+    assert isinstance(LatentSet(out, "all").codec(), ConvCodec)
+    # a checkpoint trained on them carries the reference, as the training loop writes it
+    model = build_model(ModelConfig.tiny(), seed=1)
+    doc = config_document(model.config, reference, buckets=model.text.buckets, stage="base")
+    write_directory(tmp_path / "run", {"model.safetensors": model_tensors(model.dit, model.text), "config.json": doc})
+    assert isinstance(load_model(tmp_path / "run").codec, ConvCodec)
+    # the codec directory is retrained in place: same config, other weights
+    torch.manual_seed(1)
+    save_codec(ConvCodec(config).eval(), tmp_path / "codec")
+    for opening in (lambda: LatentSet(out, "all").codec(), lambda: load_model(tmp_path / "run")):
+        with pytest.raises(CheckpointError, match="not the ones it was made with") as e:
+            opening()
+        assert "\n" not in str(e.value)
+    capsys.readouterr()
+    assert train_cli(["export", str(tmp_path / "run"), "--out", str(tmp_path / "exported")]) != 0
+    assert "not the ones it was made with" in capsys.readouterr().err
+    assert not (tmp_path / "exported").exists()
+    # an exported model carries the fingerprint of its own copy, and a damaged copy is caught
+    torch.manual_seed(0)
+    save_codec(ConvCodec(config).eval(), tmp_path / "codec")
+    exported = save_model(load_model(tmp_path / "run"), tmp_path / "exported", half=True)
+    assert json.loads((exported / "config.json").read_text())["codec"]["fingerprint"] == weights_fingerprint(exported)
+    tensors, _ = load_tensors(exported / "codec.safetensors")
+    save_tensors(exported / "codec.safetensors", {k: v * 1.01 for k, v in tensors.items()})
+    with pytest.raises(CheckpointError, match="not the ones"):
+        load_model(exported)
+    # latents from before fingerprints resume, and keep claiming none
+    meta = json.loads((out / "latents.json").read_text())
+    del meta["codec"]["fingerprint"]
+    (out / "latents.json").write_text(json.dumps(meta))
+    encode_corpus(corpus, str(tmp_path / "codec"), out, latent_dim=LATENT_DIM, progress=False, log=lambda s: None)
+    assert "fingerprint" not in json.loads((out / "latents.json").read_text())["codec"]
+
+
 def _one_line(excinfo) -> str:
     message = str(excinfo.value)
     assert "\n" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -30,6 +31,23 @@ def save_codec(codec: ConvCodec, directory: str | Path, info: dict | None = None
     doc = {"kind": KIND, "config": codec.config.to_dict(), "info": info or {}}
     (directory / CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")
     return directory
+
+
+def weights_fingerprint(directory: str | Path) -> str:
+    """The first 16 hex digits of the SHA-256 of a codec directory's weights file.
+
+    Latents record it when they are encoded, and every checkpoint trained on them carries it, so
+    a codec directory that was retrained or overwritten since is caught when the model is opened
+    (lmdm.checkpoint.open_codec), instead of decoding the latents into the wrong sound.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(Path(directory) / WEIGHTS_FILE, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as e:
+        raise TensorFileError(f"cannot read codec weights {Path(directory) / WEIGHTS_FILE}: {e}") from e
+    return digest.hexdigest()[:16]
 
 
 def load_codec(directory: str | Path) -> ConvCodec:

@@ -46,7 +46,7 @@ def resolve_codec(spec: str, sample_rate: int, hop: int, latent_dim: int = 32) -
     if spec == "placeholder":
         codec = PlaceholderCodec(sample_rate, hop, latent_dim, 1)
         return codec, codec_reference(codec)
-    from lmdm.codec.checkpoint import load_codec
+    from lmdm.codec.checkpoint import load_codec, weights_fingerprint
     from lmdm.sao.load import codec_reference as oobleck_reference
     from lmdm.sao.load import is_stable_audio_directory, read_sao
     from lmdm.tensorfile import TensorFileError
@@ -59,9 +59,10 @@ def resolve_codec(spec: str, sample_rate: int, hop: int, latent_dim: int = 32) -
         return codec, oobleck_reference(codec, path)
     try:
         codec = load_codec(path)
+        fingerprint = weights_fingerprint(path)
     except TensorFileError as e:
         raise ValueError(f"--codec {spec}: {e}") from None
-    return codec, codec_reference(codec, path)
+    return codec, codec_reference(codec, path, fingerprint)
 
 
 def check_rates(corpus_rate: int, corpus_hop: int, codec: Codec) -> None:
@@ -128,6 +129,9 @@ def encode_corpus(
     }
     if (out / META_FILE).exists():
         old = read_meta(out)
+        if isinstance(old.get("codec"), dict) and "fingerprint" not in old["codec"]:
+            # latents from before codec fingerprints: compare the rest, and claim no fingerprint for them
+            meta["codec"] = {k: v for k, v in reference.items() if k != "fingerprint"}
         changed = [k for k in meta if old.get(k) != meta[k]]
         if changed:
             raise ValueError(f"{out} holds latents made with other settings ({', '.join(changed)} differ); use another --out")
