@@ -30,6 +30,7 @@ from lmdm.train.arc_forcing import (
     shift_context,
 )
 from lmdm.conditioning.sketch import SKETCH_INPUTS, sketch_features
+from lmdm.corpus.score import STEM_NAMES
 from lmdm.train.cli import main as train_cli
 from lmdm.train.loop import train
 from lmdm.train.recipe import ArcSettings, load_recipe
@@ -177,6 +178,69 @@ def test_a_rollout_under_a_sketch_is_generate_under_that_sketch() -> None:
     assert torch.equal(sketched, made) and not torch.allclose(sketched, plain)
 
 
+JAMMED = attrs.evolve(ModelConfig.tiny(), extra_add_inputs=(("accomp", 1 + ModelConfig.tiny().latent_dim),))
+
+
+def test_the_rollout_hears_the_player_as_a_live_session_does() -> None:
+    from lmdm.codec.placeholder import PlaceholderCodec
+    from lmdm.conditioning.jam import PlayerInput
+
+    model = build_model(JAMMED, seed=3)
+    cfg, blocks, steps = model.config, 3, 3
+    C, B, K = cfg.context_frames, cfg.block_frames, cfg.context_blocks
+    player = torch.randn(1, cfg.latent_dim, C + blocks * B, generator=torch.Generator().manual_seed(4))
+    # what the rollout hears before block j is what a LiveSession's PlayerInput gives for the same timeline
+    live = PlayerInput(PlaceholderCodec(16000, 640, cfg.latent_dim), 16000, 1, B, encode=False)
+    live.latents.append(player[0].T.numpy())
+    for latency in (1, 2):
+        for j in range(blocks):
+            n = C + j * B - 3
+            assert torch.equal(arc_forcing.heard_player(player, K + j, n, B, latency), live.accomp(K + j, n, latency))
+    cond, context = model.encode_prompt("dub techno"), torch.zeros(1, cfg.latent_dim, C)
+
+    def run(p: torch.Tensor, exits=(steps,) * blocks) -> torch.Tensor:
+        with torch.no_grad():
+            return rollout(model, "block_causal", context, [cond] * blocks, list(exits), steps, "pingpong", torch.Generator().manual_seed(7),
+                           player=p, latency=1)
+
+    heard = run(player)
+    stream = BlockStream(model, "block_causal")
+    stream.history = context.clone()
+    g = torch.Generator().manual_seed(7)
+    made = []
+    for j in range(blocks):  # exiting at the last step is the stream hearing the player, block by block (cache rebuilt as it must be)
+        stream.set_accomp(arc_forcing.heard_player(player, K + j, stream.history.shape[2], B, 1))
+        made.append(stream.generate(cond, steps=steps, sampler="pingpong", generator=g))
+    assert torch.equal(heard, torch.cat(made, dim=2))
+    late = player.clone()
+    late[:, :, C + (blocks - 2) * B :] = 5.0  # frames after the last block's latency cutoff: never heard
+    assert torch.equal(run(late), heard)
+    early = player.clone()
+    early[:, :, : C - B] = 0.0  # frames heard before the first block
+    assert not torch.allclose(run(early), heard)
+    with torch.enable_grad():
+        x = run(player, exits=(1, 2, 1))
+    assert torch.isfinite(x).all()
+
+
+def test_jamming_steps_draw_after_everything_else_and_zero_the_context() -> None:
+    train_settings = load_recipe(TINY / "arc.toml").train
+    for step in range(6):
+        plain = arc_forcing.draw_plan(step, ArcSettings(switch_prob=0.5), train_settings, JAMMED, 4, torch.Generator().manual_seed(1))
+        jammed = arc_forcing.draw_plan(step, ArcSettings(switch_prob=0.5, jam_prob=1.0), train_settings, JAMMED, 4, torch.Generator().manual_seed(1))
+        assert not plain.jam and jammed.jam and jammed.switch == 0 and jammed.latency in (1, 2)
+        assert jammed.dropped.eq(JAMMED.context_blocks).all() and jammed.sketch_present is None
+        assert jammed.jam_stem.shape == (4,) and plain.exits == jammed.exits
+        for name in ("text_keep", "t_gan", "gan_noise"):
+            assert torch.equal(getattr(plain, name), getattr(jammed, name)), name
+    C, B = JAMMED.context_frames, JAMMED.block_frames
+    stems = torch.randn(4, 2, len(STEM_NAMES), JAMMED.latent_dim, C + 2 * B)
+    real, player = arc_forcing.jam_sequences(stems, jammed, JAMMED)
+    rows = torch.arange(4)
+    assert real[:, :, :C].eq(0).all() and torch.equal(real[:, :, C:], stems[rows, 1, jammed.jam_stem][:, :, C:])
+    assert torch.equal(player, stems[rows, 0, jammed.jam_stem])
+
+
 def test_sketch_draws_come_last_and_leave_the_other_draws_alone() -> None:
     train_settings = load_recipe(TINY / "arc.toml").train
     plain = arc_forcing.draw_plan(3, ArcSettings(), train_settings, SKETCHED, 4, torch.Generator().manual_seed(1))
@@ -220,10 +284,11 @@ class ToyDiscriminator(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.tensor(sign))
         self.calls = []
 
-    def forward(self, x, t, tokens, pooled, first=0):
+    def forward(self, x, t, tokens, pooled, first=0, accomp=None):
         self.calls.append((x, pooled, first))
         level = x[:, :, first:].mean(1)  # [b, T]
-        match = -(level - pooled[:, :1]) ** 2
+        asked = pooled[:, :1] if accomp is None else accomp[:, 1:, first:].mean(1)  # a player asks for its own level
+        match = -(level - asked) ** 2
         return self.w * match.unflatten(1, (-1, 4)).mean(-1)
 
 
@@ -256,6 +321,27 @@ def test_the_contrastive_term_prefers_the_true_prompt_and_the_switch_uses_the_ne
     assert first_x.shape[2] == C + B and first_from == C and torch.equal(first_p, prompts[1].repeat(2, 1))
     assert after_x.shape[2] == 2 * B and after_from == 0 and torch.equal(after_p[:b], others[1])
     assert torch.equal(after_x[:b], real.roll(1, 0)[:, :, C + 2 * B :])  # t_gan = 0: the neighbour's real frames as they are
+
+
+def test_in_a_jamming_step_d_hears_the_player_and_the_contrastive_term_swaps_players() -> None:
+    cfg = ModelConfig.tiny()
+    C, B, D = cfg.context_frames, cfg.block_frames, cfg.latent_dim
+    arc = ArcSettings(rollout_blocks=2)
+    b, L = 3, C + 2 * B
+    real = torch.arange(b, dtype=torch.float32)[:, None, None].expand(b, D, L).clone()
+    fake = real + 0.5
+    player = real.clone()  # player i plays at level i: its accompaniment should sit there too
+    players = (arc_forcing.full_accomp(player), arc_forcing.full_accomp(player.roll(1, 0)))
+    assert players[0].shape == (b, 1 + D, L) and players[0][:, 0].eq(1).all()
+    prompts = (torch.zeros(b, 2, 2), torch.full((b, 2), 99.0))  # the prompt asks for nothing the sequences hold
+    plan = Plan((1, 1), 0, torch.full((b,), cfg.context_blocks), torch.ones(b, dtype=torch.bool), torch.zeros(b), torch.zeros(b, D, L), jam=True,
+                jam_stem=torch.zeros(b, dtype=torch.long))
+    good = judge(ToyDiscriminator(1.0), real, fake, plan, prompts, prompts, arc, cfg, contrastive=True, players=players)
+    bad = judge(ToyDiscriminator(-1.0), real, fake, plan, prompts, prompts, arc, cfg, contrastive=True, players=players)
+    assert good.contrastive < math.log(2) < bad.contrastive  # low when D prefers the true player
+    assert good.d < math.log(2) < good.g  # real and fake are told apart by the player, not by the prompt
+    with pytest.raises(ValueError, match="no prompt switch"):
+        judge(ToyDiscriminator(1.0), real, fake, attrs.evolve(plan, switch=1), prompts, prompts, arc, cfg, contrastive=False, players=players)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,6 +384,27 @@ def test_an_arc_run_moves_its_losses_and_resumes_exactly(runs, arc_run, tmp_path
     # the result is an ordinary live model
     audio = lmdm.LiveSession(load_model(last), prompt="techno", steps=4).render(1.0)
     assert audio.shape == (16000, 1) and np.isfinite(audio).all()
+
+
+def test_a_jamming_arc_run_trains_on_stems_and_d_learns_the_player(runs, tmp_path) -> None:
+    from lmdm.train.latents import encode_corpus
+
+    latent_dim = ModelConfig.tiny().latent_dim
+    corpus = json.loads((runs["latents"] / "latents.json").read_text())["corpus"]
+    stems = tmp_path / "stems"
+    encode_corpus(corpus, "placeholder", stems, latent_dim=latent_dim, progress=False, log=lambda s: None, stems=True)
+    sets = [f"data.latents='{stems}'", f'model.extra_add_inputs=[["accomp", {1 + latent_dim}]]', "train.jam_prob=0.5"]
+    train(load_recipe(TINY / "base.toml", [*sets, f"train.out='{tmp_path / 'base'}'", "train.steps=4"]), **QUIET)
+    train(load_recipe(TINY / "lmdm_block_causal.toml", [*sets, f"train.out='{tmp_path / 'lmdm'}'", f"train.init='{tmp_path / 'base'}'",
+                                                          "train.steps=4"]), **QUIET)
+    jam_runs = {"latents": stems, "base": tmp_path / "base", "lmdm": tmp_path / "lmdm"}
+    result = arc_forcing.train(arc_recipe(jam_runs, tmp_path / "arc", "arc.jam_prob=1.0", "train.steps=4"), **QUIET)
+    records = [json.loads(line) for line in (tmp_path / "arc" / "log.jsonl").read_text().splitlines()]
+    assert result.step == 4 and all(math.isfinite(r["g_loss"]) and math.isfinite(r["d_player"]) for r in records)
+    assert all(r["d_contrastive"] is None for r in records)  # every step jammed: no prompt-contrastive term
+    assert np.isfinite(lmdm.LiveSession(load_model(result.checkpoint), prompt="techno", steps=4).render(1.0)).all()
+    with pytest.raises(ValueError, match="accomp input"):  # the plain tiny models cannot hear a player
+        arc_forcing.train(arc_recipe(runs, tmp_path / "plain", "arc.jam_prob=0.5"), **QUIET)
 
 
 def test_recipes_and_cli(runs, tmp_path) -> None:

@@ -33,6 +33,14 @@ from caption A to caption B at block s, so D judges a switched rollout as two se
   switch are never judged: the transition is free, the music after it must be genuine B music.
   Continuity across the boundary is left to the generator (its context and cache still hold A);
   it is measured, not trained (docs/arc_forcing.md, "Measurement").
+
+Jamming steps (`arc.jam_prob`, as the reference's jamming ARC configs). The sequence is the mix of
+the other stems around one stem of a song, the player. Its context is zeroed in place, so only the
+player can tell the generator the beat and the key. The rollout hears the player block by block
+through `BlockStream.set_accomp`, up to the live latency cutoff (1 or 2 blocks before each
+target, `lmdm.conditioning.jam.heard_mask`). D hears the whole player through its accomp input,
+and its contrastive term rolls the *player* instead of the prompt: D learns to tell an
+accompaniment that fits its player from one that fits another song's, and G is pushed to fit.
 """
 
 from __future__ import annotations
@@ -68,7 +76,9 @@ from lmdm.checkpoint import (
     step_dirs,
     write_directory,
 )
+from lmdm.conditioning.jam import heard_mask
 from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
+from lmdm.corpus.score import STEM_NAMES
 from lmdm.conditioning.text import Conditioning, HashedTextEncoder, null_conditioning
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
@@ -79,7 +89,7 @@ from lmdm.stream import BlockStream
 from lmdm.train import distributed
 from lmdm.train.latents import LatentSet
 from lmdm.train.loop import CODEC_FIELDS, end_of_step, learning_rate, log_interval, write_rank_summary
-from lmdm.train.objective import base_window, context_dropout, encode_captions
+from lmdm.train.objective import add_accomp, base_window, context_dropout, encode_captions
 from lmdm.train.recipe import ArcSettings, Recipe, TrainSettings
 from lmdm.train.state import restore, rng_state, state_tensors
 
@@ -138,6 +148,9 @@ class Plan:
     t_gan: torch.Tensor  # [b]
     gan_noise: torch.Tensor  # [b, D, C + n*B]: one eps for real and fake
     sketch_present: torch.Tensor | None = None  # [b, 3] 0/1 per sketch control (arc.sketches), else None
+    jam: bool = False  # a jamming step (arc.jam_prob; same on every rank): no switch, no sketch, context zeroed
+    jam_stem: torch.Tensor | None = None  # [b] long: the stem each example's player plays (jamming steps)
+    latency: int = 1  # blocks between the last heard player frame and each target (jamming steps: 1 or 2)
 
 
 def draw_plan(step: int, arc: ArcSettings, train: TrainSettings, config: ModelConfig, batch: int, generator: torch.Generator) -> Plan:
@@ -156,7 +169,36 @@ def draw_plan(step: int, arc: ArcSettings, train: TrainSettings, config: ModelCo
     present = None
     if arc.sketches:  # drawn last: recipes without sketches draw exactly as before
         present = (torch.rand(batch, len(SKETCH_NAMES), generator=generator) >= train.sketch_dropout).float()
+    if arc.jam_prob > 0 and float(torch.rand(1, generator=shared)) < arc.jam_prob:  # after the switch: same draws without jamming
+        stems = torch.randint(0, len(STEM_NAMES), (batch,), generator=generator)
+        latency = int(torch.randint(1, 3, (1,), generator=shared))
+        return Plan(exits, 0, torch.full_like(dropped, K), text_keep, t_gan, noise, None, True, stems, latency)
     return Plan(exits, switch, dropped, text_keep, t_gan, noise, present)
+
+
+def jam_sequences(stems: torch.Tensor, plan: Plan, config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A jamming step's sequences: stems [b, 2 (stem, rest), S, D, L] -> (real, player), both [b, D, L].
+
+    real: the mix of the other stems, its context (the first C frames) zeroed in place; player:
+    the stem the player plays, whole (the rollout hears it up to the latency cutoff, D all of it).
+    """
+    rows = torch.arange(stems.shape[0])
+    real = stems[rows, 1, plan.jam_stem].clone()
+    real[:, :, : config.context_frames] = 0.0
+    return real, stems[rows, 0, plan.jam_stem]
+
+
+def heard_player(player: torch.Tensor, block: int, n: int, block_frames: int, latency: int) -> torch.Tensor:
+    """The accomp channels [1, 1 + D, n] of the n frames before sequence block `block` (frame
+    block * B), from the player's latents [1, D, L]: heard up to `latency` blocks before it."""
+    first = block * block_frames - n
+    mask = torch.from_numpy(heard_mask(first, n, block, block_frames, player.shape[2], latency))[None, None]  # [1, 1, n]
+    return torch.cat((mask, player[:, :, first : first + n] * mask), dim=1)
+
+
+def full_accomp(player: torch.Tensor) -> torch.Tensor:
+    """What D hears: [b, D, L] -> [b, 1 + D, L], every frame heard."""
+    return torch.cat((torch.ones_like(player[:, :1]), player), dim=1)
 
 
 def rollout_targets(annotations: dict[str, torch.Tensor], present: torch.Tensor, dropped: torch.Tensor, config: ModelConfig,
@@ -246,13 +288,20 @@ def rollout_block(
 def rollout(
     model: LMDM, regime: str, context: torch.Tensor, conds: Sequence[Conditioning], exits: Sequence[int], steps: int,
     sampler: str, generator: torch.Generator, *, grad: bool = True, use_cache: bool = True, targets: torch.Tensor | None = None,
+    player: torch.Tensor | None = None, latency: int = 1,
 ) -> torch.Tensor:
     """One stream from the clean context [1, D, C], a Conditioning and an exit step per block -> [1, D, n*B].
-    targets [n, A, B]: each block's sketch (`rollout_targets`), or None for none."""
+    targets [n, A, B]: each block's sketch (`rollout_targets`), or None for none. player [1, D, C + n*B]:
+    a jamming rollout hears it before each block, up to `latency` blocks back (as LiveSession does)."""
     stream = BlockStream(model, regime, use_cache=use_cache)
-    stream.history = context.detach().clone()  # exactly C frames, as a stage-2 training window (accomp stays C zeros)
+    stream.history = context.detach().clone()  # exactly C frames, as a stage-2 training window (accomp: C zeros)
+    K, B = model.config.context_blocks, model.config.block_frames
     adds = [None] * len(exits) if targets is None else [targets[j : j + 1] for j in range(len(exits))]
-    blocks = [rollout_block(stream, c, steps, k, sampler, generator, grad, a) for c, k, a in zip(conds, exits, adds)]
+    blocks = []
+    for j, (c, k, a) in enumerate(zip(conds, exits, adds)):
+        if player is not None:
+            stream.set_accomp(heard_player(player, K + j, stream.history.shape[2], B, latency))
+        blocks.append(rollout_block(stream, c, steps, k, sampler, generator, grad, a))
     return torch.cat(blocks, dim=2)
 
 
@@ -326,10 +375,12 @@ class Discriminator(nn.Module):
         """Everything but the DiT's output projection (features come from inside the trunk)."""
         return [(n, p) for n, p in self.named_parameters() if not n.startswith(("dit.project_out.", "dit.postprocess_conv."))]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor, pooled: torch.Tensor, first: int = 0) -> torch.Tensor:
-        """x [b, D, L] noisy latents, t [b] -> scores [b, (L - first) // 4] of frames first..L-1."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor, pooled: torch.Tensor, first: int = 0,
+                accomp: torch.Tensor | None = None) -> torch.Tensor:
+        """x [b, D, L] noisy latents, t [b] -> scores [b, (L - first) // 4] of frames first..L-1.
+        accomp [b, 1 + D, L]: a player D hears (jamming steps; its base model's accomp input)."""
         b, _, L = x.shape
-        w = base_window(b, L, self.dit.cfg, x.device)
+        w = add_accomp(base_window(b, L, self.dit.cfg, x.device), accomp, self.dit.cfg)
         h = torch.cat((self.dit.embed_frames(x, w.add, None), self.dit.embed_time(t, pooled)), dim=1)
         h, _ = self.dit.run(h, w.positions, None, self.dit.cross_kv(tokens))
         return self.head(h[:, first:L].transpose(1, 2))
@@ -370,12 +421,17 @@ class Terms:
 def judge(
     disc: Discriminator, real: torch.Tensor, fake: torch.Tensor, plan: Plan, prompts: tuple[torch.Tensor, torch.Tensor],
     others: tuple[torch.Tensor, torch.Tensor], arc: ArcSettings, config: ModelConfig, *, contrastive: bool,
+    players: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Terms:
     """Score real and fake sequences [b, D, C + nB] (see the module docstring) -> the loss terms.
 
     prompts: D's (tokens, pooled) of each example's own prompt; others: the batch rolled by one
-    (the prompt after a switch, and the mismatched prompt of the contrastive term).
+    (the prompt after a switch, and the mismatched prompt of the contrastive term). players
+    (jamming steps): D's accomp input [b, 1 + D, C + nB] of each example's own player and of its
+    neighbour's; the contrastive term then mismatches the player, under the example's own prompt.
     """
+    if players is not None and plan.switch:
+        raise ValueError("a jamming step has no prompt switch")
     b = real.shape[0]
     t = plan.t_gan.to(real.device)
     eps = plan.gan_noise.to(real.device)
@@ -386,7 +442,8 @@ def judge(
         e = eps[:, :, start:end]
         x = torch.cat((noised(r, e, t[:, None, None]), noised(fake[:, :, start:end], e, t[:, None, None])))
         tokens, pooled = others if after else prompts
-        s = disc(x, t.repeat(2), tokens.repeat(2, 1, 1), pooled.repeat(2, 1), first - start)
+        heard = None if players is None else players[0][:, :, start:end].repeat(2, 1, 1)
+        s = disc(x, t.repeat(2), tokens.repeat(2, 1, 1), pooled.repeat(2, 1), first - start, heard)
         real_scores.append(s[:b].reshape(-1))
         fake_scores.append(s[b:].reshape(-1))
         if not plan.switch:
@@ -396,6 +453,11 @@ def judge(
     if contrastive:
         x = noised(real, eps, t[:, None, None])
         C = config.context_frames
+        if players is not None:  # the same prompt, another song's player
+            assert full_real is not None  # no switch in a jamming step: the whole rollout was judged
+            own, other = full_real, disc(x, t, prompts[0], prompts[1], C, players[1])
+            return Terms(relativistic(fake_s, real_s), relativistic(real_s, fake_s), relativistic(own, other),
+                         float((real_s - fake_s).detach().mean()))
         if full_real is None:
             both = disc(x.repeat(2, 1, 1), t.repeat(2), torch.cat((prompts[0], others[0])), torch.cat((prompts[1], others[1])), C)
             own, other = both[:b], both[b:]
@@ -503,6 +565,11 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
         raise ValueError("arc.sketches: the model has no sketch inputs (ModelConfig.extra_add_inputs)")
     disc_dir = disc_source(arc, init_doc)
     disc, disc_doc = build_discriminator(disc_dir, arc, config.latent_dim, t.seed)
+    if arc.jam_prob > 0:
+        if config.add_slice("accomp") is None or disc.dit.cfg.add_slice("accomp") is None:
+            raise ValueError(f"arc.jam_prob: the generator and the discriminator ({disc_dir}) both need the accomp input (ModelConfig.extra_add_inputs)")
+        if not data.has_stems:
+            raise ValueError(f"arc.jam_prob: {recipe.data.latents} was encoded without stems (lmdm train encode --stems)")
     dit.train()
     text.requires_grad_(False)  # the rollout reads prompts through the stream's cached cross-attention inputs
     frames = config.context_frames + arc.rollout_blocks * config.block_frames
@@ -550,7 +617,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     run.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     interval_start, interval_steps = start, 0
-    losses: dict[str, list[float]] = {"g": [], "d": [], "contrastive": [], "gap": []}
+    losses: dict[str, list[float]] = {"g": [], "d": [], "contrastive": [], "player": [], "gap": []}
     means = {k: float("nan") for k in losses}
     norms = {"g": float("nan"), "d": float("nan")}
     null = null_conditioning(config.cond_dim, config.cond_tokens)
@@ -564,9 +631,14 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             for opt, base_lr in ((opt_g, t.lr), (opt_d, arc.disc_lr or t.lr)):
                 for group in opt.param_groups:
                     group["lr"] = lr * base_lr / t.lr if t.lr else 0.0
-            latents, captions, annotations = data.windows(t.batch_size, frames, rng)
             plan = draw_plan(step, arc, t, config, t.batch_size, generator)
-            real = shift_context(latents, plan.dropped, config.block_frames, arc.context_shift)
+            latents, captions, annotations = data.windows(t.batch_size, frames, rng, stems_only=plan.jam)
+            player = players = None
+            if plan.jam:
+                real, player = jam_sequences(annotations["stems"], plan, config)
+                players = (full_accomp(player), full_accomp(player.roll(1, 0)))
+            else:
+                real = shift_context(latents, plan.dropped, config.block_frames, arc.context_shift)
             targets = (None if plan.sketch_present is None else
                        rollout_targets(annotations, plan.sketch_present, plan.dropped, config, arc.rollout_blocks, arc.context_shift))
             context = real[:, :, : config.context_frames]
@@ -579,7 +651,8 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             for i in range(t.batch_size):
                 conds = [other[i] if plan.switch and j >= plan.switch else own[i] for j in range(arc.rollout_blocks)]
                 fakes.append(rollout(model, t.regime, context[i : i + 1], conds, plan.exits, arc.steps, arc.sampler, generator, grad=g_turn,
-                                     targets=None if targets is None else targets[i]))
+                                     targets=None if targets is None else targets[i],
+                                     player=None if player is None else player[i : i + 1], latency=plan.latency))
             fake = torch.cat((context, torch.cat(fakes)), dim=2)
 
             # the discriminator's verdict
@@ -587,7 +660,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
                 p.requires_grad_(not g_turn)
             prompts = encode_captions(disc.text, captions, plan.text_keep)
             others = encode_captions(disc.text, rolled(captions), plan.text_keep.roll(1, 0))
-            terms = judge(disc, real, fake, plan, prompts, others, arc, config, contrastive=not g_turn)
+            terms = judge(disc, real, fake, plan, prompts, others, arc, config, contrastive=not g_turn, players=players)
             if g_turn:
                 loss, params, opt = terms.g, g_params, opt_g
             else:
@@ -602,8 +675,8 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             norms["g" if g_turn else "d"] = norm
             losses["g" if g_turn else "d"].append(float(loss.detach()))
             losses["gap"].append(terms.gap)
-            if not g_turn:
-                losses["contrastive"].append(float(terms.contrastive.detach()))
+            if not g_turn:  # jamming steps' contrastive term mismatches the player, the others' the prompt
+                losses["player" if plan.jam else "contrastive"].append(float(terms.contrastive.detach()))
             bar.update(1, G=means["g"] if not losses["g"] else losses["g"][-1], D=means["d"] if not losses["d"] else losses["d"][-1])
 
             timed_out = t.max_minutes > 0 and distributed.any_rank(time.monotonic() - start > t.max_minutes * 60, d)
@@ -616,6 +689,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
                 now = time.monotonic()
                 per_step = (now - interval_start) / interval_steps
                 record = {"step": step, "g_loss": _round(means["g"]), "d_loss": _round(means["d"]), "d_contrastive": _round(means["contrastive"]),
+                          "d_player": _round(means["player"]),
                           "gap": _round(means["gap"]), "lr": lr, "grad_norm_g": _round(norms["g"]), "grad_norm_d": _round(norms["d"]),
                           "s_per_step": round(per_step, 4), "elapsed_s": round(now - start, 1)}
                 interval_start, interval_steps = now, 0
@@ -666,6 +740,6 @@ def save_checkpoint(
 
 __all__ = [
     "ArcResult", "DISC_FILE", "Discriminator", "Plan", "ScoreHead", "Terms", "build_discriminator", "default_layer",
-    "draw_plan", "exit_steps", "gan_times", "judge", "judged_segments", "relativistic", "rollout", "rollout_block",
+    "draw_plan", "exit_steps", "full_accomp", "gan_times", "heard_player", "jam_sequences", "judge", "judged_segments", "relativistic", "rollout", "rollout_block",
     "save_checkpoint", "shift_context", "train",
 ]

@@ -263,12 +263,16 @@ class LatentSet:
         """Whether any example was encoded with stems (jamming windows are drawn from those)."""
         return any(s is not None for s in self.stems)
 
-    def windows(self, size: int, frames: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
+    def windows(self, size: int, frames: int, rng: np.random.Generator, stems_only: bool = False) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
         """As `batch`, plus the windows' annotations {melody, onsets, loudness_db: [size, frames]}
         (empty when the latents were encoded without them) and, when encoded with stems, "stems":
         [size, 2 (stem, rest), S, D, frames] for jamming (zeros for examples without stems) and
-        "has_stems": [size] bool."""
+        "has_stems": [size] bool. `stems_only`: draw only from examples encoded with stems."""
         pool = [i for i, z in enumerate(self.latents) if z.shape[1] >= frames]
+        if stems_only:
+            if not self.has_stems:
+                raise ValueError(f"{self.root} was encoded without stems: jamming needs lmdm train encode --stems")
+            pool = [i for i in pool if self.stems[i] is not None]
         if not pool:
             longest = max(z.shape[1] for z in self.latents)
             raise ValueError(f"no example in {self.root} has {frames} frames (the longest has {longest}); use longer corpus examples")

@@ -125,6 +125,7 @@ class ArcSettings:
     switch_prob: float = attrs.field(default=0.25, validator=_probability)  # share of steps whose rollouts switch prompt mid-rollout
     switch_grace: int = attrs.field(default=1, validator=_at_least(0))  # blocks after a switch the discriminator does not judge
     sketches: bool = False  # rollouts carry the real sequence's sketch, each control kept with p = 1 - train.sketch_dropout
+    jam_prob: float = attrs.field(default=0.0, validator=_probability)  # share of jamming steps: accompany a player's stem, D hears the player
 
     def __attrs_post_init__(self) -> None:
         if self.gan_logsnr_min >= self.gan_logsnr_max:
