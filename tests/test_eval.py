@@ -344,3 +344,18 @@ def test_model_quality_prompts_are_held_out_and_spread_over_styles(tmp_path: Pat
     assert len(styles) == min(2, len({e.attributes.style for e in held}))  # round-robin over styles
     with pytest.raises(ValueError, match="held-out"):
         held_out_prompts(tmp_path, len(held) + 1)
+    # the codec ceiling: the same songs through a model's codec, each with its prompt beside it
+    from lmdm.eval.model_quality import render_codec_round_trip
+    from lmdm.model.config import ModelConfig
+    from lmdm.model.lmdm import build_model
+
+    model = build_model(ModelConfig.tiny(), seed=0)
+    render_codec_round_trip(model, tmp_path, chosen, tmp_path / "codec")
+    for name, caption in chosen:
+        audio, rate = soundfile.read(tmp_path / "codec" / f"{name}.wav")
+        song = reader.load_audio(name)
+        assert rate == reader.sample_rate and len(audio) == len(song) and np.isfinite(audio).all()
+        with torch.no_grad():
+            expected = model.codec.decode(model.codec.encode(torch.from_numpy(song)[None, None]))[0, 0].numpy()
+        assert np.allclose(audio, expected, atol=1e-4)  # 16-bit wav
+        assert (tmp_path / "codec" / f"{name}.txt").read_text().strip() == caption

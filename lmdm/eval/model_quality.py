@@ -11,7 +11,9 @@
    another (it is not a streaming model), written under OUT/base;
 4. `lmdm.eval.evaluate` scores each set against the corpus's train split (the probe's reference
    statistics): FD-probe, style adherence, checks (NaN, silence, clipping); the held-out real songs
-   give the ceiling. Prints a table (or JSON) and writes OUT/summary.json.
+   give the ceiling. Prints a table (or JSON) and writes OUT/summary.json;
+5. with `--codec-ceiling`, the same real songs through the model's codec and back (OUT/codec):
+   the best any stream of this model can score, since every stream is decoded by that codec.
 """
 
 from __future__ import annotations
@@ -79,6 +81,21 @@ def render_base(base, prompts: list[tuple[str, str]], seconds: float, out: Path,
         write(out / f"{name}.wav", audio[: round(seconds * base.sample_rate)], base.sample_rate, prompt)
 
 
+def render_codec_round_trip(model, corpus: str | Path, prompts: list[tuple[str, str]], out: Path) -> None:
+    """The held-out songs through the model's codec, encoded and decoded whole: the codec's ceiling."""
+    from lmdm.corpus.reader import CorpusReader
+    from lmdm.train.latents import encode_audio
+
+    reader = CorpusReader(corpus)
+    if reader.sample_rate != model.sample_rate:
+        raise ValueError(f"{corpus} is at {reader.sample_rate} Hz, the model's codec at {model.sample_rate} Hz")
+    for name, prompt in prompts:
+        audio = torch.from_numpy(reader.load_audio(name))[None, None].repeat(1, model.codec.channels, 1)
+        with torch.no_grad():
+            back = model.codec.decode(encode_audio(model.codec, audio)[None])[0]  # [C, T]
+        write(out / f"{name}.wav", back.T.numpy(), model.sample_rate, prompt)
+
+
 def summary(report: Report) -> dict[str, float | int | None]:
     a = report.adherence
     return {
@@ -106,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-steps", type=int, default=16)
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale of the streams")
     p.add_argument("--skip-real", action="store_true", help="do not score the real held-out songs again")
+    p.add_argument("--codec-ceiling", action="store_true", help="also score the real held-out songs through the model's codec")
+    p.add_argument("--skip-streams", action="store_true", help="do not render and score the model's streams")
     p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec"])
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
     p.add_argument("--threads", type=int, default=None)
@@ -120,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     prompts = held_out_prompts(a.corpus, a.prompts)
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
-    rtf = render_streams(model, prompts, a.seconds, a.out / "streams", a.steps, a.regime, a.cfg)
-    results["streams"] = {**summary(evaluate(a.out / "streams")), "real_time_factor": rtf, "wall_s": time.perf_counter() - t0}
+    if not a.skip_streams:
+        rtf = render_streams(model, prompts, a.seconds, a.out / "streams", a.steps, a.regime, a.cfg)
+        results["streams"] = {**summary(evaluate(a.out / "streams")), "real_time_factor": rtf, "wall_s": time.perf_counter() - t0}
     if a.base:
         t0 = time.perf_counter()
         render_base(lmdm.load_model(a.base), prompts, a.seconds, a.out / "base", a.base_steps)
@@ -132,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.skip_real:
         results["real_held_out"] = summary(evaluate(real, prompts=captions))
         results["real_held_out_shuffled_prompts"] = summary(evaluate(real, prompts=captions, shuffle_prompts=0))
+    if a.codec_ceiling:
+        render_codec_round_trip(model, a.corpus, prompts, a.out / "codec")
+        results["real_through_codec"] = summary(evaluate(a.out / "codec"))
     (a.out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     if a.json:
         print(json.dumps(results, indent=2))
