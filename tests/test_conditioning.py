@@ -474,7 +474,8 @@ def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
     from lmdm.corpus import write_corpus
 
     write_corpus(tmp_path, hours=3 * 6.0 / 3600, seed=0, seconds_per_example=6.0, workers=1, progress=False)
-    r = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), log=lambda line: None)
+    r = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), player_stem="drums", log=lambda line: None)
+    assert r["jam"]["player_stem"] == "drums" and "jam (player: drums)" in format_result(r)
     assert set(r["sketch"]) >= {"sketch", "no_sketch", "corpus_ceiling", "codec_ceiling"}
     assert set(r["jam"]) >= {"jam", "unconditioned", "codec_ceiling"} and set(r["delay"]["curve"]) == {"0", "1"}
     for row in list(r["delay"]["curve"].values()) + [{"p_prompt_style": r["delay"]["dry_p_prompt_style"]}]:

@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lmdm.corpus.score import STEM_NAMES
 from lmdm.conditioning.sketch_sources import db_to_level, frame_loudness_db, onset_times
 
 TOLERANCE_FRAMES = 1
@@ -282,7 +283,7 @@ def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: i
 
 
 def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: int = 8, seed: int = 0,
-            strengths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), log=print) -> dict:
+            strengths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), player_stem: str = "bass", log=print) -> dict:
     """All three measurements (each skipped when the model lacks the feature)."""
     from lmdm.corpus.reader import CorpusReader
 
@@ -293,7 +294,7 @@ def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: in
     result: dict = {"model": model.name, "corpus": str(corpus), "steps": steps, "seed": seed}
     for name, feature, run in (
         ("sketch", "sketch", lambda: measure_sketch(model, reader, examples, blocks, steps, seed)),
-        ("jam", "jam", lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed)),
+        ("jam", "jam", lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed, player_stem)),
         ("delay", "delay", lambda: measure_delay(model, reader, max(1, examples - 1), blocks, steps, seed, strengths)),
     ):
         if not session.supports(feature):
@@ -375,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--player-stem", default="bass", choices=STEM_NAMES, help="the stem fed as the live player in the jam measurement")
     p.add_argument("--player-loss", metavar="LATENTS", help="only measure whether the model uses the player: its loss on held-out "
                    "jamming windows of LATENTS (encoded with --stems) with the player heard vs silenced")
     a = p.parse_args(argv)
@@ -396,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{k}: loss with the player heard {v['loss_player_heard']:.4f}, silenced {v['loss_player_silenced']:.4f}"
             for k, v in r.items() if isinstance(v, dict)))
         return 0
-    result = measure(model, a.corpus, examples=a.examples, blocks=a.blocks, steps=a.steps, seed=a.seed,
+    result = measure(model, a.corpus, examples=a.examples, blocks=a.blocks, steps=a.steps, seed=a.seed, player_stem=a.player_stem,
                      log=lambda line: print(line, file=sys.stderr))
     print(json.dumps(result, indent=2) if a.json else format_result(result))
     return 0
