@@ -2,6 +2,7 @@
 
     python examples/jam_with_file.py                          # a synthesized bass line as the player
     python examples/jam_with_file.py player.wav -o jam.wav --mix-input
+    python examples/jam_with_file.py --follow listen           # hear the player's latents instead
 
 The file is fed block by block, as an audio callback would: before block n is generated, the
 session has received the player's audio up to the start of block n - 1 (a live engine with one
@@ -9,6 +10,11 @@ block queued). The model only uses input frames older than one block (the latenc
 trained with), so the first two blocks are unaccompanied. --mix-input puts the player into the
 output file too; without it you get the accompaniment alone (live, you would monitor the player
 directly). `--model default` is the bundled model (trained with jamming windows).
+
+How the model follows the player (`--follow`): "beat", the default for models with sketch inputs,
+tracks the player's beat on what was heard and gives it as each block's rhythm sketch;
+"listen" lets the model hear the player's codec latents. docs/applications.md measures both: only
+"beat" brings the accompaniment onto the player's grid so far.
 """
 
 import argparse
@@ -43,12 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--prompt", default="drums and chords, funk")
     p.add_argument("--mix-input", action="store_true", help="mix the player into the output")
+    p.add_argument("--follow", choices=["beat", "listen"], default=None, help="how the model follows the player (default: the session's)")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)
-    session = lmdm.LiveSession(model, prompt=a.prompt, seed=0, mix_input=a.mix_input)
-    if not session.supports("jam"):
-        print(f"this model ({model.name}) was trained without the accomp input: it cannot jam", file=sys.stderr)
+    try:
+        session = lmdm.LiveSession(model, prompt=a.prompt, seed=0, mix_input=a.mix_input, jam_follow=a.follow)
+        session.set_jam(True)  # checks that the model can follow the player this way
+    except ValueError as e:
+        print(f"this model ({model.name}) cannot jam: {e}", file=sys.stderr)
         return 1
     if a.player:
         player, rate = sf.read(a.player, dtype="float32", always_2d=True)
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     sf.write(a.out, audio, session.sample_rate)
     s = session.stats
     print(f"wrote {a.out}: {len(audio) / session.sample_rate:.1f} s, {'player + ' if a.mix_input else ''}accompaniment; "
-          f"heard {s.input_seconds:.1f} s of input, jamming {s.jamming}, exact cache rebuilds {s.cache_rebuilds}, resets {s.cache_resets}")
+          f"heard {s.input_seconds:.1f} s of input, jamming {s.jamming} (follow: {s.jam_follow}), exact cache rebuilds {s.cache_rebuilds}, resets {s.cache_resets}")
     return 0
 
 

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 from lmdm.audio.limiter import soft_limit
-from lmdm.conditioning.jam import PlayerInput, as_frames
+from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
+from lmdm.conditioning.beat import MIN_HEARD_S, predicted_onsets
+from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
-from lmdm.conditioning.sketch_sources import Track, as_track, sketch_add
+from lmdm.conditioning.sketch_sources import ArrayTrack, Track, as_track, sketch_add
 from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
 from lmdm.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, delay_settings, gain_ramp, mix_out
 from lmdm.model.lmdm import LMDM
@@ -98,7 +100,8 @@ class SessionStats:
     errors: int  # hook errors caught (the stream went on)
     sketches: tuple[str, ...] = ()  # sketch controls in force ("melody", "rhythm", "loudness")
     delay: str = ""  # the generative delay in force ("" = off)
-    jamming: bool = False  # the last block heard the player (accomp input present)
+    jamming: bool = False  # the last block followed the player (its latents heard, or its beat as the rhythm sketch)
+    jam_follow: str = ""  # how the model follows the player: "beat" or "listen" (see LiveSession.set_jam)
     limited_samples: int = 0  # output samples the safety limiter turned down (above its knee, lmdm/audio/limiter.py)
     input_seconds: float = 0.0  # player input received so far
 
@@ -136,6 +139,7 @@ class LiveSession:
         commit: str = "fused",
         mix_input: bool = False,
         jam: bool = True,
+        jam_follow: str | None = None,
     ):
         self.model = model
         cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
@@ -160,6 +164,7 @@ class LiveSession:
         # conditioning beyond the prompt: sketches, the player's input, the delay
         self._mix_input = _check_bool("mix_input", mix_input)
         self._jam = _check_bool("jam", jam)
+        self._jam_follow = self._check_follow(jam_follow) if jam_follow is not None else ("beat" if self.supports("sketch") else "listen")
         self._sketches: dict[str, tuple[Track, int]] = {}  # kind -> (track, block it started at)
         self._player = PlayerInput(model.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"))
         self._inbox: list[tuple[np.ndarray, int | None]] = []  # fed input, taken in at the next block
@@ -167,7 +172,8 @@ class LiveSession:
         self._delay_conds: dict[str, Conditioning] = {}
         self._gains = (1.0, 0.0)  # (wet, dry) output gains at the end of the last block
         # input kept: the longest delay, or the history the accomp must cover, plus two blocks
-        self._input_keep_blocks = max(math.ceil(MAX_DELAY_BLOCKS), -(-self.stream.keep // model.config.block_frames)) + 2
+        self._input_keep_blocks = max(math.ceil(MAX_DELAY_BLOCKS), -(-self.stream.keep // model.config.block_frames),
+                                      math.ceil(BEAT_HISTORY_S / model.config.block_seconds) + LATENCY_BLOCKS) + 2
         self._jamming = False
 
     # geometry -----------------------------------------------------------------------------
@@ -341,16 +347,30 @@ class LiveSession:
         with self._lock:
             self._inbox.append((frames, None if sample_rate is None else int(sample_rate)))
 
-    def set_jam(self, on: bool) -> None:
-        """Whether the model hears the fed input (accompanies it). On by default, for models that can."""
+    def set_jam(self, on: bool, follow: str | None = None) -> None:
+        """Whether the model follows the fed input (accompanies it), and how. On by default.
+
+        follow "beat" (the default for models with sketch inputs): the player's beat, tracked on
+        the heard input, carried into each block as its rhythm sketch (lmdm/conditioning/beat.py);
+        melody and loudness sketches stay in force. "listen": the model hears the player's codec
+        latents through its accomp input (sketches are then not given, as trained). None keeps
+        the mode in force. docs/applications.md measures both.
+        """
         on = _check_bool("jam", on)
-        if on:
-            self._require("jam")
+        mode = self._jam_follow if follow is None else self._check_follow(follow)
+        if on or follow is not None:
+            self._require("sketch" if mode == "beat" else "jam")
 
         def change() -> None:
-            self._jam = on
+            self._jam, self._jam_follow = on, mode
 
         self._later(change)
+
+    @staticmethod
+    def _check_follow(follow: object) -> str:
+        if follow not in ("beat", "listen"):
+            raise ValueError(f'jam follow must be "beat" or "listen", got {follow!r}')
+        return str(follow)
 
     def set_mix_input(self, on: bool) -> None:
         """Mix the player's input back into the output (at the same stream time), or not (default).
@@ -484,16 +504,34 @@ class LiveSession:
         if self.stream.accomp is None:
             return None
         n = self.stream.history.shape[2]
-        if self._jam and self._delay is None and self._player.encoded > 0:
+        if self._jam and self._jam_follow == "listen" and self._delay is None and self._player.encoded > 0:
             return self._player.accomp(block, n)
         return torch.zeros(1, 1 + self.model.config.latent_dim, n)
 
-    def _target_add(self, block: int) -> torch.Tensor | None:
-        if not self._sketches or self._jamming:
+    def _beat_rhythm(self, block: int) -> np.ndarray | None:
+        """Jamming by the beat: the rhythm sketch [B] of `block` predicted from the input heard up to
+        the latency cutoff; None when not following the beat or no beat is found yet."""
+        if not (self._jam and self._jam_follow == "beat" and self._delay is None and self.supports("sketch")):
+            return None
+        cutoff = (block - LATENCY_BLOCKS) * self.block_samples  # heard: input samples before this
+        start = max(self._player.audio.start, cutoff - round(BEAT_HISTORY_S * self.sample_rate))
+        if cutoff - start < MIN_HEARD_S * self.sample_rate or self._player.samples < cutoff:
+            return None
+        heard = self._player.audio.read(start, cutoff - start).mean(axis=1)
+        cfg = self.model.config
+        return predicted_onsets(heard, self.sample_rate, block * cfg.block_frames, cfg.block_frames, cfg.frame_rate, heard_start=start)
+
+    def _target_add(self, block: int, listening: bool, beat: np.ndarray | None) -> torch.Tensor | None:
+        """The block's sketch channels: the sketches in force, the rhythm replaced by the player's beat
+        when following it; none while the model hears the player (jamming was trained without)."""
+        tracks = {} if listening else dict(self._sketches)
+        if beat is not None:
+            tracks["rhythm"] = (ArrayTrack(beat), block)
+        if not tracks:
             return None
         cfg = self.model.config
         target = torch.zeros(1, cfg.add_dim, cfg.block_frames)
-        target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(self._sketches, block, cfg.block_frames)
+        target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(tracks, block, cfg.block_frames)
         return target
 
     def _make_block(self) -> tuple[torch.Tensor, float]:
@@ -503,7 +541,9 @@ class LiveSession:
         accomp = self._accomp(n)
         if accomp is not None:
             self.stream.set_accomp(accomp)
-        self._jamming = accomp is not None and bool(accomp[0, 0, -self.model.config.context_frames :].any())
+        listening = accomp is not None and bool(accomp[0, 0, -self.model.config.context_frames :].any())
+        beat = self._beat_rhythm(n)
+        self._jamming = listening or beat is not None
         init, strength, wet_gain = None, 1.0, 1.0
         if self._delay_active:
             d = self._delay.settings
@@ -516,7 +556,7 @@ class LiveSession:
                 cond = self._delay_conds[prompt]
         latents = self.stream.generate(
             cond, steps=s.steps, sampler=s.sampler, cfg=s.cfg, uncond=self._null, generator=self._generator,
-            target_add=self._target_add(n), init=init, strength=strength,
+            target_add=self._target_add(n, listening, beat), init=init, strength=strength,
         )
         self._blocks += 1
         return latents, wet_gain
@@ -591,6 +631,7 @@ class LiveSession:
             sketches=tuple(k for k in SKETCH_KINDS if k in self._sketches),
             delay="" if self._delay is None else self._delay.settings.describe() + ("" if self._delay_active else " (waiting for input)"),
             jamming=self._jamming,
+            jam_follow=self._jam_follow,
             limited_samples=self._limited,
             input_seconds=self._player.samples / self.sample_rate,
         )

@@ -379,9 +379,12 @@ class Interpreter:
         return "delay off"
 
     def _jam(self, s: v.Jam, c: _Context) -> str:
-        self._require("jam")
-        self.session.set_jam(s.on)
-        return s.to_source() + (" (the model hears the input)" if s.on else " (the input is not given to the model)")
+        follow = s.follow or getattr(self.session.stats, "jam_follow", "") or "listen"
+        self._require("sketch" if follow == "beat" else "jam")
+        self.session.set_jam(s.on, follow=s.follow)
+        if not s.on:
+            return s.to_source() + " (the input is not given to the model)"
+        return s.to_source() + (" (the model follows the input's beat)" if follow == "beat" else " (the model hears the input)")
 
     def _at_next(self, s: v.AtNext, c: _Context) -> str:
         block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)

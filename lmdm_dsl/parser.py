@@ -226,6 +226,12 @@ class _ToValues(Transformer):
     def jam_off(self) -> v.Jam:
         return v.Jam(False)
 
+    def jam_beat(self) -> v.Jam:
+        return v.Jam(True, "beat")
+
+    def jam_listen(self) -> v.Jam:
+        return v.Jam(True, "listen")
+
     # --- musical time and scenes --------------------------------------------------------------
 
     def at_next(self, span: _SpanAt, body: tuple) -> v.AtNext:

@@ -370,11 +370,15 @@ class DelaySpec:
 
 @attrs.frozen
 class Jam:
-    """``jam on`` / ``jam off``: whether the model hears (and accompanies) the player's input."""
+    """``jam on`` / ``jam off``: whether the model accompanies the player's input; ``jam beat`` /
+    ``jam listen``: on, following the player's beat (as the rhythm sketch) or hearing its latents."""
 
     on: bool = attrs.field(validator=attrs.validators.instance_of(bool))
+    follow: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "beat", "listen")))
 
     def to_source(self) -> str:
+        if self.follow is not None:
+            return f"jam {self.follow}"
         return "jam on" if self.on else "jam off"
 
 

@@ -5,6 +5,8 @@ properties run a tiny random model with every additive input (sketch + accomp), 
 really reaches the model.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -199,7 +201,7 @@ def test_block_n_uses_only_input_heard_a_block_before_it(full_model) -> None:
     b[k * hop :] = rng.normal(0, 0.2, b[k * hop :].shape)
     outs = []
     for player in (a, b):
-        s = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
+        s = lmdm.LiveSession(model, prompt="band", steps=2, seed=1, jam_follow="listen")
         s.feed_input(player)  # all of it at once: the cutoff, not the feeding, decides
         outs.append([s.next_latents() for _ in range(7)])
         assert s.stats.jamming
@@ -210,7 +212,7 @@ def test_block_n_uses_only_input_heard_a_block_before_it(full_model) -> None:
 
 def test_the_player_is_heard_at_all(full_model) -> None:
     model = full_model
-    s1 = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
+    s1 = lmdm.LiveSession(model, prompt="band", steps=2, seed=1, jam_follow="listen")
     s2 = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
     s1.feed_input(np.random.default_rng(0).normal(0, 0.3, 20 * model.block_samples).astype(np.float32))
     a = [s1.next_latents() for _ in range(4)]
@@ -219,6 +221,89 @@ def test_the_player_is_heard_at_all(full_model) -> None:
     s1.set_jam(False)
     s1.next_latents()
     assert not s1.stats.jamming
+
+
+def click_track(bpm: float, seconds: float, sample_rate: int = 16000, first_s: float = 0.1) -> np.ndarray:
+    """Short noise bursts on every beat."""
+    out = np.zeros(round(seconds * sample_rate), dtype=np.float32)
+    burst = np.random.default_rng(0).normal(0, 0.5, 160).astype(np.float32) * np.hanning(160).astype(np.float32)
+    t = first_s
+    while (i := round(t * sample_rate)) + 160 < len(out):
+        out[i : i + 160] = burst
+        t += 60.0 / bpm
+    return out
+
+
+def test_beat_following_carries_the_players_onsets_forward_by_whole_beats() -> None:
+    from lmdm.conditioning.beat import predicted_onsets, project_onsets
+
+    # pure projection: onsets at 1.0 s and 1.25 s, beats of 0.5 s, frames 40..64 (1.6 s .. 2.6 s) at 25/s
+    got = project_onsets(np.array([1.0, 1.25]), 0.5, 1.6, 25, 25.0)
+    assert np.nonzero(got)[0].tolist() == [int(t * 25 + 1e-9) - 40 for t in (1.75, 2.0, 2.25, 2.5)]
+    assert not project_onsets(np.array([1.0]), 0.0, 1.6, 25, 25.0).any()
+    # a 120 BPM click: the block 2 s after what was heard gets its clicks, to within a frame
+    clicks = click_track(120.0, 12.0)
+    heard_until, start = 8 * 16000, 9 * 25  # heard 0..8 s; predict frames of 9..10 s
+    sketch = predicted_onsets(clicks[:heard_until], 16000, start, 25, 25.0)
+    true = project_onsets(np.array([0.1]), 0.5, 9.0, 25, 25.0)  # where the clicks really fall
+    assert sketch.sum() == true.sum() == 2
+    assert all(np.abs(np.nonzero(sketch)[0] - f).min() <= 1 for f in np.nonzero(true)[0])
+    # heard_start: the same input heard from 3 s on, placed on the same timeline, predicts the same
+    assert np.array_equal(predicted_onsets(clicks[3 * 16000 : heard_until], 16000, start, 25, 25.0, heard_start=3 * 16000), sketch)
+    assert predicted_onsets(clicks[: 16000], 16000, start, 25, 25.0) is None  # 1 s heard: too little
+    assert predicted_onsets(np.zeros(heard_until), 16000, start, 25, 25.0) is None  # silence: no beat
+    # the player rests on its last beat: the latest beat with onsets is carried forward instead
+    rested = clicks[:heard_until].copy()
+    rested[round(7.55 * 16000) :] = 0.0  # the 7.6 s click is gone
+    assert np.array_equal(predicted_onsets(rested, 16000, start, 25, 25.0), sketch)
+
+
+def test_a_session_follows_the_players_beat_as_its_rhythm_sketch(full_model, plain_model, monkeypatch) -> None:
+    from lmdm.conditioning.beat import predicted_onsets
+
+    model = full_model
+    B, S, fr = model.config.block_frames, model.block_samples, model.config.frame_rate
+    clicks = click_track(120.0, 4.0 + 20 * model.config.block_seconds)
+    s = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
+    assert s.stats.jam_follow == "beat"  # the default for models with sketch inputs
+    s.set_sketch(melody="c4 e4")
+    seen = []
+    real_generate = s.stream.generate
+    monkeypatch.setattr(s.stream, "generate", lambda *a, **kw: seen.append(kw.get("target_add")) or real_generate(*a, **kw))
+    s.feed_input(clicks)
+    n_heard = math.ceil(2.0 / model.config.block_seconds) + 1  # the first block with MIN_HEARD_S heard before its cutoff
+    for _ in range(n_heard + 2):
+        s.next_latents()
+    assert s.stats.jamming
+    rhythm, melody = model.config.add_slice("rhythm"), model.config.add_slice("melody")
+    for n, target in enumerate(seen):
+        assert target[0, melody.stop - 1].eq(1).all()  # the melody sketch stays in force
+        expected = predicted_onsets(clicks[: (n - 1) * S], model.sample_rate, n * B, B, fr) if n >= 1 else None
+        if expected is not None:
+            assert torch.equal(target[0, rhythm.start], torch.from_numpy(expected)) and target[0, rhythm.stop - 1].eq(1).all()
+        else:  # nothing to follow yet: no rhythm sketch at all
+            assert target[0, rhythm].eq(0).all()
+    assert any(t[0, rhythm.start].any() for t in seen)
+    # the cutoff: input after it changes nothing
+    late = clicks.copy()
+    late[(n_heard + 1 - 1) * S :] = 0.0
+    outs = []
+    for player in (clicks, late):
+        t = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
+        t.feed_input(player)
+        outs.append([t.next_latents() for _ in range(n_heard + 2)])
+    assert all(torch.equal(a, b) for a, b in zip(outs[0][: n_heard + 1], outs[1][: n_heard + 1]))
+    # modes and errors
+    with pytest.raises(ValueError, match='"beat" or "listen"'):
+        s.set_jam(True, follow="telepathy")
+    with pytest.raises(ValueError, match="sketch is not available"):
+        lmdm.LiveSession(plain_model).set_jam(True, follow="beat")
+    s.set_jam(True, follow="listen")
+    s.next_latents()
+    assert s.stats.jam_follow == "listen" and s.stats.jamming
+    s.set_jam(False)
+    s.next_latents()
+    assert not s.stats.jamming and s.stats.jam_follow == "listen"
 
 
 # ---------------------------------------------------------------- session API
@@ -477,7 +562,7 @@ def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
     r = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), player_stem="drums", log=lambda line: None)
     assert r["jam"]["player_stem"] == "drums" and "jam (player: drums)" in format_result(r)
     assert set(r["sketch"]) >= {"sketch", "no_sketch", "corpus_ceiling", "codec_ceiling"}
-    assert set(r["jam"]) >= {"jam", "unconditioned", "codec_ceiling"} and set(r["delay"]["curve"]) == {"0", "1"}
+    assert set(r["jam"]) >= {"jam_beat", "jam_listen", "unconditioned", "codec_ceiling"} and set(r["delay"]["curve"]) == {"0", "1"}
     for row in list(r["delay"]["curve"].values()) + [{"p_prompt_style": r["delay"]["dry_p_prompt_style"]}]:
         assert 0.0 <= row["p_prompt_style"] <= 1.0
     assert "pitch-class acc" in format_result(r) and "p(prompt style)" in format_result(r)

@@ -363,6 +363,8 @@ def test_example_client_gives_up_cleanly_when_nobody_answers() -> None:
         ("/lmdm/delay/prompt", ['glass "bells"'], 'delay prompt "glass \\"bells\\""'),
         ("/lmdm/jam", [1], "jam on"),
         ("/lmdm/jam", [0], "jam off"),
+        ("/lmdm/jam/follow", ["beat"], "jam beat"),
+        ("/lmdm/jam/follow", ["listen"], "jam listen"),
     ],
 )
 def test_conditioning_addresses_spell_statements_of_the_language(address: str, args: list, statement: str) -> None:

@@ -14,8 +14,9 @@ sketch   the excerpt's annotations are the sketch (melody, onsets, loudness, all
          itself against its own annotations: what the trackers can score on real music) and the
          codec ceiling (the same audio through the model's codec and back: the best the model
          can do, whatever its transformer learns).
-jam      one stem of the excerpt (the bass) is fed as the player; the model's accompaniment is
-         scored against the player's song: beat-phase agreement (mean cos(2 pi x 2 x beat phase)
+jam      one stem of the excerpt (the bass, or --player-stem) is fed as the player, and the model
+         follows it in each way it can (LiveSession jam_follow "beat" and "listen", rows jam_beat
+         and jam_listen); the model's accompaniment is scored against the player's song: beat-phase agreement (mean cos(2 pi x 2 x beat phase)
          over its onsets, 1 = every onset on the eighth-note grid of the player's tempo, ~0 =
          unrelated) and key agreement (same key, or its relative) - vs the same stream without the
          player; the prompt is empty in both, so only the player can tell the model the song. The
@@ -211,7 +212,10 @@ def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int
 
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
     skip = 2 * B  # the first two blocks cannot hear the player yet (latency cutoff)
-    out: dict[str, dict[str, list]] = {name: {"beat_phase": [], "key": []} for name in ("jam", "unconditioned", "codec_ceiling")}
+    probe = _session(model, "", seed, steps)
+    modes = [m for m, feature in (("beat", "sketch"), ("listen", "jam")) if probe.supports(feature)]
+    names = [f"jam_{m}" for m in modes] + ["unconditioned", "codec_ceiling"]
+    out: dict[str, dict[str, list]] = {name: {"beat_phase": [], "key": []} for name in names}
     for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 1)):
         player = crop.stems[STEM_NAMES.index(stem)].astype(np.float32)
         truth = _key(crop.attributes.key, crop.attributes.scale)
@@ -219,8 +223,9 @@ def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int
             if name == "codec_ceiling":  # the real song through the codec: the best a stream could score
                 audio = codec_round_trip(model.codec, crop.audio)[skip * model.config.hop :]
             else:
-                s = _session(model, "", seed + i, steps)
-                if name == "jam":
+                follow = name[4:] if name.startswith("jam_") else None
+                s = _session(model, "", seed + i, steps, **({"jam_follow": follow} if follow else {}))
+                if follow:
                     s.feed_input(player)
                 audio = s.render(blocks * model.config.block_seconds)[skip * model.config.hop :, 0]
             found = onset_frame_list(audio, sr, fr)
@@ -294,10 +299,10 @@ def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: in
     result: dict = {"model": model.name, "corpus": str(corpus), "steps": steps, "seed": seed}
     for name, feature, run in (
         ("sketch", "sketch", lambda: measure_sketch(model, reader, examples, blocks, steps, seed)),
-        ("jam", "jam", lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed, player_stem)),
+        ("jam", ("jam", "sketch"), lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed, player_stem)),
         ("delay", "delay", lambda: measure_delay(model, reader, max(1, examples - 1), blocks, steps, seed, strengths)),
     ):
-        if not session.supports(feature):
+        if not any(session.supports(f) for f in ((feature,) if isinstance(feature, str) else feature)):
             result[name] = {"skipped": f"the model has no {feature} support"}
             continue
         t0 = time.perf_counter()
@@ -355,7 +360,7 @@ def format_result(r: dict) -> str:
     j = r.get("jam", {})
     if "skipped" not in j:
         lines.append(f"jam (player: {j['player_stem']})   beat-phase agreement  key agreement")
-        for name in ("jam", "unconditioned", "codec_ceiling"):
+        for name in [k for k in ("jam_beat", "jam_listen") if k in j] + ["unconditioned", "codec_ceiling"]:
             lines.append(f"  {name:<15}  {f(j[name]['beat_phase_agreement'])}                 {f(j[name]['key_agreement'])}")
     d = r.get("delay", {})
     if "skipped" not in d:
