@@ -437,7 +437,8 @@ def op_strategy():
                   st.sampled_from([(), ("glass",), ("a", "b")])).map(lambda a: ("set_delay", *a)),
         st.just(("set_delay", None)),
     )
-    return st.one_of(prompt, glide, sketch, feed, delay, st.just(("reset",)), st.just(("block",)), st.just(("block",)))
+    jam = st.tuples(st.booleans(), st.sampled_from([None, "beat", "listen"])).map(lambda a: ("set_jam", *a))
+    return st.one_of(prompt, glide, sketch, feed, delay, jam, st.just(("reset",)), st.just(("block",)), st.just(("block",)))
 
 
 def play(model, ops, regime, seed=0):
@@ -460,6 +461,8 @@ def play(model, ops, regime, seed=0):
             fed += n
         elif kind == "set_delay":
             s.set_delay(None) if op[1] is None else s.set_delay(op[1], strength=op[2], feedback=op[3], mix=op[4], prompts=op[5])
+        elif kind == "set_jam":
+            s.set_jam(op[1], follow=op[2])
         elif kind == "reset":
             s.reset()
             resets.append(len(audio))
