@@ -306,6 +306,31 @@ def test_a_session_follows_the_players_beat_as_its_rhythm_sketch(full_model, pla
     assert not s.stats.jamming and s.stats.jam_follow == "listen"
 
 
+def test_a_live_engines_captured_input_makes_the_session_follow_the_beat(full_model) -> None:
+    """`lmdm live --input device`: what the duplex stream captured since the last block is fed, then
+    the block is made; with a beat in the input the session follows it."""
+    from lmdm.live import with_device_input
+
+    model = full_model
+    S = model.block_samples
+    clicks = click_track(120.0, 4.0 + 20 * model.config.block_seconds)
+
+    class CapturingEngine:  # the part of AudioEngine with_device_input uses: one block of capture per call
+        position = 0
+
+        def read_input(self) -> np.ndarray:
+            chunk = clicks[self.position : self.position + S, None]
+            self.position += S
+            return chunk
+
+    session = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
+    produce = with_device_input(session, CapturingEngine())
+    blocks = [produce() for _ in range(math.ceil(2.0 / model.config.block_seconds) + 3)]
+    assert all(b.shape == (S, 1) and np.isfinite(b).all() for b in blocks)
+    assert session.stats.jamming and session.stats.jam_follow == "beat"
+    assert session.stats.input_seconds == pytest.approx(len(blocks) * model.config.block_seconds)
+
+
 # ---------------------------------------------------------------- session API
 
 
