@@ -359,3 +359,23 @@ def test_model_quality_prompts_are_held_out_and_spread_over_styles(tmp_path: Pat
             expected = model.codec.decode(model.codec.encode(torch.from_numpy(song)[None, None]))[0, 0].numpy()
         assert np.allclose(audio, expected, atol=1e-4)  # 16-bit wav
         assert (tmp_path / "codec" / f"{name}.txt").read_text().strip() == caption
+
+
+def test_prompt_sensitivity_measures_how_far_the_prompt_moves_the_prediction(tiny_latents) -> None:
+    from lmdm.eval.prompt_sensitivity import main, prompt_sensitivity, relative_change
+    from lmdm.model.config import ModelConfig
+    from lmdm.model.lmdm import build_model
+
+    assert relative_change(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 0.0])) == pytest.approx(4.0 / 3.0)
+    assert relative_change(torch.zeros(2), torch.zeros(2)) == 0.0
+    model = build_model(ModelConfig.tiny(), seed=0)
+    r = prompt_sensitivity(model, str(tiny_latents), windows=3, times=(0.5,), split="all")
+    assert set(r) == {"0.5"} and set(r["0.5"]) == {"context", "no_context"}
+    assert all(np.isfinite(v) and v > 0 for v in r["0.5"].values())  # a random text path still moves it
+    with torch.no_grad():  # a model whose text paths (cross-attention, pooled) output nothing cannot be moved by any prompt
+        for name, p in model.dit.named_parameters():
+            if ".cross_attn.to_out" in name or name.startswith("to_global_embed"):
+                p.zero_()
+    r = prompt_sensitivity(model, str(tiny_latents), windows=3, times=(0.5,), split="all")
+    assert r["0.5"] == {"context": 0.0, "no_context": 0.0}
+    assert main(["--model", str(tiny_latents), "--latents", str(tiny_latents)]) == 2  # not a model: one line, no trace
