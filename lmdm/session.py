@@ -30,7 +30,7 @@ import torch
 
 from lmdm.audio.limiter import soft_limit
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
-from lmdm.conditioning.beat import MIN_HEARD_S, predicted_onsets
+from lmdm.conditioning.beat import predicted_onsets
 from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
@@ -515,7 +515,7 @@ class LiveSession:
             return None
         cutoff = (block - LATENCY_BLOCKS) * self.block_samples  # heard: input samples before this
         start = max(self._player.audio.start, cutoff - round(BEAT_HISTORY_S * self.sample_rate))
-        if cutoff - start < MIN_HEARD_S * self.sample_rate or self._player.samples < cutoff:
+        if cutoff <= start or self._player.samples < cutoff:  # nothing heard yet, or not up to the cutoff
             return None
         heard = self._player.audio.read(start, cutoff - start).mean(axis=1)
         cfg = self.model.config

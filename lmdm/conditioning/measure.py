@@ -297,13 +297,13 @@ def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: in
         raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz / {reader.frame_rate} fps, the model {model.sample_rate} Hz / {model.config.frame_rate} fps")
     session = _session(model, "", seed, steps)
     result: dict = {"model": model.name, "corpus": str(corpus), "steps": steps, "seed": seed}
-    for name, feature, run in (
-        ("sketch", "sketch", lambda: measure_sketch(model, reader, examples, blocks, steps, seed)),
+    for name, features, run in (
+        ("sketch", ("sketch",), lambda: measure_sketch(model, reader, examples, blocks, steps, seed)),
         ("jam", ("jam", "sketch"), lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed, player_stem)),
-        ("delay", "delay", lambda: measure_delay(model, reader, max(1, examples - 1), blocks, steps, seed, strengths)),
+        ("delay", ("delay",), lambda: measure_delay(model, reader, max(1, examples - 1), blocks, steps, seed, strengths)),
     ):
-        if not any(session.supports(f) for f in ((feature,) if isinstance(feature, str) else feature)):
-            result[name] = {"skipped": f"the model has no {feature} support"}
+        if not any(session.supports(f) for f in features):
+            result[name] = {"skipped": f"the model has no {' or '.join(features)} support"}
             continue
         t0 = time.perf_counter()
         result[name] = run()

@@ -83,17 +83,14 @@ def render_base(base, prompts: list[tuple[str, str]], seconds: float, out: Path,
 
 def render_codec_round_trip(model, corpus: str | Path, prompts: list[tuple[str, str]], out: Path) -> None:
     """The held-out songs through the model's codec, encoded and decoded whole: the codec's ceiling."""
+    from lmdm.conditioning.measure import codec_round_trip
     from lmdm.corpus.reader import CorpusReader
-    from lmdm.train.latents import encode_audio
 
     reader = CorpusReader(corpus)
     if reader.sample_rate != model.sample_rate:
         raise ValueError(f"{corpus} is at {reader.sample_rate} Hz, the model's codec at {model.sample_rate} Hz")
     for name, prompt in prompts:
-        audio = torch.from_numpy(reader.load_audio(name))[None, None].repeat(1, model.codec.channels, 1)
-        with torch.no_grad():
-            back = model.codec.decode(encode_audio(model.codec, audio)[None])[0]  # [C, T]
-        write(out / f"{name}.wav", back.T.numpy(), model.sample_rate, prompt)
+        write(out / f"{name}.wav", codec_round_trip(model.codec, reader.load_audio(name)), model.sample_rate, prompt)
 
 
 def summary(report: Report) -> dict[str, float | int | None]:

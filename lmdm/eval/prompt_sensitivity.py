@@ -40,12 +40,12 @@ def prompt_sensitivity(model, latents: str, *, windows: int = 32, times=TIMES, s
     z, captions, _ = data.windows(windows, C + B, np.random.default_rng(seed))
     null = null_conditioning(cfg.cond_dim, cfg.cond_tokens)
     g = torch.Generator().manual_seed(seed)
+    conds = [model.encode_prompt(caption) for caption in captions]
     result: dict = {}
     for t in times:
         rows: dict[str, list[float]] = {"context": [], "no_context": []}
-        for i, caption in enumerate(captions):
+        for i, cond in enumerate(conds):
             x = noised(z[i : i + 1, :, C:], torch.randn(1, cfg.latent_dim, B, generator=g), torch.tensor(t))
-            cond = model.encode_prompt(caption)
             for name, context in (("context", z[i : i + 1, :, :C]), ("no_context", torch.zeros(1, cfg.latent_dim, C))):
                 v = []
                 for c in (cond, null):

@@ -455,16 +455,15 @@ def judge(
         C = config.context_frames
         if players is not None:  # the same prompt, another song's player
             assert full_real is not None  # no switch in a jamming step: the whole rollout was judged
-            own, other = full_real, disc(x, t, prompts[0], prompts[1], C, players[1])
-            return Terms(relativistic(fake_s, real_s), relativistic(real_s, fake_s), relativistic(own, other),
-                         float((real_s - fake_s).detach().mean()))
-        if full_real is None:
-            both = disc(x.repeat(2, 1, 1), t.repeat(2), torch.cat((prompts[0], others[0])), torch.cat((prompts[1], others[1])), C)
-            own, other = both[:b], both[b:]
+            term = relativistic(full_real, disc(x, t, prompts[0], prompts[1], C, players[1]))
         else:
-            own, other = full_real, disc(x, t, others[0], others[1], C)
-        rows = plan.text_keep & plan.text_keep.roll(1, 0)  # both prompts real (not the null prompt)
-        term = relativistic(own[rows], other[rows]) if rows.any() else own.sum() * 0.0
+            if full_real is None:
+                both = disc(x.repeat(2, 1, 1), t.repeat(2), torch.cat((prompts[0], others[0])), torch.cat((prompts[1], others[1])), C)
+                own, other = both[:b], both[b:]
+            else:
+                own, other = full_real, disc(x, t, others[0], others[1], C)
+            rows = plan.text_keep & plan.text_keep.roll(1, 0)  # both prompts real (not the null prompt)
+            term = relativistic(own[rows], other[rows]) if rows.any() else own.sum() * 0.0
     return Terms(relativistic(fake_s, real_s), relativistic(real_s, fake_s), term, float((real_s - fake_s).detach().mean()))
 
 
