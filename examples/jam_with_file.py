@@ -11,10 +11,11 @@ trained with), so the first two blocks are unaccompanied. --mix-input puts the p
 output file too; without it you get the accompaniment alone (live, you would monitor the player
 directly). `--model default` is the bundled model (trained with jamming windows).
 
-How the model follows the player (`--follow`): "beat", the default for models with sketch inputs,
-tracks the player's beat on what was heard and gives it as each block's rhythm sketch;
-"listen" lets the model hear the player's codec latents. docs/applications.md measures both: only
-"beat" brings the accompaniment onto the player's grid so far.
+How the model follows the player (`--follow`): "key", the default for models with sketch inputs,
+tracks the player's beat on what was heard and gives it as each block's rhythm sketch, and the
+notes the player plays most, one per beat, as its melody sketch; "beat" gives the rhythm only;
+"listen" lets the model hear the player's codec latents. docs/applications.md measures all three:
+"key" and "beat" bring the accompaniment onto the player's grid, and "key" into its notes.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--prompt", default="drums and chords, funk")
     p.add_argument("--mix-input", action="store_true", help="mix the player into the output")
-    p.add_argument("--follow", choices=["beat", "listen"], default=None, help="how the model follows the player (default: the session's)")
+    p.add_argument("--follow", choices=["key", "beat", "listen"], default=None, help="how the model follows the player (default: the session's)")
     a = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)

@@ -30,7 +30,8 @@ import torch
 
 from lmdm.audio.limiter import soft_limit
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
-from lmdm.conditioning.beat import predicted_onsets
+from lmdm.conditioning.beat import player_beat, project_onsets
+from lmdm.conditioning.key import key_melody, player_notes
 from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
@@ -51,6 +52,7 @@ MAX_STEPS = 64
 MAX_CFG = 20.0
 FADE_SECONDS = 0.02  # output gains (delay mix, mix_input) move over this long at a block start: no click
 FEATURES = ("sketch", "jam", "delay")
+JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
 _UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
 
 
@@ -101,7 +103,7 @@ class SessionStats:
     sketches: tuple[str, ...] = ()  # sketch controls in force ("melody", "rhythm", "loudness")
     delay: str = ""  # the generative delay in force ("" = off)
     jamming: bool = False  # the last block followed the player (its latents heard, or its beat as the rhythm sketch)
-    jam_follow: str = ""  # how the model follows the player: "beat" or "listen" (see LiveSession.set_jam)
+    jam_follow: str = ""  # how the model follows the player: "key", "beat" or "listen" (see LiveSession.set_jam)
     limited_samples: int = 0  # output samples the safety limiter turned down (above its knee, lmdm/audio/limiter.py)
     input_seconds: float = 0.0  # player input received so far
 
@@ -164,7 +166,7 @@ class LiveSession:
         # conditioning beyond the prompt: sketches, the player's input, the delay
         self._mix_input = _check_bool("mix_input", mix_input)
         self._jam = _check_bool("jam", jam)
-        self._jam_follow = self._check_follow(jam_follow) if jam_follow is not None else ("beat" if self.supports("sketch") else "listen")
+        self._jam_follow = self._check_follow(jam_follow) if jam_follow is not None else ("key" if self.supports("sketch") else "listen")
         self._sketches: dict[str, tuple[Track, int]] = {}  # kind -> (track, block it started at)
         self._player = PlayerInput(model.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"))
         self._inbox: list[tuple[np.ndarray, int | None]] = []  # fed input, taken in at the next block
@@ -350,16 +352,19 @@ class LiveSession:
     def set_jam(self, on: bool, follow: str | None = None) -> None:
         """Whether the model follows the fed input (accompanies it), and how. On by default.
 
-        follow "beat" (the default for models with sketch inputs): the player's beat, tracked on
-        the heard input, carried into each block as its rhythm sketch (lmdm/conditioning/beat.py);
-        melody and loudness sketches stay in force. "listen": the model hears the player's codec
-        latents through its accomp input (sketches are then not given, as trained). None keeps
-        the mode in force. docs/applications.md measures both.
+        follow "key" (the default for models with sketch inputs): as "beat", and the notes the
+        player plays most, one per beat of its grid, as each block's melody sketch
+        (lmdm/conditioning/key.py); the player's melody replaces a melody sketch in force while it
+        is pitched. "beat": the player's beat, tracked on the heard input, carried into each block
+        as its rhythm sketch (lmdm/conditioning/beat.py); melody and loudness sketches stay in force.
+        "listen": the model hears the player's codec latents through its accomp input (sketches
+        are then not given, as trained). None keeps the mode in force. docs/applications.md
+        measures all three.
         """
         on = _check_bool("jam", on)
         mode = self._jam_follow if follow is None else self._check_follow(follow)
         if on or follow is not None:
-            self._require("sketch" if mode == "beat" else "jam")
+            self._require("jam" if mode == "listen" else "sketch")
 
         def change() -> None:
             self._jam, self._jam_follow = on, mode
@@ -368,8 +373,8 @@ class LiveSession:
 
     @staticmethod
     def _check_follow(follow: object) -> str:
-        if follow not in ("beat", "listen"):
-            raise ValueError(f'jam follow must be "beat" or "listen", got {follow!r}')
+        if follow not in JAM_FOLLOW:
+            raise ValueError(f'jam follow must be "key", "beat" or "listen", got {follow!r}')
         return str(follow)
 
     def set_mix_input(self, on: bool) -> None:
@@ -508,25 +513,35 @@ class LiveSession:
             return self._player.accomp(block, n)
         return torch.zeros(1, 1 + self.model.config.latent_dim, n)
 
-    def _beat_rhythm(self, block: int) -> np.ndarray | None:
-        """Jamming by the beat: the rhythm sketch [B] of `block` predicted from the input heard up to
-        the latency cutoff; None when not following the beat or no beat is found yet."""
-        if not (self._jam and self._jam_follow == "beat" and self._delay is None and self.supports("sketch")):
-            return None
+    def _followed(self, block: int) -> dict[str, np.ndarray]:
+        """Jamming by sketch ("key" or "beat"): the sketches [B] of `block` predicted from the input
+        heard up to the latency cutoff, {"rhythm": ...} and in "key" mode "melody" (MIDI) while the
+        player is pitched; {} when not following by sketch or no beat is found yet."""
+        if not (self._jam and self._jam_follow in ("key", "beat") and self._delay is None and self.supports("sketch")):
+            return {}
         cutoff = (block - LATENCY_BLOCKS) * self.block_samples  # heard: input samples before this
         start = max(self._player.audio.start, cutoff - round(BEAT_HISTORY_S * self.sample_rate))
         if cutoff <= start or self._player.samples < cutoff:  # nothing heard yet, or not up to the cutoff
-            return None
+            return {}
         heard = self._player.audio.read(start, cutoff - start).mean(axis=1)
+        beat = player_beat(heard, self.sample_rate, heard_start=start)
+        if beat is None:
+            return {}
         cfg = self.model.config
-        return predicted_onsets(heard, self.sample_rate, block * cfg.block_frames, cfg.block_frames, cfg.frame_rate, heard_start=start)
+        start_s = block * cfg.block_frames / cfg.frame_rate
+        out = {"rhythm": project_onsets(beat.onsets_s, beat.period_s, start_s, cfg.block_frames, cfg.frame_rate)}
+        notes = player_notes(heard, self.sample_rate) if self._jam_follow == "key" else ()
+        if len(notes):
+            out["melody"] = key_melody(notes, beat, start_s, cfg.block_frames, cfg.frame_rate)
+        return out
 
-    def _target_add(self, block: int, listening: bool, beat: np.ndarray | None) -> torch.Tensor | None:
-        """The block's sketch channels: the sketches in force, the rhythm replaced by the player's beat
-        when following it; none while the model hears the player (jamming was trained without)."""
+    def _target_add(self, block: int, listening: bool, followed: dict[str, np.ndarray]) -> torch.Tensor | None:
+        """The block's sketch channels: the sketches in force, with those followed from the player
+        (its beat as the rhythm, its notes as the melody) in their place; none while the model hears
+        the player (jamming was trained without)."""
         tracks = {} if listening else dict(self._sketches)
-        if beat is not None:
-            tracks["rhythm"] = (ArrayTrack(beat), block)
+        for kind, frames in followed.items():
+            tracks[kind] = (ArrayTrack(frames), block)
         if not tracks:
             return None
         cfg = self.model.config
@@ -542,8 +557,8 @@ class LiveSession:
         if accomp is not None:
             self.stream.set_accomp(accomp)
         listening = accomp is not None and bool(accomp[0, 0, -self.model.config.context_frames :].any())
-        beat = self._beat_rhythm(n)
-        self._jamming = listening or beat is not None
+        followed = self._followed(n)
+        self._jamming = listening or bool(followed)
         init, strength, wet_gain = None, 1.0, 1.0
         if self._delay_active:
             d = self._delay.settings
@@ -556,7 +571,7 @@ class LiveSession:
                 cond = self._delay_conds[prompt]
         latents = self.stream.generate(
             cond, steps=s.steps, sampler=s.sampler, cfg=s.cfg, uncond=self._null, generator=self._generator,
-            target_add=self._target_add(n, listening, beat), init=init, strength=strength,
+            target_add=self._target_add(n, listening, followed), init=init, strength=strength,
         )
         self._blocks += 1
         return latents, wet_gain

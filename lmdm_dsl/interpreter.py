@@ -380,11 +380,12 @@ class Interpreter:
 
     def _jam(self, s: v.Jam, c: _Context) -> str:
         follow = s.follow or getattr(self.session.stats, "jam_follow", "") or "listen"
-        self._require("sketch" if follow == "beat" else "jam")
+        self._require("jam" if follow == "listen" else "sketch")
         self.session.set_jam(s.on, follow=s.follow)
         if not s.on:
             return s.to_source() + " (the input is not given to the model)"
-        return s.to_source() + (" (the model follows the input's beat)" if follow == "beat" else " (the model hears the input)")
+        return s.to_source() + {"key": " (the model follows the input's beat and notes)", "beat": " (the model follows the input's beat)",
+                                "listen": " (the model hears the input)"}.get(follow, "")
 
     def _at_next(self, s: v.AtNext, c: _Context) -> str:
         block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)

@@ -226,6 +226,9 @@ class _ToValues(Transformer):
     def jam_off(self) -> v.Jam:
         return v.Jam(False)
 
+    def jam_key(self) -> v.Jam:
+        return v.Jam(True, "key")
+
     def jam_beat(self) -> v.Jam:
         return v.Jam(True, "beat")
 

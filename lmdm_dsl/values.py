@@ -370,11 +370,12 @@ class DelaySpec:
 
 @attrs.frozen
 class Jam:
-    """``jam on`` / ``jam off``: whether the model accompanies the player's input; ``jam beat`` /
-    ``jam listen``: on, following the player's beat (as the rhythm sketch) or hearing its latents."""
+    """``jam on`` / ``jam off``: whether the model accompanies the player's input; ``jam key`` /
+    ``jam beat`` / ``jam listen``: on, following the player's beat and notes (as the rhythm and
+    melody sketches), its beat only, or hearing its latents."""
 
     on: bool = attrs.field(validator=attrs.validators.instance_of(bool))
-    follow: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "beat", "listen")))
+    follow: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "key", "beat", "listen")))
 
     def to_source(self) -> str:
         if self.follow is not None:

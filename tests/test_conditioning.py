@@ -258,6 +258,90 @@ def test_beat_following_carries_the_players_onsets_forward_by_whole_beats() -> N
     assert np.array_equal(predicted_onsets(rested, 16000, start, 25, 25.0), sketch)
 
 
+def bass_line(bpm: float, seconds: float, notes=(45, 45, 48, 52), sample_rate: int = 16000, first_s: float = 0.1) -> np.ndarray:
+    """A plucked bass: one decaying harmonic tone per beat, the MIDI `notes` in turn."""
+    out = np.zeros(round(seconds * sample_rate), dtype=np.float32)
+    n = round(0.4 * sample_rate)
+    t = np.arange(n) / sample_rate
+    k, beat = 0, first_s
+    while (i := round(beat * sample_rate)) + n < len(out):
+        f0 = 440.0 * 2 ** ((notes[k % len(notes)] - 69) / 12)
+        tone = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in (1, 2, 3, 4))
+        out[i : i + n] += (0.3 * tone * np.exp(-6 * t) * np.hanning(2 * n)[n:]).astype(np.float32)  # no click at the end
+        k, beat = k + 1, beat + 60.0 / bpm
+    return out
+
+
+def test_key_following_plays_the_players_notes_one_per_beat() -> None:
+    from lmdm.conditioning.beat import PlayerBeat, player_beat
+    from lmdm.conditioning.key import key_melody, player_notes, predicted_melody
+
+    # the notes: A (half the beats), then C and E; drums (clicks) and silence have none
+    bass = bass_line(120.0, 12.0)
+    notes = player_notes(bass[: 8 * 16000], 16000).tolist()
+    assert notes[0] == 9 and sorted(notes) == [0, 4, 9]  # (E also gets A's third harmonic)
+    hits = np.zeros(8 * 16000, dtype=np.float32)  # drums: a fresh noise hit on every beat
+    rng = np.random.default_rng(1)
+    for i in range(1600, len(hits) - 800, 8000):
+        hits[i : i + 800] = rng.normal(0, 0.5, 800) * np.hanning(800)
+    assert player_notes(hits, 16000).size == 0
+    assert player_notes(np.zeros(8 * 16000), 16000).size == 0
+    # one note per beat in PATTERN order (first, second, first, third), beats counted from the
+    # strongest onset of the latest beat: beat 0.5 s from 1.0 s, frames of 2.0 .. 2.96 s are beats 2 and 3
+    got = key_melody(np.array([9, 0, 4]), PlayerBeat(0.5, np.array([0.75, 1.0]), np.array([0.2, 1.0])), 2.0, 25, 25.0)
+    assert got.tolist() == [60 + 9] * 13 + [60 + 4] * 12
+    assert key_melody(np.array([2]), PlayerBeat(0.5, np.zeros(0), np.zeros(0)), 0.0, 50, 25.0).tolist() == [62] * 50  # one note, a rest
+    assert not key_melody(np.zeros(0, dtype=int), PlayerBeat(0.5, np.array([1.0]), np.array([1.0])), 2.0, 25, 25.0).any()
+    # from the audio: the notes change on the player's beats (to within a frame), on its grid
+    melody = predicted_melody(bass[: 8 * 16000], 16000, 9 * 25, 25, 25.0)
+    beat = player_beat(bass[: 8 * 16000], 16000)
+    assert beat is not None and abs(beat.period_s - 0.5) < 0.01
+    assert set(melody.tolist()) <= {69.0, 60.0, 64.0} and len(set(melody.tolist())) == 2
+    change = int(np.nonzero(np.diff(melody))[0][0]) + 1  # the frame the note changes on
+    assert abs((9 * 25 + change) / 25.0 - (0.1 + 0.5 * round((9.0 + change / 25.0 - 0.1) / 0.5))) <= 1 / 25.0 + 1e-6
+    assert predicted_melody(bass[:16000], 16000, 9 * 25, 25, 25.0) is None  # 1 s heard: too little
+    assert player_beat(hits, 16000) is not None and predicted_melody(hits, 16000, 9 * 25, 25, 25.0) is None  # a beat, no notes
+
+
+def test_a_session_following_the_key_gives_the_players_notes_as_its_melody_sketch(full_model, monkeypatch) -> None:
+    from lmdm.conditioning.beat import predicted_onsets
+    from lmdm.conditioning.key import predicted_melody
+    from lmdm.conditioning.sketch import melody_feature
+
+    model = full_model
+    B, S, fr = model.config.block_frames, model.block_samples, model.config.frame_rate
+    bass = bass_line(120.0, 4.0 + 20 * model.config.block_seconds)
+    s = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
+    assert s.stats.jam_follow == "key"  # the default for models with sketch inputs
+    s.set_sketch(melody="c4 e4")
+    seen = []
+    real_generate = s.stream.generate
+    monkeypatch.setattr(s.stream, "generate", lambda *a, **kw: seen.append(kw.get("target_add")) or real_generate(*a, **kw))
+    s.feed_input(bass)
+    n_heard = math.ceil(2.0 / model.config.block_seconds) + 1
+    for _ in range(n_heard + 2):
+        s.next_latents()
+    rhythm, melody = model.config.add_slice("rhythm"), model.config.add_slice("melody")
+    followed = 0
+    for n, target in enumerate(seen):
+        heard = bass[: (n - 1) * S] if n >= 1 else bass[:0]
+        notes = predicted_melody(heard, model.sample_rate, n * B, B, fr) if n >= 1 else None
+        if notes is not None:  # the player's notes replace the melody sketch in force
+            followed += 1
+            assert torch.equal(target[0, melody.start : melody.stop - 1], melody_feature(torch.from_numpy(notes)[None])[0])
+            assert torch.equal(target[0, rhythm.start], torch.from_numpy(predicted_onsets(heard, model.sample_rate, n * B, B, fr)))
+        else:
+            assert (target[0, melody.start] + target[0, melody.start + 4]).eq(1).all()  # "c4 e4" in force
+        assert target[0, melody.stop - 1].eq(1).all()
+    assert followed >= 2 and s.stats.jamming
+    # "beat": the rhythm only; the melody sketch in force stays
+    s.set_jam(True, follow="beat")
+    seen.clear()
+    s.next_latents()
+    assert s.stats.jam_follow == "beat" and s.stats.jamming
+    assert (seen[0][0, melody.start] + seen[0][0, melody.start + 4]).eq(1).all() and seen[0][0, rhythm.stop - 1].eq(1).all()
+
+
 def test_a_session_follows_the_players_beat_as_its_rhythm_sketch(full_model, plain_model, monkeypatch) -> None:
     from lmdm.conditioning.beat import predicted_onsets
 
@@ -265,7 +349,7 @@ def test_a_session_follows_the_players_beat_as_its_rhythm_sketch(full_model, pla
     B, S, fr = model.config.block_frames, model.block_samples, model.config.frame_rate
     clicks = click_track(120.0, 4.0 + 20 * model.config.block_seconds)
     s = lmdm.LiveSession(model, prompt="band", steps=2, seed=1)
-    assert s.stats.jam_follow == "beat"  # the default for models with sketch inputs
+    s.set_jam(True, follow="beat")
     s.set_sketch(melody="c4 e4")
     seen = []
     real_generate = s.stream.generate
@@ -294,7 +378,7 @@ def test_a_session_follows_the_players_beat_as_its_rhythm_sketch(full_model, pla
         outs.append([t.next_latents() for _ in range(n_heard + 2)])
     assert all(torch.equal(a, b) for a, b in zip(outs[0][: n_heard + 1], outs[1][: n_heard + 1]))
     # modes and errors
-    with pytest.raises(ValueError, match='"beat" or "listen"'):
+    with pytest.raises(ValueError, match='"key", "beat" or "listen"'):
         s.set_jam(True, follow="telepathy")
     with pytest.raises(ValueError, match="sketch is not available"):
         lmdm.LiveSession(plain_model).set_jam(True, follow="beat")
@@ -327,7 +411,7 @@ def test_a_live_engines_captured_input_makes_the_session_follow_the_beat(full_mo
     produce = with_device_input(session, CapturingEngine())
     blocks = [produce() for _ in range(math.ceil(2.0 / model.config.block_seconds) + 3)]
     assert all(b.shape == (S, 1) and np.isfinite(b).all() for b in blocks)
-    assert session.stats.jamming and session.stats.jam_follow == "beat"
+    assert session.stats.jamming and session.stats.jam_follow == "key"
     assert session.stats.input_seconds == pytest.approx(len(blocks) * model.config.block_seconds)
 
 
@@ -462,7 +546,7 @@ def op_strategy():
                   st.sampled_from([(), ("glass",), ("a", "b")])).map(lambda a: ("set_delay", *a)),
         st.just(("set_delay", None)),
     )
-    jam = st.tuples(st.booleans(), st.sampled_from([None, "beat", "listen"])).map(lambda a: ("set_jam", *a))
+    jam = st.tuples(st.booleans(), st.sampled_from([None, "key", "beat", "listen"])).map(lambda a: ("set_jam", *a))
     return st.one_of(prompt, glide, sketch, feed, delay, jam, st.just(("reset",)), st.just(("block",)), st.just(("block",)))
 
 
@@ -590,7 +674,9 @@ def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
     r = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, strengths=(0.0, 1.0), player_stem="drums", log=lambda line: None)
     assert r["jam"]["player_stem"] == "drums" and "jam (player: drums)" in format_result(r)
     assert set(r["sketch"]) >= {"sketch", "no_sketch", "corpus_ceiling", "codec_ceiling"}
-    assert set(r["jam"]) >= {"jam_beat", "jam_listen", "unconditioned", "codec_ceiling"} and set(r["delay"]["curve"]) == {"0", "1"}
+    assert set(r["jam"]) >= {"jam_key", "jam_beat", "jam_listen", "unconditioned", "codec_ceiling", "real_accompaniment"} and set(r["delay"]["curve"]) == {"0", "1"}
+    only_jam = measure(full_model, str(tmp_path), examples=1, blocks=3, steps=1, only=("jam",), log=lambda line: None)
+    assert "jam" in only_jam and "sketch" not in only_jam and "delay" not in only_jam and "jam (player: bass)" in format_result(only_jam)
     for row in list(r["delay"]["curve"].values()) + [{"p_prompt_style": r["delay"]["dry_p_prompt_style"]}]:
         assert 0.0 <= row["p_prompt_style"] <= 1.0
     assert "pitch-class acc" in format_result(r) and "p(prompt style)" in format_result(r)

@@ -850,7 +850,7 @@ class JamSession(FakeLiveSession):
     """The fake session plus the jamming switch (``LiveSession.set_jam``)."""
 
     def set_jam(self, on: bool, follow: str | None = None) -> None:
-        assert ("sketch" if follow == "beat" else "jam") in self.features, "set_jam called on a session without jamming"
+        assert ("sketch" if follow in ("key", "beat") else "jam") in self.features, "set_jam called on a session without jamming"
         with self._lock:
             self.calls.append(("set_jam", on) if follow is None else ("set_jam", on, follow))
 
@@ -870,17 +870,19 @@ def test_jam_on_and_off_parse_print_and_reach_the_session():
     assert plain.run("jam maybe")[0].startswith("error: line 1, column 5")
 
 
-def test_jam_beat_and_listen_choose_how_the_model_follows_the_player():
-    assert parse("jam beat; jam listen") == (v.Jam(True, "beat"), v.Jam(True, "listen"))
-    assert [s.to_source() for s in parse("jam beat\njam listen")] == ["jam beat", "jam listen"]
+def test_jam_key_beat_and_listen_choose_how_the_model_follows_the_player():
+    assert parse("jam key; jam beat; jam listen") == (v.Jam(True, "key"), v.Jam(True, "beat"), v.Jam(True, "listen"))
+    assert [s.to_source() for s in parse("jam key\njam beat\njam listen")] == ["jam key", "jam beat", "jam listen"]
     session = JamSession(features=("jam", "sketch"))
     interpreter = Interpreter(session)
+    assert interpreter.run("jam key") == ["jam key (the model follows the input's beat and notes)"]
     assert interpreter.run("jam beat") == ["jam beat (the model follows the input's beat)"]
     assert interpreter.run("jam listen") == ["jam listen (the model hears the input)"]
     session.generate(1)
-    assert session.calls_named("set_jam") == [("set_jam", True, "beat"), ("set_jam", True, "listen")]
+    assert session.calls_named("set_jam") == [("set_jam", True, "key"), ("set_jam", True, "beat"), ("set_jam", True, "listen")]
     _, listen_only = make(features=("jam",))
     assert listen_only.run("jam beat") == ["error: sketch is not available in this model"]
+    assert listen_only.run("jam key") == ["error: sketch is not available in this model"]
     with pytest.raises(ValueError):
         v.Jam(True, "telepathy")
 

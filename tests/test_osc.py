@@ -364,6 +364,7 @@ def test_example_client_gives_up_cleanly_when_nobody_answers() -> None:
         ("/lmdm/jam", [1], "jam on"),
         ("/lmdm/jam", [0], "jam off"),
         ("/lmdm/jam/follow", ["beat"], "jam beat"),
+        ("/lmdm/jam/follow", ["key"], "jam key"),
         ("/lmdm/jam/follow", ["listen"], "jam listen"),
     ],
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import numpy as np
 
 from lmdm.conditioning.sketch_sources import onset_times
@@ -58,15 +59,25 @@ def project_onsets(onsets_s: np.ndarray, beat_s: float, start_s: float, n: int, 
     return out
 
 
-def predicted_onsets(heard: np.ndarray, sample_rate: int, start_frame: int, n: int, frame_rate: float,
-                     heard_start: int = 0) -> np.ndarray | None:
-    """The rhythm sketch [n] (0/1) of frames start_frame .. start_frame + n - 1 of the input timeline,
-    from `heard` (mono): the input's samples heard_start .. heard_start + len(heard) - 1, ending
-    where the input has been heard up to.
+@attrs.frozen
+class PlayerBeat:
+    """The player's beat as heard: its period and the onsets of the latest beat that has any."""
 
-    None while less than MIN_HEARD_S is heard or no tempo is found (give no rhythm sketch then).
-    Once the beat is known, a block where the player's pattern has no onset gets all zeros: the
-    accompaniment holds off the grid's gaps too.
+    period_s: float  # seconds per beat
+    onsets_s: np.ndarray  # input-timeline seconds of the latest beat's onsets (empty: a rest of PATTERN_BEATS beats)
+    strengths: np.ndarray  # their strengths, 0..1
+
+    @property
+    def downbeat_s(self) -> float | None:
+        """The strongest onset of that beat (where the player's beats fall), None after a rest."""
+        return float(self.onsets_s[int(np.argmax(self.strengths))]) if len(self.onsets_s) else None
+
+
+def player_beat(heard: np.ndarray, sample_rate: int, heard_start: int = 0) -> PlayerBeat | None:
+    """The beat of `heard` (mono, the input's samples heard_start .. heard_start + len(heard) - 1,
+    ending where the input has been heard up to), from its last HISTORY_S seconds.
+
+    None while less than MIN_HEARD_S is heard or no tempo is found.
     """
     full = np.asarray(heard, dtype=np.float64)
     cut = max(0, len(full) - int(HISTORY_S * sample_rate))  # the last HISTORY_S seconds
@@ -76,13 +87,28 @@ def predicted_onsets(heard: np.ndarray, sample_rate: int, start_frame: int, n: i
         return None
     beat_s = 60.0 / bpm
     now_s = (heard_start + len(heard)) / sample_rate
-    times, _ = onset_times(heard, sample_rate)
+    times, strengths = onset_times(heard, sample_rate)
     times = times + heard_start / sample_rate
     for back in range(1, PATTERN_BEATS + 1):  # the latest beat with onsets
-        last = times[(times >= now_s - back * beat_s) & (times < now_s - (back - 1) * beat_s)]
-        if len(last):
-            return project_onsets(last, beat_s, start_frame / frame_rate, n, frame_rate)
-    return np.zeros(n, dtype=np.float32)
+        last = (times >= now_s - back * beat_s) & (times < now_s - (back - 1) * beat_s)
+        if last.any():
+            return PlayerBeat(beat_s, times[last], strengths[last])
+    return PlayerBeat(beat_s, np.zeros(0), np.zeros(0))
 
 
-__all__ = ["HISTORY_S", "MIN_HEARD_S", "PATTERN_BEATS", "player_tempo", "predicted_onsets", "project_onsets"]
+def predicted_onsets(heard: np.ndarray, sample_rate: int, start_frame: int, n: int, frame_rate: float,
+                     heard_start: int = 0) -> np.ndarray | None:
+    """The rhythm sketch [n] (0/1) of frames start_frame .. start_frame + n - 1 of the input timeline,
+    from `heard` (mono, as `player_beat` takes it).
+
+    None while less than MIN_HEARD_S is heard or no tempo is found (give no rhythm sketch then).
+    Once the beat is known, a block where the player's pattern has no onset gets all zeros: the
+    accompaniment holds off the grid's gaps too.
+    """
+    beat = player_beat(heard, sample_rate, heard_start)
+    if beat is None:
+        return None
+    return project_onsets(beat.onsets_s, beat.period_s, start_frame / frame_rate, n, frame_rate)
+
+
+__all__ = ["HISTORY_S", "MIN_HEARD_S", "PATTERN_BEATS", "PlayerBeat", "player_beat", "player_tempo", "predicted_onsets", "project_onsets"]

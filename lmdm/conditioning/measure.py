@@ -15,12 +15,15 @@ sketch   the excerpt's annotations are the sketch (melody, onsets, loudness, all
          codec ceiling (the same audio through the model's codec and back: the best the model
          can do, whatever its transformer learns).
 jam      one stem of the excerpt (the bass, or --player-stem) is fed as the player, and the model
-         follows it in each way it can (LiveSession jam_follow "beat" and "listen", rows jam_beat
-         and jam_listen); the model's accompaniment is scored against the player's song: beat-phase agreement (mean cos(2 pi x 2 x beat phase)
-         over its onsets, 1 = every onset on the eighth-note grid of the player's tempo, ~0 =
-         unrelated) and key agreement (same key, or its relative) - vs the same stream without the
-         player; the prompt is empty in both, so only the player can tell the model the song. The
-         codec ceiling scores the real song (all stems) through the codec and back.
+         follows it in each way it can (LiveSession jam_follow "key", "beat" and "listen", rows
+         jam_key, jam_beat and jam_listen); the model's accompaniment is scored against the
+         player's song: beat-phase agreement (mean cos(2 pi x 2 x beat phase) over its onsets,
+         1 = every onset on the eighth-note grid of the player's tempo, ~0 = unrelated), key
+         agreement (same key, or its relative) and pitch-class correlation (of the
+         accompaniment's pitch-class profile with the player's: a graded key agreement) - vs the
+         same stream without the player; the prompt is empty in both, so only the player can tell
+         the model the song. The codec ceiling scores the real song (all stems) through the codec
+         and back; the real accompaniment row, the song's other stems as they are.
 delay    the excerpt's lead stem goes through the delay (2 blocks, feedback 0, mix 1) at strengths
          0 .. 1, under the caption of a held-out example of another style (the timbre prompt); the
          first repeat is scored against the input (onset F1, pitch-class agreement) and against
@@ -208,20 +211,23 @@ def measure_sketch(model, reader, examples: int, blocks: int, steps: int, seed: 
 
 def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int, stem: str = "bass") -> dict:
     from lmdm.corpus.score import STEM_NAMES
-    from lmdm.eval.measures import key_of
+    from lmdm.eval.measures import key_of, pitch_profile
 
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
     skip = 2 * B  # the first two blocks cannot hear the player yet (latency cutoff)
     probe = _session(model, "", seed, steps)
-    modes = [m for m, feature in (("beat", "sketch"), ("listen", "jam")) if probe.supports(feature)]
-    names = [f"jam_{m}" for m in modes] + ["unconditioned", "codec_ceiling"]
-    out: dict[str, dict[str, list]] = {name: {"beat_phase": [], "key": []} for name in names}
+    modes = [m for m, feature in (("key", "sketch"), ("beat", "sketch"), ("listen", "jam")) if probe.supports(feature)]
+    names = [f"jam_{m}" for m in modes] + ["unconditioned", "codec_ceiling", "real_accompaniment"]
+    out: dict[str, dict[str, list]] = {name: {"beat_phase": [], "key": [], "pitch": []} for name in names}
     for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 1)):
         player = crop.stems[STEM_NAMES.index(stem)].astype(np.float32)
         truth = _key(crop.attributes.key, crop.attributes.scale)
+        played = pitch_profile(player, sr)
         for name in out:
             if name == "codec_ceiling":  # the real song through the codec: the best a stream could score
                 audio = codec_round_trip(model.codec, crop.audio)[skip * model.config.hop :]
+            elif name == "real_accompaniment":  # what the song's own other stems do
+                audio = sum(x for j, x in enumerate(crop.stems) if j != STEM_NAMES.index(stem))[skip * model.config.hop :]
             else:
                 follow = name[4:] if name.startswith("jam_") else None
                 s = _session(model, "", seed + i, steps, **({"jam_follow": follow} if follow else {}))
@@ -231,7 +237,9 @@ def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int
             found = onset_frame_list(audio, sr, fr)
             out[name]["beat_phase"].append(beat_phase_agreement(found, crop.annotations.beat_phase[skip:]))
             out[name]["key"].append(float(same_key(key_of(audio, sr), truth)))
-    return {name: {"beat_phase_agreement": mean(v["beat_phase"]), "key_agreement": mean(v["key"])} for name, v in out.items()} | {
+            out[name]["pitch"].append(correlation(pitch_profile(audio, sr), played))
+    return {name: {"beat_phase_agreement": mean(v["beat_phase"]), "key_agreement": mean(v["key"]),
+                   "pitch_class_correlation": mean(v["pitch"])} for name, v in out.items()} | {
         "player_stem": stem, "examples": examples, "blocks": blocks}
 
 
@@ -287,9 +295,13 @@ def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: i
             "dry_p_prompt_style": mean(dry)}
 
 
+MEASUREMENTS = ("sketch", "jam", "delay")
+
+
 def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: int = 8, seed: int = 0,
-            strengths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), player_stem: str = "bass", log=print) -> dict:
-    """All three measurements (each skipped when the model lacks the feature)."""
+            strengths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), player_stem: str = "bass", log=print,
+            only: Sequence[str] = MEASUREMENTS) -> dict:
+    """The measurements named in `only` (all three by default; each skipped when the model lacks the feature)."""
     from lmdm.corpus.reader import CorpusReader
 
     reader = CorpusReader(corpus)
@@ -302,6 +314,8 @@ def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: in
         ("jam", ("jam", "sketch"), lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed, player_stem)),
         ("delay", ("delay",), lambda: measure_delay(model, reader, max(1, examples - 1), blocks, steps, seed, strengths)),
     ):
+        if name not in only:
+            continue
         if not any(session.supports(f) for f in features):
             result[name] = {"skipped": f"the model has no {' or '.join(features)} support"}
             continue
@@ -351,18 +365,19 @@ def format_result(r: dict) -> str:
         return "  n/a" if x != x else f"{x:5.2f}"
 
     lines = [f"model {r['model']}, corpus {r['corpus']}, {r['steps']} steps"]
-    s = r.get("sketch", {})
+    s = r.get("sketch", {"skipped": "not asked"})
     if "skipped" not in s:
         lines.append("sketch           pitch-class acc  onset F1  loudness corr")
         for name in ("sketch", "no_sketch", "corpus_ceiling", "codec_ceiling"):
             v = s[name]
             lines.append(f"  {name:<15}  {f(v['pitch_class_accuracy'])}            {f(v['onset_f1'])}     {f(v['loudness_correlation'])}")
-    j = r.get("jam", {})
+    j = r.get("jam", {"skipped": "not asked"})
     if "skipped" not in j:
-        lines.append(f"jam (player: {j['player_stem']})   beat-phase agreement  key agreement")
-        for name in [k for k in ("jam_beat", "jam_listen") if k in j] + ["unconditioned", "codec_ceiling"]:
-            lines.append(f"  {name:<15}  {f(j[name]['beat_phase_agreement'])}                 {f(j[name]['key_agreement'])}")
-    d = r.get("delay", {})
+        lines.append(f"jam (player: {j['player_stem']})      beat-phase agreement  key agreement  pitch-class corr")
+        for name in [k for k in ("jam_key", "jam_beat", "jam_listen") if k in j] + ["unconditioned", "codec_ceiling", "real_accompaniment"]:
+            v = j[name]
+            lines.append(f"  {name:<18}  {f(v['beat_phase_agreement'])}                 {f(v['key_agreement'])}          {f(v['pitch_class_correlation'])}")
+    d = r.get("delay", {"skipped": "not asked"})
     if "skipped" not in d:
         lines.append("delay strength   onset F1  pitch-class agreement (first repeat vs input)  p(prompt style)")
         lines.append(f"  {'dry input':<15}  {f(1.0)}     {f(1.0)}                                      {f(d['dry_p_prompt_style'])}")
@@ -381,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--only", nargs="+", choices=MEASUREMENTS, default=list(MEASUREMENTS), help="run only these measurements")
     p.add_argument("--player-stem", default="bass", choices=STEM_NAMES, help="the stem fed as the live player in the jam measurement")
     p.add_argument("--player-loss", metavar="LATENTS", help="only measure whether the model uses the player: its loss on held-out "
                    "jamming windows of LATENTS (encoded with --stems) with the player heard vs silenced")
@@ -404,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in r.items() if isinstance(v, dict)))
         return 0
     result = measure(model, a.corpus, examples=a.examples, blocks=a.blocks, steps=a.steps, seed=a.seed, player_stem=a.player_stem,
-                     log=lambda line: print(line, file=sys.stderr))
+                     log=lambda line: print(line, file=sys.stderr), only=a.only)
     print(json.dumps(result, indent=2) if a.json else format_result(result))
     return 0
 

@@ -172,7 +172,7 @@ ROUTES: dict[str, Route] = {
               "the timbre prompt of the delay's repeats"),
         Route("/lmdm/jam", (Param("on", "i"),), _jam, "jam on (1) / jam off (0): whether the model follows the input"),
         Route("/lmdm/jam/follow", (Param("mode", "s"),), lambda mode: f"jam {mode}",
-              "jam beat / jam listen: follow the input's beat (rhythm sketch) or hear its latents"),
+              "jam key / jam beat / jam listen: follow the input's beat and notes (sketches), its beat only, or hear its latents"),
         Route("/lmdm/reset", (), lambda: "reset", "forget the past: start a fresh stream"),
         Route("/lmdm/status", (), lambda: "status", "reply with the session status"),
     )
