@@ -102,7 +102,7 @@ class SessionStats:
     errors: int  # hook errors caught (the stream went on)
     sketches: tuple[str, ...] = ()  # sketch controls in force ("melody", "rhythm", "loudness")
     delay: str = ""  # the generative delay in force ("" = off)
-    jamming: bool = False  # the last block followed the player (its latents heard, or its beat as the rhythm sketch)
+    jamming: bool = False  # the last block followed the player (its latents heard, or its beat and notes as sketches)
     jam_follow: str = ""  # how the model follows the player: "key", "beat" or "listen" (see LiveSession.set_jam)
     limited_samples: int = 0  # output samples the safety limiter turned down (above its knee, lmdm/audio/limiter.py)
     input_seconds: float = 0.0  # player input received so far
