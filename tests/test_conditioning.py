@@ -276,7 +276,7 @@ def test_key_following_plays_the_players_notes_one_per_beat() -> None:
     from lmdm.conditioning.beat import PlayerBeat, player_beat
     from lmdm.conditioning.key import key_melody, player_notes, predicted_melody
 
-    # the notes: A (half the beats), then C and E; drums (clicks) and silence have none
+    # the notes: A (half the beats), then C and E; drums (noise hits) and silence have none
     bass = bass_line(120.0, 12.0)
     notes = player_notes(bass[: 8 * 16000], 16000).tolist()
     assert notes[0] == 9 and sorted(notes) == [0, 4, 9]  # (E also gets A's third harmonic)
