@@ -14,7 +14,7 @@ made of the player's own notes:
    of the latest beat the player played, so the notes change on the player's beats.
 
 Only pitch classes matter: the sketch is a one-hot pitch class per frame (lmdm/conditioning/sketch.py),
-so every note is written in the octave above middle C. Pure functions of the heard audio.
+so every note is written in the octave that starts at middle C. Pure functions of the heard audio.
 """
 
 from __future__ import annotations
