@@ -365,6 +365,7 @@ def test_example_client_gives_up_cleanly_when_nobody_answers() -> None:
         ("/lmdm/jam", [0], "jam off"),
         ("/lmdm/jam/follow", ["beat"], "jam beat"),
         ("/lmdm/jam/follow", ["key"], "jam key"),
+        ("/lmdm/jam/follow", [" Beat "], "jam beat"),
         ("/lmdm/jam/follow", ["listen"], "jam listen"),
     ],
 )
@@ -377,7 +378,8 @@ def test_conditioning_addresses_spell_statements_of_the_language(address: str, a
 @pytest.mark.parametrize(
     "address,args",
     [("/lmdm/sketch", []), ("/lmdm/sketch", ["melody; reset"]), ("/lmdm/sketch", ["tempo", "x"]),
-     ("/lmdm/delay", []), ("/lmdm/delay", ["1"]), ("/lmdm/jam", [0.5]), ("/lmdm/delay/off", [1])],
+     ("/lmdm/delay", []), ("/lmdm/delay", ["1"]), ("/lmdm/jam", [0.5]), ("/lmdm/delay/off", [1]),
+     ("/lmdm/jam/follow", ["\n"]), ("/lmdm/jam/follow", ["beat; reset"]), ("/lmdm/jam/follow", ["telepathy"])],
 )
 def test_conditioning_addresses_refuse_what_does_not_fit(address: str, args: list) -> None:
     with pytest.raises(OscArgumentError) as info:

@@ -135,6 +135,17 @@ def _sketch(kind: str, pattern: str | None = None) -> str:
     return f"sketch {word} {quote(pattern)}"
 
 
+JAM_FOLLOW = ("key", "beat", "listen")  # the language's `jam key|beat|listen` (LiveSession.set_jam's follow)
+
+
+def _jam_follow(mode: str) -> str:
+    """``/lmdm/jam/follow beat`` -> ``jam beat``."""
+    word = mode.strip().lower()
+    if word not in JAM_FOLLOW:
+        raise OscArgumentError(f"error: /lmdm/jam/follow: the mode is key, beat or listen; got {mode!r}")
+    return f"jam {word}"
+
+
 def _delay(blocks: str, strength: str | None = None, feedback: str | None = None, mix: str | None = None) -> str:
     words = [f"delay {blocks} blocks"]
     for name, value in (("strength", strength), ("feedback", feedback), ("mix", mix)):
@@ -171,7 +182,7 @@ ROUTES: dict[str, Route] = {
         Route("/lmdm/delay/prompt", (Param("text", "s"),), lambda text: f"delay prompt {quote(text)}",
               "the timbre prompt of the delay's repeats"),
         Route("/lmdm/jam", (Param("on", "i"),), _jam, "jam on (1) / jam off (0): whether the model follows the input"),
-        Route("/lmdm/jam/follow", (Param("mode", "s"),), lambda mode: f"jam {mode}",
+        Route("/lmdm/jam/follow", (Param("mode", "s"),), _jam_follow,
               "jam key / jam beat / jam listen: follow the input's beat and notes (sketches), its beat only, or hear its latents"),
         Route("/lmdm/reset", (), lambda: "reset", "forget the past: start a fresh stream"),
         Route("/lmdm/status", (), lambda: "status", "reply with the session status"),
