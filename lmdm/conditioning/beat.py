@@ -30,11 +30,16 @@ MIN_HEARD_S = 2.0  # less than this heard: no prediction (all zeros)
 PATTERN_BEATS = 4  # look back this many beats for the latest one with onsets (one beat is copied: less tempo error per copy)
 
 
+def history_start(n: int, sample_rate: int) -> int:
+    """Where the last HISTORY_S seconds of `n` heard samples begin (0 when fewer were heard)."""
+    return max(0, n - int(HISTORY_S * sample_rate))
+
+
 def player_tempo(heard: np.ndarray, sample_rate: int) -> float:
     """BPM of the last HISTORY_S seconds of `heard` (mono [n]); NaN when there is no beat to find."""
     from lmdm.eval.measures import tempo_bpm
 
-    window = np.asarray(heard, dtype=np.float64)[max(0, len(heard) - int(HISTORY_S * sample_rate)) :]
+    window = np.asarray(heard, dtype=np.float64)[history_start(len(heard), sample_rate) :]
     if len(window) < MIN_HEARD_S * sample_rate:
         return float("nan")
     return tempo_bpm(window, sample_rate)
@@ -80,7 +85,7 @@ def player_beat(heard: np.ndarray, sample_rate: int, heard_start: int = 0) -> Pl
     None while less than MIN_HEARD_S is heard or no tempo is found.
     """
     full = np.asarray(heard, dtype=np.float64)
-    cut = max(0, len(full) - int(HISTORY_S * sample_rate))  # the last HISTORY_S seconds
+    cut = history_start(len(full), sample_rate)
     heard, heard_start = full[cut:], heard_start + cut
     bpm = player_tempo(heard, sample_rate)
     if not math.isfinite(bpm):
@@ -111,4 +116,4 @@ def predicted_onsets(heard: np.ndarray, sample_rate: int, start_frame: int, n: i
     return project_onsets(beat.onsets_s, beat.period_s, start_frame / frame_rate, n, frame_rate)
 
 
-__all__ = ["HISTORY_S", "MIN_HEARD_S", "PATTERN_BEATS", "PlayerBeat", "player_beat", "player_tempo", "predicted_onsets", "project_onsets"]
+__all__ = ["HISTORY_S", "MIN_HEARD_S", "PATTERN_BEATS", "PlayerBeat", "history_start", "player_beat", "player_tempo", "predicted_onsets", "project_onsets"]

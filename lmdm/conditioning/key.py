@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmdm.conditioning.beat import HISTORY_S, PlayerBeat, player_beat
+from lmdm.conditioning.beat import PlayerBeat, history_start, player_beat
 
 NOTES = 3  # the player's notes: its strongest pitch classes
 PITCHED_SHARE = 0.4  # the top NOTES pitch classes must hold at least this share of the profile
@@ -34,7 +34,7 @@ def player_notes(heard: np.ndarray, sample_rate: int, count: int = NOTES) -> np.
     used first; empty when that audio is silent or unpitched (see PITCHED_SHARE)."""
     from lmdm.eval.measures import pitch_profile
 
-    window = np.asarray(heard, dtype=np.float64)[max(0, len(heard) - int(HISTORY_S * sample_rate)) :]
+    window = np.asarray(heard, dtype=np.float64)[history_start(len(heard), sample_rate) :]
     if len(window) == 0:
         return np.zeros(0, dtype=int)
     profile = pitch_profile(window, sample_rate)

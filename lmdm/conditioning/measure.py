@@ -210,7 +210,6 @@ def measure_sketch(model, reader, examples: int, blocks: int, steps: int, seed: 
 
 
 def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int, stem: str = "bass") -> dict:
-    from lmdm.corpus.score import STEM_NAMES
     from lmdm.eval.measures import key_of, pitch_profile
 
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
@@ -219,15 +218,16 @@ def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int
     modes = [m for m, feature in (("key", "sketch"), ("beat", "sketch"), ("listen", "jam")) if probe.supports(feature)]
     names = [f"jam_{m}" for m in modes] + ["unconditioned", "codec_ceiling", "real_accompaniment"]
     out: dict[str, dict[str, list]] = {name: {"beat_phase": [], "key": [], "pitch": []} for name in names}
+    played_by = STEM_NAMES.index(stem)  # the player's stem
     for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed + 1)):
-        player = crop.stems[STEM_NAMES.index(stem)].astype(np.float32)
+        player = crop.stems[played_by].astype(np.float32)
         truth = _key(crop.attributes.key, crop.attributes.scale)
         played = pitch_profile(player, sr)
         for name in out:
             if name == "codec_ceiling":  # the real song through the codec: the best a stream could score
                 audio = codec_round_trip(model.codec, crop.audio)[skip * model.config.hop :]
             elif name == "real_accompaniment":  # what the song's own other stems do
-                audio = sum(x for j, x in enumerate(crop.stems) if j != STEM_NAMES.index(stem))[skip * model.config.hop :]
+                audio = sum(x for j, x in enumerate(crop.stems) if j != played_by)[skip * model.config.hop :]
             else:
                 follow = name[4:] if name.startswith("jam_") else None
                 s = _session(model, "", seed + i, steps, **({"jam_follow": follow} if follow else {}))
@@ -267,7 +267,6 @@ def style_probability(probe, audio: np.ndarray, style: str) -> float:
 def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: int, strengths: Sequence[float]) -> dict:
     """The lead stem through the delay under a timbre prompt of another style; the first repeat vs the
     input (onsets, pitch classes where the input sounds) and vs the prompt (the probe's p(style))."""
-    from lmdm.corpus.score import STEM_NAMES
     from lmdm.eval.probe import load_probe
 
     probe = load_probe()
