@@ -39,6 +39,15 @@ def test_load_model_with_no_argument_streams_music_like_audio() -> None:
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+def test_the_embedding_example_runs_as_it_is_on_the_bundled_model(tmp_path) -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLES / "embed_session.py"), str(tmp_path / "take.wav")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    audio, rate = sf.read(tmp_path / "take.wav")
+    assert rate == 16000 and len(audio) == 10 * rate and np.isfinite(audio).all() and np.abs(audio).max() > 1e-3
+    assert "10 blocks of 1 s" in done.stdout and "acid bass" in done.stdout
+
+
 @pytest.mark.parametrize("script, extra", [
     ("sketch_melody.py", ["--seconds", "3"]),
     ("jam_with_file.py", ["--mix-input"]),

@@ -292,7 +292,7 @@ def test_the_embedding_example_runs_as_is(tmp_path, capsys):
     example = runpy.run_path(str(FIRST_SET.parent / "embed_session.py"), run_name="example")
     threads = torch.get_num_threads()
     try:
-        assert example["main"](str(tmp_path / "embed.wav")) == 0
+        assert example["main"](str(tmp_path / "embed.wav"), "tiny") == 0
     finally:
         torch.set_num_threads(threads)
     assert sf.info(tmp_path / "embed.wav").frames == 10 * TINY_RATE
