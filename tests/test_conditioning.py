@@ -682,6 +682,23 @@ def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
     assert "pitch-class acc" in format_result(r) and "p(prompt style)" in format_result(r)
 
 
+def test_lmdm_eval_conditioning_runs_the_measurement_with_the_models_own_steps(tmp_path, capsys) -> None:
+    import json
+
+    from lmdm.cli import main
+    from lmdm.corpus import write_corpus
+
+    write_corpus(tmp_path, hours=2 * 6.0 / 3600, seed=0, seconds_per_example=6.0, workers=1, progress=False)
+    args = ["eval", "conditioning", "--model", "tiny", "--corpus", str(tmp_path), "--examples", "2", "--blocks", "2", "--only", "delay", "--json"]
+    assert main(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["steps"] == 8 and set(r) >= {"delay"} and "sketch" not in r  # tiny's own sampler steps; only what was asked
+    assert set(r["delay"]["curve"]) == {"0", "0.25", "0.5", "0.75", "1"}
+    with pytest.raises(SystemExit):
+        main(["eval", "conditioning", "--only", "sketches"])  # argparse's one-line error names the choices
+    assert "invalid choice: 'sketches'" in capsys.readouterr().err
+
+
 def test_the_delay_timbre_prompt_is_another_style_and_the_probe_scores_it(tmp_path) -> None:
     from lmdm.conditioning.measure import style_probability, timbre_prompts
     from lmdm.corpus import write_corpus

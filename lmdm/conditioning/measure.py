@@ -159,7 +159,7 @@ def mean(values: Sequence[float]) -> float:
 # Runs
 
 
-def _session(model, prompt: str, seed: int, steps: int, **kw):
+def _session(model, prompt: str, seed: int, steps: int | None, **kw):
     import lmdm
 
     return lmdm.LiveSession(model, prompt=prompt, steps=steps, seed=seed, **kw)
@@ -193,7 +193,7 @@ def codec_round_trip(codec, audio: np.ndarray) -> np.ndarray:
     return y[0, 0, : x.shape[-1]].numpy()
 
 
-def measure_sketch(model, reader, examples: int, blocks: int, steps: int, seed: int) -> dict:
+def measure_sketch(model, reader, examples: int, blocks: int, steps: int | None, seed: int) -> dict:
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
     rows: dict[str, list[dict]] = {"sketch": [], "no_sketch": [], "corpus_ceiling": [], "codec_ceiling": []}
     for i, crop in enumerate(_excerpts(reader, examples, blocks * B, seed)):
@@ -209,7 +209,7 @@ def measure_sketch(model, reader, examples: int, blocks: int, steps: int, seed: 
     return {name: {k: mean([r[k] for r in rs]) for k in rs[0]} for name, rs in rows.items()} | {"examples": examples, "blocks": blocks}
 
 
-def measure_jam(model, reader, examples: int, blocks: int, steps: int, seed: int, stem: str = "bass") -> dict:
+def measure_jam(model, reader, examples: int, blocks: int, steps: int | None, seed: int, stem: str = "bass") -> dict:
     from lmdm.eval.measures import key_of, pitch_profile
 
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
@@ -264,7 +264,7 @@ def style_probability(probe, audio: np.ndarray, style: str) -> float:
     return float(np.mean(probe.embed_audio(np.asarray(audio, dtype=np.float32)).style[:, styles.index(style)]))
 
 
-def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: int, strengths: Sequence[float]) -> dict:
+def measure_delay(model, reader, examples: int, blocks: int, steps: int | None, seed: int, strengths: Sequence[float]) -> dict:
     """The lead stem through the delay under a timbre prompt of another style; the first repeat vs the
     input (onsets, pitch classes where the input sounds) and vs the prompt (the probe's p(style))."""
     from lmdm.eval.probe import load_probe
@@ -297,17 +297,18 @@ def measure_delay(model, reader, examples: int, blocks: int, steps: int, seed: i
 MEASUREMENTS = ("sketch", "jam", "delay")
 
 
-def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: int = 8, seed: int = 0,
+def measure(model, corpus: str, *, examples: int = 4, blocks: int = 6, steps: int | None = None, seed: int = 0,
             strengths: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0), player_stem: str = "bass", log=print,
             only: Sequence[str] = MEASUREMENTS) -> dict:
-    """The measurements named in `only` (all three by default; each skipped when the model lacks the feature)."""
+    """The measurements named in `only` (all three by default; each skipped when the model lacks the feature).
+    steps None: the sampler steps the model is made for (config.json's sampler_steps)."""
     from lmdm.corpus.reader import CorpusReader
 
     reader = CorpusReader(corpus)
     if reader.sample_rate != model.sample_rate or reader.frame_rate != model.config.frame_rate:
         raise ValueError(f"corpus {corpus} is {reader.sample_rate} Hz / {reader.frame_rate} fps, the model {model.sample_rate} Hz / {model.config.frame_rate} fps")
     session = _session(model, "", seed, steps)
-    result: dict = {"model": model.name, "corpus": str(corpus), "steps": steps, "seed": seed}
+    result: dict = {"model": model.name, "corpus": str(corpus), "steps": session.stats.steps, "seed": seed}
     for name, features, run in (
         ("sketch", ("sketch",), lambda: measure_sketch(model, reader, examples, blocks, steps, seed)),
         ("jam", ("jam", "sketch"), lambda: measure_jam(model, reader, examples, blocks + 2, steps, seed, player_stem)),
@@ -385,13 +386,13 @@ def format_result(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lmdm.conditioning.measure", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m lmdm.conditioning.measure") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default", help="'default', a checkpoint directory, or tiny/small (random weights)")
     p.add_argument("--corpus", default="data/corpus")
     p.add_argument("--examples", type=int, default=4)
     p.add_argument("--blocks", type=int, default=6, help="blocks per excerpt")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's own, 8 for the bundled model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")

@@ -1,4 +1,7 @@
-"""``lmdm eval AUDIO_OR_DIR ...`` (also ``python -m lmdm.eval``): FD-probe, prompt adherence, scores over time."""
+"""``lmdm eval AUDIO_OR_DIR ...`` (also ``python -m lmdm.eval``): FD-probe, prompt adherence, scores over time.
+
+``lmdm eval conditioning [--model M] ...`` measures how a model follows sketches, jams with a player
+and re-imagines a delay (lmdm.conditioning.measure, docs/applications.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lmdm eval",
         description="Score generated audio with the probe (FD-probe, prompt adherence) and model-free measures, per segment over time.",
+        epilog="`lmdm eval conditioning --help`: measure a model's sketch following, jamming and generative delay on held-out corpus excerpts.",
     )
     p.add_argument("paths", nargs="+", metavar="AUDIO_OR_DIR", help=".wav/.flac/.ogg files, folders of them, or a corpus directory")
     p.add_argument("--reference", metavar="DIR", default=None, help="audio to compare with (a corpus directory means its train split); default: the training corpus statistics shipped with the probe")
@@ -88,6 +92,11 @@ def format_report(report: Report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["conditioning"] and not Path("conditioning").exists():  # a file of that name is still audio
+        from lmdm.conditioning.measure import main as measure_main
+
+        return measure_main(argv[1:], prog="lmdm eval conditioning")
     a = build_parser().parse_args(argv)
     if a.threads:
         import torch
