@@ -2,9 +2,6 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
@@ -34,6 +31,7 @@ from lmdm.corpus.score import STEM_NAMES
 from lmdm.train.cli import main as train_cli
 from lmdm.train.loop import train
 from lmdm.train.recipe import ArcSettings, load_recipe
+from tests.torchrun import torchrun
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny"
@@ -429,10 +427,9 @@ def test_recipes_and_cli(runs, tmp_path) -> None:
 
 def test_two_process_gloo_run_keeps_replicas_identical(runs, tmp_path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lmdm.train", "arc",
-           "--recipe", str(TINY / "arc.toml"), "--set", f"data.latents='{runs['latents']}'", "--set", f"train.init='{runs['lmdm']}'",
-           "--set", f"arc.disc_init='{runs['base']}'", "--out", str(out), "--steps", "4", "--quiet"]
-    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120)
+    done = torchrun(["arc", "--recipe", str(TINY / "arc.toml"), "--set", f"data.latents='{runs['latents']}'",
+                     "--set", f"train.init='{runs['lmdm']}'", "--set", f"arc.disc_init='{runs['base']}'", "--out", str(out),
+                     "--steps", "4", "--quiet"], out)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [r["step"] for r in ranks] == [4, 4] and ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]

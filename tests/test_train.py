@@ -1,7 +1,6 @@
 """The training pipeline: encode, base and LMDM stages, checkpoints, resume, DDP, load_model."""
 
 import json
-import os
 import pickle
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from lmdm.train.latents import LatentSet, check_rates, encode_corpus, read_index
 from lmdm.train.loop import train
 from lmdm.train.objective import context_dropout, draw, lmdm_window, sample_timesteps, step_loss
 from lmdm.train.recipe import TrainSettings, load_recipe
+from tests.torchrun import torchrun
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny"
@@ -461,10 +461,8 @@ def test_load_model_errors_are_clear(tmp_path, monkeypatch) -> None:
 
 def test_two_process_gloo_run_averages_gradients(latents, tmp_path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lmdm.train", "base",
-           "--recipe", str(TINY / "base.toml"), "--set", f"data.latents='{latents}'", "--out", str(out), "--steps", "4", "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = torchrun(["base", "--recipe", str(TINY / "base.toml"), "--set", f"data.latents='{latents}'", "--out", str(out),
+                     "--steps", "4", "--quiet"], out)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and [r["step"] for r in ranks] == [4, 4]
