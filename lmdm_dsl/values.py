@@ -367,6 +367,8 @@ class DelaySpec:
 
 # --- jamming ---------------------------------------------------------------------------------
 
+JAM_FOLLOW = ("key", "beat", "listen")  # `jam key|beat|listen`: how the model follows the player (LiveSession.set_jam)
+
 
 @attrs.frozen
 class Jam:
@@ -375,7 +377,7 @@ class Jam:
     melody sketches), its beat only, or hearing its latents."""
 
     on: bool = attrs.field(validator=attrs.validators.instance_of(bool))
-    follow: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, "key", "beat", "listen")))
+    follow: str | None = attrs.field(default=None, validator=attrs.validators.in_((None, *JAM_FOLLOW)))
 
     def to_source(self) -> str:
         if self.follow is not None:

@@ -18,6 +18,9 @@ from typing import Callable, Sequence
 import attrs
 import numpy as np
 
+from lmdm_dsl.mini import KINDS as SKETCH_KINDS
+from lmdm_dsl.values import JAM_FOLLOW
+
 
 class OscArgumentError(ValueError):
     """The arguments do not fit the address; the message is the reply text (``error: ...``)."""
@@ -120,22 +123,16 @@ def _prompt(text: str, glide: str | None = None) -> str:
     return f"prompt {quote(text)}" + (f" over {glide} blocks" if glide is not None else "")
 
 
-SKETCH_KINDS = ("melody", "rhythm", "loudness")
-
-
 def _sketch(kind: str, pattern: str | None = None) -> str:
     """``/lmdm/sketch melody "c4 e4"`` -> ``sketch melody "c4 e4"``; "off" as kind or pattern turns off."""
     word = kind.strip().lower()
     if word == "off" and pattern is None:
         return "sketch off"
-    if word not in SKETCH_KINDS:
+    if word not in SKETCH_KINDS:  # the language's own lists: OSC messages become its statements
         raise OscArgumentError(f"error: /lmdm/sketch: the kind is melody, rhythm, loudness or off; got {kind!r}")
     if pattern is None or pattern.strip().lower() == "off":
         return f"sketch {word} off"
     return f"sketch {word} {quote(pattern)}"
-
-
-JAM_FOLLOW = ("key", "beat", "listen")  # the language's `jam key|beat|listen` (LiveSession.set_jam's follow)
 
 
 def _jam_follow(mode: str) -> str:
