@@ -14,14 +14,13 @@ import soundfile as sf
 import torch
 
 import lmdm
+from lmdm.cli import resolve_model
 
 
 def main(path: str = "embed_session.wav", model_name: str = "default") -> int:
     if model_name == "tiny":
         torch.set_num_threads(1)  # the tiny model is too small to gain from more threads
-        model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)  # random weights, placeholder codec
-    else:
-        model = lmdm.load_model(None if model_name == "default" else model_name)  # or a checkpoint directory
+    model = resolve_model(model_name)  # 'default' (bundled), a checkpoint directory, or tiny (random weights)
     session = lmdm.LiveSession(model, prompt="dub techno, deep chords", seed=0)  # steps, cfg: the model's
 
     with sf.SoundFile(path, "w", samplerate=session.sample_rate, channels=session.channels) as out:
