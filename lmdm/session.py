@@ -31,6 +31,7 @@ import torch
 from lmdm.audio.limiter import soft_limit
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
 from lmdm.conditioning.beat import player_beat, project_onsets
+from lmdm.conditioning.clock import CLOCK_NAME, block_clock_features, check_tempo, mix_tempo
 from lmdm.conditioning.key import key_melody, player_notes
 from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
@@ -42,6 +43,7 @@ from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import check_regime
 from lmdm.sampling import check_sampler
 from lmdm.stream import BlockStream
+from lmdm_dsl.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ Hook = Callable[["LiveSession", int], None]
 MAX_STEPS = 64
 MAX_CFG = 20.0
 FADE_SECONDS = 0.02  # output gains (delay mix, mix_input) move over this long at a block start: no click
-FEATURES = ("sketch", "jam", "delay")
+FEATURES = ("sketch", "jam", "delay", "clock")
 JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
 _UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
 
@@ -149,7 +151,13 @@ class LiveSession:
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)
         self.stream = BlockStream(model, regime, use_cache, commit)
         self._null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
-        self._cond = self._encode(normalise_prompt(prompt))
+        parts = normalise_prompt(prompt)
+        self._cond = self._encode(parts)
+        # the stream's one clock: sketches, the delay in beats and the language's bars read it;
+        # a model with a clock input hears it once a tempo is asked (prompt, set_tempo, `tempo`)
+        asked = mix_tempo(parts)
+        self._clock = Clock(bpm=120.0 if asked is None else asked)
+        self._tempo_asked = asked is not None
         self._glide: tuple[Conditioning, Conditioning, int, int] | None = None  # (from, to, done, total)
         self._generator = torch.Generator().manual_seed(seed)
         self._decoder = model.codec.stream_decoder()
@@ -210,9 +218,12 @@ class LiveSession:
 
         "sketch": it was trained with the sketch channels (melody, rhythm, loudness);
         "jam": it has the accomp input (it can accompany `feed_input`);
-        "delay": its codec can encode audio (the generative delay re-imagines encoded input).
+        "delay": its codec can encode audio (the generative delay re-imagines encoded input);
+        "clock": it was trained with the clock input (tempo, beat and bar phase; lmdm/conditioning/clock.py).
         """
         cfg = self.model.config
+        if feature == "clock":
+            return cfg.add_slice(CLOCK_NAME) is not None
         if feature == "sketch":
             return has_sketch(cfg.extra_add_inputs)
         if feature == "jam":
@@ -238,15 +249,56 @@ class LiveSession:
         """A text or a weighted mix [(text, weight), ...]; `over_blocks` > 0 glides in embedding space."""
         if isinstance(over_blocks, bool) or not isinstance(over_blocks, int) or over_blocks < 0:
             raise ValueError(f"over_blocks must be a whole number >= 0, got {over_blocks!r}")
-        target = self._encode(normalise_prompt(prompt))
+        parts = normalise_prompt(prompt)
+        target = self._encode(parts)
+        asked = mix_tempo(parts)
 
         def change() -> None:
             if over_blocks == 0:
                 self._cond, self._glide = target, None
             else:
                 self._glide = (self._cond, target, 0, over_blocks)
+            if asked is not None and (asked != self._clock.bpm or not self._tempo_asked):
+                self._retempo(asked, None)
 
         self._later(change)
+
+    # the clock -----------------------------------------------------------------------------
+    @property
+    def clock(self) -> Clock:
+        """The stream's tempo, meter and the block where its bar 1 starts (lmdm_dsl.clock.Clock)."""
+        return self._clock
+
+    @property
+    def tempo_asked(self) -> bool:
+        """Whether a tempo was asked (a prompt naming one, set_tempo, the language's `tempo`): only
+        then does a model with a clock input hear the clock; before, it plays its style's own tempo."""
+        return self._tempo_asked
+
+    def set_tempo(self, bpm: float, *, beats_per_bar: int | None = None, at_block: int | None = None) -> None:
+        """The stream's tempo from the next block on (or from `at_block`, a block not yet made):
+        bar 1 starts there. Sketches, the delay in beats and the language's bars follow it, and a
+        model with a clock input is conditioned on it every block. A prompt naming a tempo
+        ("at 96 bpm", "96bpm", "tempo 96") sets it too."""
+        bpm = check_tempo(bpm)
+        if beats_per_bar is not None and (isinstance(beats_per_bar, bool) or not isinstance(beats_per_bar, int) or not 1 <= beats_per_bar <= 16):
+            raise ValueError(f"beats_per_bar must be a whole number from 1 to 16, got {beats_per_bar!r}")
+        if at_block is not None and (isinstance(at_block, bool) or not isinstance(at_block, int) or at_block < 0):
+            raise ValueError(f"at_block must be a block number >= 0, got {at_block!r}")
+        self._later(lambda: self._retempo(bpm, beats_per_bar, at_block))
+
+    def _retempo(self, bpm: float, beats_per_bar: int | None, at_block: int | None = None) -> None:
+        origin = self.block_index if at_block is None else max(at_block, self.block_index)
+        meter = self._clock.beats_per_bar if beats_per_bar is None else beats_per_bar
+        self._clock = Clock(bpm=bpm, beats_per_bar=meter, origin_block=origin)
+        self._tempo_asked = True
+
+    def _clock_add(self, block: int) -> torch.Tensor | None:
+        """The clock channels [1, CLOCK_DIM, B] of `block`, or None (no clock input, or no tempo asked)."""
+        if not (self._tempo_asked and self.supports("clock")):
+            return None
+        c, cfg = self._clock, self.model.config
+        return block_clock_features(c.bpm, c.beats_per_bar, c.origin_block, block, cfg.block_frames, cfg.frame_rate)
 
     def _set(self, **kw) -> None:
         attrs.evolve(self.settings, **kw)  # validates now, in the caller's thread
@@ -283,8 +335,8 @@ class LiveSession:
         melody: object = _UNSET,
         rhythm: object = _UNSET,
         loudness: object = _UNSET,
-        bpm: float = 120.0,
-        beats_per_bar: int = 4,
+        bpm: float | None = None,
+        beats_per_bar: int | None = None,
     ) -> None:
         """Time-aligned controls the model follows, from the next block on; each loops.
 
@@ -322,7 +374,9 @@ class LiveSession:
         for name, value in changes.items():
             if name not in SKETCH_KINDS:
                 raise ValueError(f"unknown sketch kind {name!r}: choose one of {', '.join(SKETCH_KINDS)}")
-            tracks[name] = None if value is None else as_track(name, value, frame_rate=self.frame_rate, bpm=bpm, beats_per_bar=beats_per_bar)
+            tracks[name] = None if value is None else as_track(
+                name, value, frame_rate=self.frame_rate, bpm=self._clock.bpm if bpm is None else bpm,
+                beats_per_bar=self._clock.beats_per_bar if beats_per_bar is None else beats_per_bar)
 
         def change() -> None:
             for name, track in tracks.items():
@@ -396,7 +450,7 @@ class LiveSession:
         blocks: object = _UNSET,
         *,
         beats: float | None = None,
-        bpm: float = 120.0,
+        bpm: float | None = None,
         strength: float | Sequence[float] = 0.5,
         feedback: float = 0.3,
         mix: float = 0.5,
@@ -421,7 +475,7 @@ class LiveSession:
         else:
             self._require("delay")
             settings = delay_settings(
-                None if blocks is _UNSET else blocks, beats=beats, bpm=bpm, block_seconds=self.block_seconds,
+                None if blocks is _UNSET else blocks, beats=beats, bpm=self._clock.bpm if bpm is None else bpm, block_seconds=self.block_seconds,
                 strength=strength, feedback=feedback, mix=mix, prompts=prompts,
             )
         conds = {} if settings is None else {p: self._encode(normalise_prompt(p)) for p in settings.prompts}
@@ -542,11 +596,15 @@ class LiveSession:
         tracks = {} if listening else dict(self._sketches)
         for kind, frames in followed.items():
             tracks[kind] = (ArrayTrack(frames), block)
-        if not tracks:
+        clock = self._clock_add(block)
+        if not tracks and clock is None:
             return None
         cfg = self.model.config
         target = torch.zeros(1, cfg.add_dim, cfg.block_frames)
-        target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(tracks, block, cfg.block_frames)
+        if tracks:
+            target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(tracks, block, cfg.block_frames)
+        if clock is not None:
+            target[:, cfg.add_slice(CLOCK_NAME)] = clock
         return target
 
     def _make_block(self) -> tuple[torch.Tensor, float]:

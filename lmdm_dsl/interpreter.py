@@ -38,7 +38,8 @@ MAX_MESSAGES = 256  # messages from the generation thread kept until drained
 class Session(Protocol):
     """The part of ``lmdm.LiveSession`` the interpreter uses (``frame_rate`` and ``set_sketch(kind,
     frames)``, ``set_delay(DelaySpec | None)`` and ``set_jam(bool)`` only when the session supports
-    sketches, the delay or jamming)."""
+    sketches, the delay or jamming). A session with ``set_tempo(bpm, at_block=...)`` (LiveSession)
+    is told every ``tempo``, so its one clock, and a model with a clock input, keep the set's tempo."""
 
     block_seconds: float
     block_index: int
@@ -95,6 +96,10 @@ class Interpreter:
         self.recorder = recorder
         self._lock = threading.Lock()
         self._clock = Clock(beats_per_bar=beats_per_bar)
+        # the session's clock as last seen (_follow_session_clock); a session with one sets ours
+        self._session_clock: Clock | None = getattr(session, "clock", None) if isinstance(getattr(session, "clock", None), Clock) else None
+        if self._session_clock is not None:
+            self._clock = self._session_clock
         self._schedule: list[_Scheduled] = []
         self._order = itertools.count()
         self._scenes: dict[str, tuple] = {}
@@ -173,6 +178,7 @@ class Interpreter:
     def _on_block(self, session: Session, index: int) -> None:
         try:
             block_seconds = session.block_seconds
+            self._follow_session_clock(session, index)
             with self._lock:
                 if self._hooked is not None and index < self._hooked:  # the stream restarted its count
                     self._shift(index - (self._hooked + 1))
@@ -253,20 +259,40 @@ class Interpreter:
             raise Refused(f"{feature} is not available in this model")
 
     def _tempo(self, s: v.Tempo, c: _Context) -> str:
+        clock = self._retime(s.bpm, c.now)
+        set_tempo = getattr(self.session, "set_tempo", None)
+        if callable(set_tempo):  # the session's clock: bar 1 at the same block as ours
+            set_tempo(s.bpm, beats_per_bar=clock.beats_per_bar, at_block=c.now)
+        return f"tempo {v.num(s.bpm)} BPM; bar 1 starts at block {c.now}"
+
+    def _retime(self, bpm: float, origin_block: int) -> Clock:
+        """A new tempo with bar 1 at ``origin_block``: re-arm repeating entries, keep a delay in bars or beats in time."""
         block_seconds = self.session.block_seconds
         with self._lock:
-            self._clock = attrs.evolve(self._clock, bpm=s.bpm, origin_block=c.now)
+            self._clock = attrs.evolve(self._clock, bpm=bpm, origin_block=origin_block)
             for entry in self._schedule:
                 if entry.every is not None and entry.every.unit != "block":
-                    entry.block = next_boundary(self._clock, entry.every, c.now, block_seconds)
+                    entry.block = next_boundary(self._clock, entry.every, origin_block, block_seconds)
                     if entry.last_fired is not None and entry.block <= entry.last_fired:
                         entry.block = next_boundary(
                             self._clock, entry.every, entry.last_fired, block_seconds, strictly_after=True
                         )
             delay, clock = self._delay, self._clock
-        if delay is not None and delay.time.unit != "block":  # keep a delay in bars or beats in time
+        if delay is not None and delay.time.unit != "block":
             self.session.set_delay(_delay_spec(delay, clock, block_seconds))
-        return f"tempo {v.num(s.bpm)} BPM; bar 1 starts at block {c.now}"
+        return clock
+
+    def _follow_session_clock(self, session: Session, index: int) -> None:
+        """Adopt a tempo set on the session itself (a prompt naming one, ``set_tempo`` from Python): one clock."""
+        theirs = getattr(session, "clock", None)
+        if not isinstance(theirs, Clock) or theirs == self._session_clock:
+            return  # unchanged since the last block (our own `tempo` may still be queued there)
+        self._session_clock = theirs
+        with self._lock:
+            ours = self._clock
+        if theirs.bpm != ours.bpm or theirs.origin_block != ours.origin_block:
+            self._retime(theirs.bpm, theirs.origin_block)
+            self._tell(index, f"tempo {v.num(theirs.bpm)} BPM (from the session); bar 1 at block {theirs.origin_block}")
 
     def _prompt(self, s: v.Prompt, c: _Context) -> str:
         over = 0 if s.over is None else self.clock.blocks(s.over, self.session.block_seconds)

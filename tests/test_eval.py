@@ -379,3 +379,17 @@ def test_prompt_sensitivity_measures_how_far_the_prompt_moves_the_prediction(tin
     r = prompt_sensitivity(model, str(tiny_latents), windows=3, times=(0.5,), split="all")
     assert r["0.5"] == {"context": 0.0, "no_context": 0.0}
     assert main(["--model", str(tiny_latents), "--latents", str(tiny_latents)]) == 2  # not a model: one line, no trace
+
+
+def test_music_measures_on_known_signals() -> None:
+    from lmdm.eval.music import level_db, space_share, spectral_centroid, tempo_hit
+
+    sr = 16000
+    t = np.arange(sr * 2) / sr
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * t)
+    assert abs(spectral_centroid(tone, sr) - 1000) < 30
+    assert abs(level_db(tone) - 20 * np.log10(0.5 / np.sqrt(2))) < 0.1
+    gated = tone * (np.floor(t * 4) % 2 == 0)  # on 250 ms, off 250 ms
+    assert 0.4 < space_share(gated, sr) < 0.6 and space_share(tone, sr) == 0.0
+    assert tempo_hit(121.0, 120.0) == (True, True) and tempo_hit(60.5, 120.0) == (False, True)
+    assert tempo_hit(100.0, 120.0) == (False, False) and tempo_hit(float("nan"), 120.0) == (False, False)

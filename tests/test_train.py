@@ -504,7 +504,7 @@ def test_sketch_channels_are_trained_on_the_target_only(latents, stage) -> None:
     config = ModelConfig.tiny(extra_add_inputs=[["melody", 13], ["rhythm", 2], ["loudness", 2]])
     data = LatentSet(latents, split="all")
     z, captions, ann = data.windows(2, config.window_frames, np.random.default_rng(0))
-    assert set(ann) == {"melody", "onsets", "loudness_db"} and ann["loudness_db"].shape == (2, config.window_frames)
+    assert set(ann) == {"melody", "onsets", "loudness_db", "beat_phase", "bar_phase"} and ann["loudness_db"].shape == (2, config.window_frames)
     present = torch.ones(2, 3)
     if stage == "base":
         w = add_sketch(base_window(2, config.window_frames, config), ann, present, config)

@@ -34,7 +34,7 @@ from lmdm.corpus.patterns import (
     pattern_step,
 )
 from lmdm.corpus.score import CLOSED_HAT, CRASH, DRUM_VOICES, KICK, OPEN_HAT, SNARE, Mixing, Note, Score, Section
-from lmdm.corpus.styles import BRIGHT_SCALES, DARK_SCALES, MOODS, Style
+from lmdm.corpus.styles import ANY_TEMPO, BRIGHT_SCALES, DARK_SCALES, MOODS, Style
 from lmdm.corpus.theory import (
     chord_pitch_classes,
     harmony_scale,
@@ -128,7 +128,21 @@ def scales_for_mood(style: Style, mood: str) -> tuple[str, ...]:
     return fitting or style.scales
 
 
-def draw_song(seed: int, style: Style) -> Song:
+def any_tempo_draw(seed: int, tempo: int, any_tempo: float) -> int:
+    """With probability ``any_tempo`` a tempo drawn from all of ANY_TEMPO instead of the style's ``tempo``.
+
+    It has its own random stream, so ``any_tempo = 0`` leaves every song exactly as it was.
+    """
+    if any_tempo <= 0:
+        return tempo
+    rng = part_rng(seed, "any_tempo")
+    return int(rng.integers(ANY_TEMPO[0], ANY_TEMPO[1] + 1)) if rng.random() < any_tempo else tempo
+
+
+def draw_song(seed: int, style: Style, any_tempo: float = 0.0) -> Song:
+    """The song's choices. ``any_tempo``: the chance that its tempo is drawn from ANY_TEMPO (``any_tempo_draw``)."""
+    if not 0.0 <= any_tempo <= 1.0:
+        raise ValueError(f"any_tempo is a probability from 0 to 1, got {any_tempo!r}")
     rng = part_rng(seed, "song")
     mood = pick(rng, style.moods)
     uses_drums = rng.random() < style.drums_probability
@@ -140,7 +154,7 @@ def draw_song(seed: int, style: Style) -> Song:
     fill_names = sorted(FILLS)
     return Song(
         style=style.name,
-        tempo=int(rng.integers(style.tempo[0], style.tempo[1] + 1)),
+        tempo=any_tempo_draw(seed, int(rng.integers(style.tempo[0], style.tempo[1] + 1)), any_tempo),
         tonic=int(rng.integers(12)),
         scale=pick(rng, scales_for_mood(style, mood)),
         mood=mood,

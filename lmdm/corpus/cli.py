@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--styles", default="", help=f"comma-separated subset of: {','.join(STYLE_NAMES)}")
     make.add_argument("--sample-rate", type=int, default=16000)
     make.add_argument("--frame-rate", type=float, default=25.0)
+    make.add_argument("--any-tempo", type=float, default=0.0, metavar="SHARE",
+                      help="share of songs (0..1) whose tempo is drawn from 60-180 BPM whatever their style (default 0)")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
 
     example = commands.add_parser("example", help="render one example to a WAV file to listen to")
@@ -61,6 +63,7 @@ def run_make(args: argparse.Namespace) -> int:
         styles=styles,
         sample_rate=args.sample_rate,
         frame_rate=args.frame_rate,
+        any_tempo=args.any_tempo,
     )
     print(
         f"{args.out}: {report.examples} examples, {report.audio_hours:.2f} h audio, "

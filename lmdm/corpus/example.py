@@ -79,8 +79,12 @@ def make_example(
     style: str | None = None,
     sample_rate: int = 16000,
     frame_rate: float = 25.0,
+    any_tempo: float = 0.0,
 ) -> Example:
-    """Generate one example. ``seconds`` is rounded to a whole number of frames."""
+    """Generate one example. ``seconds`` is rounded to a whole number of frames.
+
+    ``any_tempo``: the chance that the song's tempo is drawn from 60-180 BPM (styles.ANY_TEMPO)
+    instead of its style's usual range; 0 gives the same example as always."""
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if not seconds > 0:
@@ -91,7 +95,7 @@ def make_example(
     frames = max(1, int(round(seconds * frame_rate)))
     seconds = frames * hop / sample_rate
     style_name = style if style is not None else pick(part_rng(seed, "style"), STYLE_NAMES)
-    song = draw_song(seed, STYLES[style_name])
+    song = draw_song(seed, STYLES[style_name], any_tempo)
     score = arrange(song, STYLES[style_name], seed, seconds)
     mix, stems = render_score(score, sample_rate, seed)
     attributes = Attributes(

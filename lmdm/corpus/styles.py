@@ -35,6 +35,10 @@ MOODS: dict[str, int] = {
     "atmospheric": 0,
 }
 
+# Every style can be rendered at any tempo of this range ("any tempo" songs: write_corpus(any_tempo=...)),
+# so that a model trained on them obeys a tempo outside a style's usual range.
+ANY_TEMPO: tuple[int, int] = (60, 180)
+
 BRIGHT_SCALES = frozenset({"major", "lydian", "mixolydian", "major_pentatonic"})
 DARK_SCALES = frozenset({"minor", "phrygian", "dorian", "minor_pentatonic"})
 

@@ -44,6 +44,7 @@ class Job:
     sample_rate: int
     frame_rate: float
     root: str
+    any_tempo: float = 0.0
 
 
 @attrs.frozen
@@ -73,10 +74,11 @@ def plan_jobs(
     styles: Sequence[str],
     sample_rate: int,
     frame_rate: float,
+    any_tempo: float = 0.0,
 ) -> list[Job]:
     count = max(1, math.ceil(hours * 3600.0 / seconds_per_example))
     return [
-        Job(i, example_seed(seed, i), styles[i % len(styles)], seconds_per_example, sample_rate, frame_rate, str(root))
+        Job(i, example_seed(seed, i), styles[i % len(styles)], seconds_per_example, sample_rate, frame_rate, str(root), any_tempo)
         for i in range(count)
     ]
 
@@ -84,7 +86,7 @@ def plan_jobs(
 def run_job(job: Job) -> dict[str, Any]:
     """Make one example and write its files (runs in a worker process)."""
     example = make_example(
-        job.seed, job.seconds, style=job.style, sample_rate=job.sample_rate, frame_rate=job.frame_rate
+        job.seed, job.seconds, style=job.style, sample_rate=job.sample_rate, frame_rate=job.frame_rate, any_tempo=job.any_tempo
     )
     name = example_id(job.index)
     write_example(Path(job.root), name, example)
@@ -96,7 +98,7 @@ def _check_meta(root: Path, meta: dict[str, Any]) -> None:
         return
     old = read_meta(root)
     keys = ("format_version", "seed", "sample_rate", "frame_rate", "seconds_per_example", "styles")
-    if any(old.get(k) != meta.get(k) for k in keys):
+    if any(old.get(k) != meta.get(k) for k in keys) or old.get("any_tempo", 0.0) != meta.get("any_tempo", 0.0):
         raise ValueError(
             f"{root} holds a corpus made with other settings ({old}); use a new directory or the same settings"
         )
@@ -113,17 +115,21 @@ def write_corpus(
     styles: Sequence[str] | None = None,
     sample_rate: int = 16000,
     frame_rate: float = 25.0,
+    any_tempo: float = 0.0,
 ) -> WriteReport:
     """Write about ``hours`` of examples to ``out_dir`` (see ``files`` for the format).
 
     ``workers > 1`` renders in that many ``spawn``-ed processes, so a script calling this must
-    do so under ``if __name__ == "__main__":``. ``progress`` shows a bar on stderr when it is a
+    do so under ``if __name__ == "__main__":``. ``any_tempo``: the share of songs whose tempo is
+    drawn from 60-180 BPM whatever their style (styles.ANY_TEMPO). ``progress`` shows a bar on stderr when it is a
     terminal. Returns what was done; the corpus is then readable with ``CorpusReader``.
     """
     if hours <= 0 or seconds_per_example <= 0:
         raise ValueError("hours and seconds_per_example must be > 0")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if not 0.0 <= any_tempo <= 1.0:
+        raise ValueError(f"any_tempo is a share from 0 to 1, got {any_tempo!r}")
     styles = tuple(styles) if styles else STYLE_NAMES
     unknown = [s for s in styles if s not in STYLES]
     if unknown:
@@ -140,10 +146,12 @@ def write_corpus(
         "stems": list(STEM_NAMES),
         "audio": "16-bit FLAC, mono mix + 4-channel stems",
     }
+    if any_tempo:
+        meta["any_tempo"] = any_tempo
     _check_meta(root, meta)
     write_meta(root, meta)
 
-    jobs = plan_jobs(root, hours, seed, seconds_per_example, styles, sample_rate, frame_rate)
+    jobs = plan_jobs(root, hours, seed, seconds_per_example, styles, sample_rate, frame_rate, any_tempo)
     done = {r["id"]: r for r in read_index(root)}
     todo = [j for j in jobs if example_id(j.index) not in done]
     total_hours = len(jobs) * seconds_per_example / 3600.0

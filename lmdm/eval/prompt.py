@@ -15,6 +15,7 @@ import re
 
 import attrs
 
+from lmdm.conditioning.clock import prompt_tempo
 from lmdm.corpus.caption import INSTRUMENT_WORDS, STYLE_WORDS
 from lmdm.corpus.theory import PITCH_NAMES, SCALES
 
@@ -48,7 +49,6 @@ def _phrases() -> list[tuple[str, str, str]]:
 
 
 PHRASES = _phrases()
-_TEMPO = re.compile(r"(?<![\w.])(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute)\b|\btempo\s*:?\s*(\d{2,3}(?:\.\d+)?)\b", re.IGNORECASE)
 _SCALE_WORDS = "|".join(sorted({s.replace("_", " ") for s in SCALES} | {"maj", "min"}, key=len, reverse=True))
 _KEY_IN = re.compile(r"\bin\s+([A-G])([#b]?)(?![\w#])")
 
@@ -77,10 +77,8 @@ def parse_key(text: str) -> str | None:
 
 
 def parse_tempo(text: str) -> int | None:
-    m = _TEMPO.search(text)
-    if not m:
-        return None
-    return int(round(float(m.group(1) or m.group(2))))
+    bpm = prompt_tempo(text)  # the same reading as LiveSession's clock
+    return None if bpm is None else int(round(bpm))
 
 
 def parse_prompt(text: str) -> Asked:

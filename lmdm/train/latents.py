@@ -211,6 +211,7 @@ def latent_stats(root: Path, records: list[dict[str, Any]]) -> dict[str, list[fl
 
 
 SKETCH_ANNOTATIONS = ("melody", "onsets", "loudness_db")  # what lmdm.conditioning.sketch is made of
+CLOCK_ANNOTATIONS = ("beat_phase", "bar_phase")  # what lmdm.conditioning.clock is made of
 
 
 class LatentSet:
@@ -237,7 +238,7 @@ class LatentSet:
         for i in self.ids:
             tensors = load_tensors(self.root / f"{i}.safetensors")[0]
             self.latents.append(tensors["latents"])
-            self.annotations.append({k: tensors[f"ann.{k}"] for k in SKETCH_ANNOTATIONS if f"ann.{k}" in tensors})
+            self.annotations.append({k: tensors[f"ann.{k}"] for k in SKETCH_ANNOTATIONS + CLOCK_ANNOTATIONS if f"ann.{k}" in tensors})
             if all(f"{kind}.{s}" in tensors for kind in ("stem", "rest") for s in STEM_NAMES):  # encoded with stems
                 self.stems.append(torch.stack([torch.stack([tensors[f"{kind}.{s}"] for s in STEM_NAMES]) for kind in ("stem", "rest")]))
             else:
@@ -264,7 +265,7 @@ class LatentSet:
         return any(s is not None for s in self.stems)
 
     def windows(self, size: int, frames: int, rng: np.random.Generator, stems_only: bool = False) -> tuple[torch.Tensor, list[str], dict[str, torch.Tensor]]:
-        """As `batch`, plus the windows' annotations {melody, onsets, loudness_db: [size, frames]}
+        """As `batch`, plus the windows' annotations {melody, onsets, loudness_db, beat_phase, bar_phase: [size, frames]}
         (empty when the latents were encoded without them) and, when encoded with stems, "stems":
         [size, 2 (stem, rest), S, D, frames] for jamming (zeros for examples without stems) and
         "has_stems": [size] bool. `stems_only`: draw only from examples encoded with stems."""

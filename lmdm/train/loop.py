@@ -85,6 +85,26 @@ def model_config(recipe: Recipe, latents_meta: dict[str, Any], init: dict[str, A
     return ModelConfig.from_dict(base)
 
 
+ADD_WEIGHT = "dit.to_input_add.weight"  # [width, add_dim]: the additive inputs' projection
+
+
+def grow_add_inputs(tensors: dict[str, torch.Tensor], old: ModelConfig, new: ModelConfig) -> dict[str, torch.Tensor]:
+    """Init weights for a model that has more additive inputs than its init checkpoint.
+
+    Where `old`'s additive inputs are the first of `new`'s and everything else about the two
+    models is the same, the projection gets zero columns for the new inputs: the grown model
+    computes exactly what the old one did until training teaches it to use them (docs/training.md,
+    "The clock"). Any other difference is left for load_weights to report.
+    """
+    same = {k: v for k, v in old.to_dict().items() if k != "extra_add_inputs"} == {k: v for k, v in new.to_dict().items() if k != "extra_add_inputs"}
+    if not same or new.add_inputs[: len(old.add_inputs)] != old.add_inputs or new.add_dim == old.add_dim or ADD_WEIGHT not in tensors:
+        return tensors
+    weight = tensors[ADD_WEIGHT]  # [width, old add_dim]
+    grown = torch.zeros(weight.shape[0], new.add_dim, dtype=weight.dtype)
+    grown[:, : old.add_dim] = weight
+    return {**tensors, ADD_WEIGHT: grown}
+
+
 def learning_rate(step: int, recipe: Recipe) -> float:
     """Linear warm-up over warmup_steps, then constant or cosine down to lr * min_lr_ratio at `steps`."""
     t = recipe.train
@@ -152,8 +172,11 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     model = build_model(config, seed=t.seed, codec=codec) if sao is None else sao
     dit, text = model.dit, model.text
     if init_doc is not None:
-        load_weights(dit, text, read_tensors(init_dir / MODEL_FILE), init_dir / MODEL_FILE)
-        say(f"init: weights from {init_dir} (stage {init_doc.get('stage')}, step {init_doc.get('step')})")
+        tensors = grow_add_inputs(read_tensors(init_dir / MODEL_FILE), ModelConfig.from_dict(init_doc["model"]), config)
+        load_weights(dit, text, tensors, init_dir / MODEL_FILE)
+        grown = [n for n, _ in config.add_inputs[len(ModelConfig.from_dict(init_doc["model"]).add_inputs):]]
+        say(f"init: weights from {init_dir} (stage {init_doc.get('stage')}, step {init_doc.get('step')})"
+            + (f"; new additive inputs {', '.join(grown)} start at zero" if tensors.get(ADD_WEIGHT) is not None and grown else ""))
     dit.to(d.device).train()
     text.to(d.device).train()
     frames = (recipe.data.frames or config.window_frames) if recipe.stage == "base" else config.window_frames

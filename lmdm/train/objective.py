@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmdm.conditioning.clock import CLOCK_NAME, clock_features, window_bpm
 from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
 from lmdm.corpus.score import STEM_NAMES
 from lmdm.conditioning.text import null_conditioning
@@ -90,6 +91,7 @@ class Draws:
     jam_stem: torch.Tensor | None = None  # [b] long: which stem the player plays
     accomp_start: torch.Tensor | None = None  # [b] long: accompaniment visible on window frames [start, cutoff)
     accomp_cutoff: torch.Tensor | None = None  # [b] long
+    clock_present: torch.Tensor | None = None  # models with a clock input: [b], 0 = no clock in this window
 
 
 def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainSettings, generator: torch.Generator) -> Draws:
@@ -121,7 +123,10 @@ def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainS
         if keep is not None and train.jam_context_drop > 0:  # drawn last: recipes without it draw exactly as before
             blind = jam & (torch.rand(batch, generator=generator) < train.jam_context_drop)
             keep = keep * (~blind).float()[:, None, None]
-    return Draws(noise, t, text_keep, keep, present, sketch, jam, stem, start, cutoff)
+    clock = None
+    if config.add_slice(CLOCK_NAME) is not None:  # drawn last: models without a clock draw exactly as before
+        clock = (torch.rand(batch, generator=generator) >= train.clock_dropout).float()
+    return Draws(noise, t, text_keep, keep, present, sketch, jam, stem, start, cutoff, clock)
 
 
 def apply_jam(latents: torch.Tensor, annotations: dict[str, torch.Tensor] | None, draws: Draws) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -176,6 +181,23 @@ def add_sketch(w: Window, annotations: dict[str, torch.Tensor] | None, present: 
     return w
 
 
+def add_clock(w: Window, annotations: dict[str, torch.Tensor] | None, present: torch.Tensor | None, config: ModelConfig) -> Window:
+    """Write the clock channels (lmdm.conditioning.clock) onto the last frames of the window's `add`.
+
+    annotations {beat_phase, bar_phase: [b, F]} cover the target frames (the last F), F >= 2.
+    Nothing happens for a model without a clock input (present is None).
+    """
+    if present is None:
+        return w
+    if not annotations or any(k not in annotations for k in ("beat_phase", "bar_phase")):
+        raise ValueError("this model has a clock input but the latents have no beat_phase/bar_phase annotations (re-encode the corpus)")
+    beat, bar = annotations["beat_phase"], annotations["bar_phase"]
+    features = clock_features(beat, bar, window_bpm(beat, config.frame_rate), present)
+    n = features.shape[2]
+    w.add[:, config.add_slice(CLOCK_NAME), -n:] = features.to(w.add.device, w.add.dtype)
+    return w
+
+
 # ----------------------------------------------------------------------------------------------
 # Inputs and losses
 
@@ -217,6 +239,7 @@ def base_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     x = noised(x0, eps, t[:, None, None])
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
     w = add_sketch(base_window(x0.shape[0], x0.shape[2], dit.cfg, x0.device), annotations, draws.sketch_present, dit.cfg)
+    w = add_clock(w, annotations, draws.clock_present, dit.cfg)
     w = add_accomp(w, accomp, dit.cfg)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)
     return F.mse_loss(v.float(), (eps - x0).float())
@@ -235,6 +258,7 @@ def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     w = lmdm_window(regime, context, dit.cfg, keep, present)
     target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k not in ("stems", "has_stems")}
     w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg)  # the sketch is on the target only
+    w = add_clock(w, target_ann, draws.clock_present, dit.cfg)  # so is the clock
     w = add_accomp(w, accomp, dit.cfg)  # the player's stem, where heard (before the latency cutoff)
     x = torch.cat((torch.zeros_like(context), noised(x0, eps, t[:, None, None])), dim=2)  # routed: context x is unused
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
