@@ -97,7 +97,8 @@ class Interpreter:
         self._lock = threading.Lock()
         self._clock = Clock(beats_per_bar=beats_per_bar)
         # the session's clock as last seen (_follow_session_clock); a session with one sets ours
-        self._session_clock: Clock | None = getattr(session, "clock", None) if isinstance(getattr(session, "clock", None), Clock) else None
+        theirs = getattr(session, "clock", None)
+        self._session_clock: Clock | None = theirs if isinstance(theirs, Clock) else None
         if self._session_clock is not None:
             self._clock = self._session_clock
         self._schedule: list[_Scheduled] = []

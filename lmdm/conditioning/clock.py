@@ -24,10 +24,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lmdm_dsl.values import TEMPO_RANGE  # BPM a clock accepts: the language's tempo range, one home
+
 CLOCK_INPUT: tuple[str, int] = ("clock", 6)
 CLOCK_NAME, CLOCK_DIM = CLOCK_INPUT
-TEMPO_RANGE: tuple[float, float] = (20.0, 400.0)  # BPM a clock accepts (the language's tempo range)
-TRAINED_TEMPO_RANGE: tuple[float, float] = (60.0, 180.0)  # the corpus's any-tempo songs (lmdm.corpus.styles.ANY_TEMPO)
 
 
 def clock_features(

