@@ -17,6 +17,11 @@ A *codec reference* says which codec turns the model's latents into audio:
 
 The string "placeholder" is accepted too (a PlaceholderCodec fitted to the model's config).
 Everything is safetensors + JSON: no file is ever unpickled, and pickle files are refused.
+
+A checkpoint is outside input. Every field of config.json is checked for its type and range when
+it is read (`read_config`, `model_config`, `text_buckets`, `open_codec`), the model's size is
+counted from the config before anything is allocated (`check_size`), and weights must be finite:
+anything else is a `CheckpointError` with a one-line message naming the file and the field.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from torch import nn
 
 from lmdm.codec.base import Codec
 from lmdm.codec.placeholder import PlaceholderCodec
+from lmdm.config_fields import check_parameters, meta_numel
 from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
-from lmdm.conditioning.text import HashedTextEncoder
+from lmdm.conditioning.text import BUCKETS, MAX_BUCKETS, HashedTextEncoder
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
@@ -78,39 +84,65 @@ def codec_reference(codec: Codec, path: str | Path | None = None, fingerprint: s
     return reference
 
 
+PLACEHOLDER_FIELDS = ("sample_rate", "hop", "latent_dim", "channels")
+
+
 def open_codec(reference: str | dict[str, Any], base: Path, config: ModelConfig | None = None) -> Codec:
     """Codec reference -> codec. Relative paths are relative to `base` (the checkpoint directory)."""
+    file = base / CONFIG_FILE
     if reference == "placeholder":
         if config is None:
             raise CheckpointError('codec "placeholder" needs the model config to size it')
         return PlaceholderCodec(config.sample_rate, config.hop, config.latent_dim, config.channels)
-    if not isinstance(reference, dict) or "kind" not in reference:
-        raise CheckpointError(f"{base / CONFIG_FILE}: bad codec reference {reference!r}")
+    if not isinstance(reference, dict) or not isinstance(reference.get("kind"), str):
+        raise CheckpointError(f'{file}: codec must be "placeholder" or an object with a "kind", got {_short(reference)}')
     if reference["kind"] == "placeholder":
-        try:
-            return PlaceholderCodec(int(reference["sample_rate"]), int(reference["hop"]), int(reference["latent_dim"]), int(reference["channels"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{base / CONFIG_FILE}: bad placeholder codec reference {reference!r}") from e
+        values = {k: reference.get(k) for k in PLACEHOLDER_FIELDS}
+        if any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 384_000 for v in values.values()):
+            raise CheckpointError(f"{file}: codec {', '.join(PLACEHOLDER_FIELDS)} must be whole numbers from 1 to 384000, got {_short(values, 120)}")
+        wanted = None if config is None else {k: getattr(config, k) for k in PLACEHOLDER_FIELDS}
+        if wanted is not None and values != wanted:  # sized by the model (checked), never by the reference alone
+            raise CheckpointError(f"{file}: the placeholder codec reference {values} does not match the model config {wanted}")
+        if values["latent_dim"] > 4096 or values["channels"] > 16:
+            raise CheckpointError(f"{file}: a placeholder codec has at most 4096 latent channels and 16 audio channels, got {values}")
+        return PlaceholderCodec(*values.values())
     if reference["kind"] == "ConvCodec":
         from lmdm.codec.checkpoint import load_codec, weights_fingerprint
 
-        path = Path(reference.get("path", "."))
-        path = path if path.is_absolute() else base / path
+        path = _codec_path(reference, base)
+        expected = reference.get("fingerprint")
+        if expected is not None and not isinstance(expected, str):
+            raise CheckpointError(f"{file}: codec.fingerprint must be a string of 16 hex digits, got {_short(expected)}")
         try:
-            expected = reference.get("fingerprint")
             if expected is not None and (found := weights_fingerprint(path)) != expected:
                 raise CheckpointError(
                     f"codec of {base}: the weights in {path} are not the ones it was made with (fingerprint {found}, "
                     f"expected {expected}); the codec was retrained or overwritten since: point config.json's codec path at the original"
                 )
-            return load_codec(path)
+            codec = load_codec(path)
         except TensorFileError as e:
             raise CheckpointError(f"codec of {base}: {e}") from e
+        check_finite(codec.state_dict(), path)
+        return codec
     from lmdm.sao.load import OOBLECK_KIND, open_oobleck
 
     if reference["kind"] == OOBLECK_KIND:  # the Stable Audio Open VAE (docs/sao.md)
         return open_oobleck(reference, base)
     raise CheckpointError(f"{base / CONFIG_FILE}: unknown codec kind {reference['kind']!r} (placeholder, ConvCodec or {OOBLECK_KIND})")
+
+
+def _codec_path(reference: dict[str, Any], base: Path) -> Path:
+    """The directory a codec reference names ("path"; relative to the checkpoint directory `base`)."""
+    path = reference.get("path", ".")
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise CheckpointError(f"{base / CONFIG_FILE}: codec.path must be a directory name, got {_short(path)}")
+    where = Path(path)
+    return where if where.is_absolute() else base / where
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,8 +177,16 @@ def load_weights(dit: DiT, text: nn.Module, tensors: dict[str, torch.Tensor], so
         problems = ([f"missing {_names(missing)}"] if missing else []) + ([f"unexpected {_names(unexpected)}"] if unexpected else [])
         problems += [f"wrong shape {_names(wrong, 3)}"] if wrong else []
         raise CheckpointError(f"{source} does not match its config: " + "; ".join(problems))
+    check_finite(tensors, source)
     dit.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("dit.")})
     text.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("text.")})
+
+
+def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Refuse weights holding NaN or Inf (a corrupt or diverged file): they would only ever play silence or noise."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and v.device.type != "meta" and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"corrupt checkpoint file: {source} holds NaN or Inf in {_names(sorted(bad), 3)}")
 
 
 def is_pickle(path: Path) -> bool:
@@ -211,6 +251,15 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointNotFound(f"{path} holds no checkpoint (no {CONFIG_FILE} + {MODEL_FILE}, no {STEP_PREFIX}* directories)")
 
 
+# the top-level fields of config.json: (key, types, what it must be); guidance and sampler_steps have their own readers
+DOCUMENT_FIELDS = (
+    ("model", dict, "an object (the model config)"), ("text", dict, 'an object such as {"buckets": 8192}'),
+    ("codec", (str, dict), '"placeholder" or an object (the codec reference)'), ("name", str, "a string"),
+    ("stage", str, "a string"), ("regime", str, "a string"), ("step", int, "a whole number"), ("recipe", dict, "an object"),
+)
+OPTIONAL = ("name", "stage", "regime")  # may be null
+
+
 def read_config(directory: Path) -> dict[str, Any]:
     file = directory / CONFIG_FILE
     if not file.is_file():
@@ -221,16 +270,47 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"corrupt checkpoint file: {file} is not valid JSON ({e})") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{file} is not an lmdm checkpoint config (\"format\" is not {FORMAT!r})")
-    if doc.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{file} has format_version {doc['format_version']}; this lmdm reads up to {FORMAT_VERSION}: upgrade lmdm")
+    version = doc.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CheckpointError(f"{file}: format_version must be a whole number, got {_short(version)}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{file} has format_version {version}; this lmdm reads up to {FORMAT_VERSION}: upgrade lmdm")
+    for key, types, what in DOCUMENT_FIELDS:
+        if key in doc and not (isinstance(doc[key], types) and not isinstance(doc[key], bool) or doc[key] is None and key in OPTIONAL):
+            raise CheckpointError(f"{file}: {key} must be {what}, got {_short(doc[key])}")
+    if "step" in doc and doc["step"] < 0:
+        raise CheckpointError(f"{file}: step must be a whole number >= 0, got {doc['step']}")
     return doc
 
 
 def model_config(doc: dict[str, Any], directory: Path) -> ModelConfig:
+    """The "model" object of config.json, every field's type and range checked (lmdm.config_fields)."""
+    if "model" not in doc:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: the model config (\"model\") is missing")
     try:
         return ModelConfig.from_dict(doc["model"])
-    except (KeyError, TypeError, ValueError) as e:
+    except ValueError as e:
         raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config: {e}") from e
+
+
+def text_buckets(doc: dict[str, Any], directory: Path) -> int:
+    """The hash buckets of the text encoder ("text": {"buckets": ...}; 8192 if absent)."""
+    text = doc.get("text", {})
+    unknown = sorted(map(str, set(text) - {"buckets"}))
+    if unknown:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: unknown text fields: {', '.join(unknown)}")
+    value = text.get("buckets", BUCKETS)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUCKETS:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: text.buckets must be a whole number from 1 to {MAX_BUCKETS}, got {_short(value)}")
+    return value
+
+
+def check_size(config: ModelConfig, buckets: int, directory: Path) -> None:
+    """Refuse a config whose DiT and text encoder would be beyond reason, before either exists."""
+    try:
+        check_parameters(meta_numel(lambda: (DiT(config), HashedTextEncoder(config.cond_dim, config.cond_tokens, buckets))), "the model")
+    except ValueError as e:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {e}") from None
 
 
 def new_modules(config: ModelConfig, buckets: int) -> tuple[DiT, HashedTextEncoder]:
@@ -357,7 +437,8 @@ def load_model(path: str | Path | None = None) -> LMDM:
     directory = resolve(path)
     doc = read_config(directory)
     config = model_config(doc, directory)
-    buckets = int(doc.get("text", {}).get("buckets", 8192))
+    buckets = text_buckets(doc, directory)
+    check_size(config, buckets, directory)
     dit, text = new_modules(config, buckets)
     load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
     codec = open_codec(doc.get("codec", "placeholder"), directory, config)

@@ -261,8 +261,11 @@ def feed_file(session: LiveSession, path: str) -> None:
     try:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as error:
-        raise InputFileError(f"lmdm live: cannot read the input file {path}: {error}") from None
-    session.feed_input(audio.mean(axis=1), sample_rate=rate)
+        raise InputFileError(f"lmdm live: cannot read the input file {path}: {_one_line(error)}") from None
+    try:  # its rate and channel count are checked there (8-384 kHz, odd rates resampled)
+        session.feed_input(audio, sample_rate=rate)
+    except ValueError as error:
+        raise InputFileError(f"lmdm live: cannot play the input file {path}: {error}") from None
 
 
 def with_device_input(session: LiveSession, engine: AudioEngine) -> Callable[[], np.ndarray]:

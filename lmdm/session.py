@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from lmdm.audio.limiter import soft_limit
+from lmdm.audio.resample import MAX_INPUT_CHANNELS, check_rate
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
 from lmdm.conditioning.beat import player_beat, project_onsets
 from lmdm.conditioning.clock import CLOCK_NAME, block_clock_features, check_tempo, mix_tempo
@@ -391,14 +392,19 @@ class LiveSession:
     def feed_input(self, audio: np.ndarray, sample_rate: int | None = None) -> None:
         """The player's audio, float32 [n] or [n, channels], any length, appended to the input timeline.
 
-        Sample 0 of the input is sample 0 of block 0. Audio at another `sample_rate` is resampled
-        (lmdm/audio/resample.py); NaN/Inf become 0. Cheap: the audio is queued and taken in
-        (resampled, encoded by the codec's stream encoder) at the start of the next block. When
-        block n is generated the model uses only input frames < n B - B (what it has heard, at least
-        a block old, as trained). Any thread may call this.
+        Sample 0 of the input is sample 0 of block 0. Audio at another `sample_rate` (any whole rate
+        from 8 to 384 kHz, odd ones too) is resampled (lmdm/audio/resample.py); any channel count up
+        to MAX_INPUT_CHANNELS is mixed to the model's; NaN/Inf become 0. A bad rate, shape or channel
+        count is a one-line ValueError, raised here, never later in the generating thread. Cheap: the
+        audio is queued and taken in (resampled, encoded by the codec's stream encoder) at the start of
+        the next block. When block n is generated the model uses only input frames < n B - B (what it
+        has heard, at least a block old, as trained). Any thread may call this.
         """
-        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0):
-            raise ValueError(f"sample_rate must be a whole number of Hz > 0, got {sample_rate!r}")
+        if sample_rate is not None:
+            sample_rate = check_rate(sample_rate, "input sample_rate")
+        shape = np.shape(audio)
+        if len(shape) == 2 and not 1 <= shape[1] <= MAX_INPUT_CHANNELS:
+            raise ValueError(f"input audio must have 1 to {MAX_INPUT_CHANNELS} channels, got {shape[1]}")
         frames = as_frames(audio, self.channels).copy()
         with self._lock:
             self._inbox.append((frames, None if sample_rate is None else int(sample_rate)))

@@ -21,8 +21,12 @@ def test_config_validation_messages() -> None:
         ModelConfig.tiny(width=66)
     with pytest.raises(ValueError, match="rotary_dims"):
         ModelConfig.tiny(rotary_dims=3)
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(ValueError, match="depth must be from 1 to 256, got 0"):
         ModelConfig.tiny(depth=0)
+    with pytest.raises(ValueError, match="width must be from 1 to 16384, got 1048576"):
+        ModelConfig.tiny(width=2**20, heads=1)
+    with pytest.raises(ValueError, match="at most 8192 frames"):
+        ModelConfig.tiny(block_frames=4096, context_blocks=4)
     with pytest.raises(ValueError, match="whole number of samples"):
         ModelConfig.tiny(frame_rate=24.0, sample_rate=16001)
     with pytest.raises(ValueError, match="unknown ModelConfig fields: colour"):
@@ -35,6 +39,17 @@ def test_config_round_trips_through_json() -> None:
     c = ModelConfig.tiny(extra_add_inputs=[("sketch", 3)])
     assert ModelConfig.from_dict(json.loads(c.to_json())) == c
     assert c.add_dim == 1 + c.latent_dim + 3
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig.tiny(), ModelConfig.small(), ModelConfig.tiny(extra_add_inputs=[("a", 3), ("b", 5)], mlp_ratio=2, heads=2, rotary_dims=16),
+    ModelConfig.tiny(timestep_features=6, cond_dim=5, latent_dim=3, width=12, heads=3, rotary_dims=4),
+])
+def test_meta_numel_is_the_state_dict_size_before_anything_exists(config: ModelConfig) -> None:
+    from lmdm.config_fields import meta_numel
+    from lmdm.model.dit import DiT
+
+    assert meta_numel(lambda: DiT(config)) == sum(v.numel() for v in DiT(config).state_dict().values())
 
 
 def test_build_model_is_deterministic_for_a_seed() -> None:

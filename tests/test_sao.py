@@ -26,6 +26,8 @@ import lmdm
 from lmdm.checkpoint import CheckpointError
 from lmdm.cli import main as cli_main
 from lmdm.codec.oobleck import OobleckCodec, OobleckConfig
+from lmdm.config_fields import meta_numel
+from lmdm.model.dit import DiT
 from lmdm.model.window import context_add, window_inputs
 from lmdm.sao.load import is_sao_directory, load_sao
 from lmdm.sao.text import SaoTextEncoder, T5Encoder, T5Unavailable
@@ -418,6 +420,97 @@ def test_convert_round_trip(tmp_path, lmdm_dir):
     assert cli_main(["convert", str(out), "--out", str(tmp_path / "again"), "--half"]) == 0
     c = lmdm.load_model(tmp_path / "again")
     assert (c.dit.to_input_add.weight - a.dit.to_input_add.weight).abs().max() < 1e-2
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("finetune", [False, True])
+def test_half_precision_checkpoints_load_as_stable_audio_tools_loads_them(tmp_path, dtype, finetune):
+    """Issue #20 class 11: stored in fp16 or bf16, the rotary table is rounded to 3 or 2 digits and
+    used to fail the exact geometric check ("not a geometric RoPE table (base 9954.96)")."""
+    base = 1e6 if finetune else 1e4
+    sd = sao_state_dict(2, finetune, base)
+    half, upcast = tmp_path / "half", tmp_path / "upcast"
+    for where, tensors in ((half, {k: v.to(dtype) for k, v in sd.items()}), (upcast, {k: v.to(dtype).float() for k, v in sd.items()})):
+        write_sao(where, seed=2, lmdm_finetune=finetune, rope_base=base)
+        save_tensors(where / "model.safetensors", tensors)
+    a, b = lmdm.load_model(half), lmdm.load_model(upcast)
+    assert a.config == b.config and a.config.rope_base == base
+    for part in ("dit", "text", "codec"):
+        sa, sb = getattr(a, part).state_dict(), getattr(b, part).state_dict()
+        assert all(sa[k].dtype == torch.float32 and torch.equal(sa[k], sb[k]) for k in sa)  # the stored values, as float32
+
+
+def test_rope_tables_are_compared_at_their_own_precision():
+    from lmdm.sao.spec import rope_base
+
+    for rotary in (32, 64, 128):
+        for base in (1e4, 1e5, 1e6):
+            table = 1.0 / base ** (torch.arange(0, rotary, 2).float() / rotary)
+            assert all(rope_base(table.to(dt), rotary, "x") == base for dt in (torch.float32, torch.float16, torch.bfloat16))
+    assert rope_base([1.0 / 12345.0 ** (2 * i / 32) for i in range(16)], 32, "x") == 12345.0  # a list: float32
+    bent = 1.0 / 1e4 ** (torch.arange(0, 32, 2).float() / 32)
+    bent[5] *= 1.05  # off by more than bfloat16's step
+    for dt in (torch.float32, torch.float16, torch.bfloat16):
+        with pytest.raises(CheckpointError, match="not a geometric RoPE table"):
+            rope_base(bent.to(dt), 32, "x")
+    with pytest.raises(CheckpointError, match="fall from 1 towards 0"):
+        rope_base(torch.tensor([1.0, float("nan")]), 4, "x")
+
+
+def test_bad_fields_of_a_converted_checkpoint_are_one_line(tmp_path, sao_dir):
+    out = tmp_path / "converted"
+    assert cli_main(["convert", str(sao_dir[0]), "--out", str(out)]) == 0
+    good = json.loads((out / "config.json").read_text())
+    for change, fragment in [
+        (lambda d: d.update(sao=5), "sao must be an object"),
+        (lambda d: d["sao"].update(text={"max_length": "x"}), "sao.text.max_length must be a whole number"),
+        (lambda d: d["sao"].update(text={"seconds_min": 5, "seconds_max": 5}), "min_val < max_val"),
+        (lambda d: d["sao"].update(seconds_total="12"), "sao.seconds_total must be a number"),
+        (lambda d: d["codec"].update(path=["."]), "codec.path must be a directory name"),
+        (lambda d: d["codec"].update(config={**d["codec"]["config"], "strides": [2, "4"]}), "OobleckConfig.strides must be"),
+        (lambda d: d["codec"].update(config={**d["codec"]["config"], "base_channels": 10**9}), "OobleckConfig.base_channels must be from"),
+        (lambda d: d["model"].update(width=2**20), "ModelConfig.width must be from 1 to 16384"),
+    ]:
+        doc = json.loads(json.dumps(good))
+        change(doc)
+        (out / "config.json").write_text(json.dumps(doc))
+        _expect_error(out, "config.json" if "Oobleck" not in fragment else "codec of", fragment)
+
+
+SAO_FIELDS = [
+    ("sample_rate",), ("audio_channels",), ("model",), ("model", "diffusion", "config", "embed_dim"), ("model", "diffusion", "config", "depth"),
+    ("model", "diffusion", "config", "num_heads"), ("model", "diffusion", "config", "io_channels"), ("model", "diffusion", "config", "attn_kwargs"),
+    ("model", "diffusion", "config", "input_add_dims"), ("model", "diffusion", "config", "postpend"), ("model", "diffusion", "diffusion_objective"),
+    ("model", "conditioning", "configs"), ("model", "conditioning", "cond_dim"), ("model", "pretransform", "config", "decoder", "config", "strides"),
+    ("model", "pretransform", "config", "decoder", "config", "latent_dim"), ("model", "pretransform", "config", "decoder", "config", "channels"),
+    ("model", "pretransform", "config", "encoder"), ("model", "pretransform", "scale"), ("model", "pretransform", "config", "downsampling_ratio"),
+    ("training",), ("training", "inpainting", "mask_kwargs", "block_causal_chunk_size"), ("training", "inpainting", "mask_kwargs", "fixed_mask_size"),
+    ("training", "inpainting", "mask_kwargs", "context_router_attention_pattern"),
+]
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.sampled_from([0, 1, 2, 4, 8, 2**20]) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(changes=st.lists(st.tuples(st.sampled_from(SAO_FIELDS), any_json | st.just(None)), min_size=1, max_size=3), finetune=st.booleans())
+def test_any_model_config_json_parses_or_is_one_checkpoint_error_line(changes, finetune):
+    from lmdm.sao.spec import parse_model_config
+
+    doc = model_config_json(finetune)
+    for path, value in changes:
+        here = doc
+        for key in path[:-1]:
+            here = here.get(key) if isinstance(here, dict) else None
+        if isinstance(here, dict):
+            here[path[-1]] = value
+    try:
+        spec = parse_model_config(json.loads(json.dumps(doc)), "model_config.json")
+    except CheckpointError as e:
+        assert "\n" not in str(e) and str(e).startswith("model_config.json")
+        return
+    assert meta_numel(lambda: DiT(spec.model)) <= 1 << 30
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,8 +12,18 @@ latency of ``zeros * max(up, down) / up`` input samples (48 samples, 3 ms at 16 
 With ``rolloff=0.94`` and ``beta=8.6`` the stop band starts right at the lower Nyquist frequency
 and is about 85 dB down; the pass band is flat to ~0.88 of the lower Nyquist.
 
+Rates whose ratio is fine-grained (``max(up, down) > MAX_RATIO_TERM``: 44101 vs 16000 Hz, or a
+card that really runs at 96001 Hz) would need a table of ``up`` sub-filters of hundreds of
+thousands of rows. They use ``PHASES`` sub-filters instead (a table in steps of 1/``PHASES`` of an
+input sample), interpolated linearly between the two neighbouring ones for each output; output
+times are still kept exactly (integers on the ``up`` grid), so nothing drifts. The interpolation
+error is far below the stop band (about -110 dB).
+
 ``Resampler`` keeps the last ``taps - 1`` inputs and the position of the next output between
 calls, so feeding a signal block by block gives the same samples as feeding it whole.
+
+``check_rate`` is the edge check for audio entering from outside (a file, a sound card, an API
+caller): any whole rate from ``MIN_RATE`` to ``MAX_RATE`` Hz, odd ones included.
 """
 
 from __future__ import annotations
@@ -23,7 +33,20 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-MAX_RATIO_TERM = 2048  # up or down beyond this means rates like 44100 vs 44099: refuse
+MAX_RATIO_TERM = 2048  # up or down beyond this (44100 vs 44099 Hz): interpolated sub-filters
+PHASES = 1024  # sub-filters per input sample for such fine-grained ratios
+CHUNK = 4096  # outputs computed at once on the interpolated path (bounds its temporary memory)
+MIN_RATE, MAX_RATE = 8_000, 384_000  # what a sound card or an audio file really runs at
+MAX_INPUT_CHANNELS = 256  # audio entering from outside (a file, a card) is mixed down from at most this many
+
+
+def check_rate(rate: object, what: str = "input sample rate") -> int:
+    """A rate of audio entering from outside, as an int: a whole number of Hz from MIN_RATE to
+    MAX_RATE (odd ones such as 44101 included), else a one-line ValueError naming the range."""
+    whole = isinstance(rate, (int, np.integer)) and not isinstance(rate, bool)
+    if not whole or not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(f"{what} must be a whole number of Hz from {MIN_RATE} to {MAX_RATE}, got {rate!r}")
+    return int(rate)
 
 
 def integer_rate(rate: float) -> int:
@@ -38,12 +61,7 @@ def rate_ratio(src_rate: float, dst_rate: float) -> tuple[int, int]:
     """(up, down) in lowest terms with dst_rate / src_rate == up / down."""
     src, dst = integer_rate(src_rate), integer_rate(dst_rate)
     g = math.gcd(src, dst)
-    up, down = dst // g, src // g
-    if max(up, down) > MAX_RATIO_TERM:
-        raise ValueError(
-            f"cannot resample {src} Hz -> {dst} Hz: the ratio {up}/{down} is too fine-grained"
-        )
-    return up, down
+    return dst // g, src // g
 
 
 def design_lowpass(
@@ -58,13 +76,28 @@ def design_lowpass(
     return taps * (up / taps.sum())
 
 
-def polyphase(prototype: np.ndarray, up: int) -> np.ndarray:
-    """Split the prototype into ``up`` sub-filters [up, taps], each reversed for a dot
-    product with a window of inputs in time order (oldest first)."""
+def design_fine_lowpass(
+    up: int, down: int, zeros: int = 48, rolloff: float = 0.94, beta: float = 8.6
+) -> np.ndarray:
+    """The prototype for a fine-grained ratio, on a grid of PHASES points per input sample
+    (float64, odd length, DC gain PHASES): the same filter as ``design_lowpass``, sampled there."""
+    ratio = max(1.0, down / up)  # the cutoff in input samples: the lower Nyquist frequency
+    half = math.ceil(zeros * ratio) * PHASES
+    n = np.arange(-half, half + 1, dtype=np.float64)
+    cutoff = rolloff / (ratio * PHASES)
+    taps = cutoff * np.sinc(cutoff * n) * np.kaiser(len(n), beta)
+    return taps * (PHASES / taps.sum())
+
+
+def polyphase(prototype: np.ndarray, up: int, extra: int = 0) -> np.ndarray:
+    """Split the prototype into ``up`` sub-filters [up + extra, taps], each reversed for a dot
+    product with a window of inputs in time order (oldest first). ``extra=1`` adds sub-filter
+    ``up`` (the prototype one input sample later) to interpolate the last phase towards."""
     taps = -(-len(prototype) // up)
-    padded = np.zeros(up * taps, dtype=np.float64)
+    padded = np.zeros(up * taps + extra, dtype=np.float64)
     padded[: len(prototype)] = prototype
-    return np.ascontiguousarray(padded.reshape(taps, up).T[:, ::-1])
+    rows = np.arange(taps - 1, -1, -1)[None, :] * up + np.arange(up + extra)[:, None]
+    return np.ascontiguousarray(padded[rows])
 
 
 class Resampler:
@@ -85,9 +118,15 @@ class Resampler:
         self.channels = int(channels)
         self.up, self.down = rate_ratio(self.src_rate, self.dst_rate)
         self.passthrough = self.up == self.down
-        prototype = design_lowpass(self.up, self.down, zeros, rolloff, beta)
-        self._filters = polyphase(prototype, self.up)  # [up, taps]
-        self._centre = (len(prototype) - 1) // 2
+        self.fine = max(self.up, self.down) > MAX_RATIO_TERM
+        if self.fine:  # PHASES sub-filters (+ one to interpolate towards), centre on the up grid
+            prototype = design_fine_lowpass(self.up, self.down, zeros, rolloff, beta)
+            self._filters = polyphase(prototype, PHASES, extra=1)  # [PHASES + 1, taps]
+            self._centre = (len(prototype) - 1) // 2 // PHASES * self.up
+        else:
+            prototype = design_lowpass(self.up, self.down, zeros, rolloff, beta)
+            self._filters = polyphase(prototype, self.up)  # [up, taps]
+            self._centre = (len(prototype) - 1) // 2
         self.reset()
 
     @property
@@ -110,11 +149,15 @@ class Resampler:
         if self.passthrough:
             return np.array(block, dtype=np.float32)
         n = len(block)
+        if n == 0:
+            return np.zeros((0, self.channels), dtype=np.float32)
         buf = np.concatenate([self._history, block.astype(np.float64)])
         count = max(0, -(-(n * self.up - self._next) // self.down))
         out = np.empty((count, self.channels), dtype=np.float64)
         windows = sliding_window_view(buf, self.taps, axis=0)  # [n, channels, taps]
-        for k in range(min(self.up, count)):
+        if self.fine:
+            self._interpolated(windows, out)
+        for k in range(0 if self.fine else min(self.up, count)):
             # outputs k, k + up, k + 2 up, ... share a phase; their windows step by `down`
             t = self._next + k * self.down
             phase, first = t % self.up, t // self.up
@@ -125,6 +168,16 @@ class Resampler:
         self._inputs += n
         self._outputs += count
         return out.astype(np.float32)
+
+    def _interpolated(self, windows: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` [count, channels] on a fine-grained ratio: output k sits at ``t = next + k down``
+        on the up grid, between sub-filters floor(f) and floor(f) + 1 with f = (t % up) PHASES / up."""
+        for start in range(0, len(out), CHUNK):
+            t = self._next + np.arange(start, min(start + CHUNK, len(out)), dtype=np.int64) * self.down
+            first, position = t // self.up, (t % self.up) * PHASES
+            phase, weight = position // self.up, ((position % self.up) / self.up)[:, None]
+            filters = self._filters[phase] * (1.0 - weight) + self._filters[phase + 1] * weight  # [k, taps]
+            out[start : start + len(t)] = (windows[first] @ filters[:, :, None])[:, :, 0]
 
     def flush(self) -> np.ndarray:
         """The outputs still owed for the inputs so far (feeding silence after them).

@@ -10,11 +10,18 @@ import torch
 from torch import nn
 
 from lmdm.codec.conv import ConvCodec, ConvCodecConfig
+from lmdm.config_fields import check_parameters, from_fields
 from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
 
 CONFIG_FILE = "codec.json"
 WEIGHTS_FILE = "codec.safetensors"
 KIND = "ConvCodec"
+# what codec.json may ask for, field by field (checked before the codec is built; then its size is counted)
+LIMITS: dict[str, tuple[float, float]] = {
+    "sample_rate": (100, 384_000), "latent_dim": (1, 4096), "n_fft": (2, 4096), "synthesis_fft": (2, 4096),
+    "frame_hop": (1, 4096), "stride": (1, 4096), "width": (1, 8192), "latent_width": (1, 8192),
+    "frame_units": (0, 16), "latent_units": (0, 16), "kernel_size": (1, 255), "latent_noise": (0, 10),
+}
 
 
 def save_codec(codec: ConvCodec, directory: str | Path, info: dict | None = None, half: bool = False) -> Path:
@@ -53,16 +60,21 @@ def weights_fingerprint(directory: str | Path) -> str:
 def load_codec(directory: str | Path) -> ConvCodec:
     """Read a directory written by save_codec -> ConvCodec in eval mode. Raises TensorFileError on a bad or mismatched file."""
     directory = Path(directory)
+    file = directory / CONFIG_FILE
     try:
-        doc = json.loads((directory / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise TensorFileError(f"cannot read codec config {directory / CONFIG_FILE}: {e}") from e
-    if doc.get("kind") != KIND:
-        raise TensorFileError(f"{directory / CONFIG_FILE}: kind is {doc.get('kind')!r}, expected {KIND!r}")
+        doc = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TensorFileError(f"cannot read codec config {file}: {' '.join(str(e).split())}") from e
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise TensorFileError(f"{file}: kind is {doc.get('kind') if isinstance(doc, dict) else None!r:.60}, expected {KIND!r}")
+    if "config" not in doc:
+        raise TensorFileError(f"{file}: the codec config (\"config\") is missing")
     try:
-        config = ConvCodecConfig.from_dict(doc["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise TensorFileError(f"{directory / CONFIG_FILE}: bad config: {e}") from e
+        config = from_fields(ConvCodecConfig, doc["config"], LIMITS)
+        with torch.device("meta"):  # counted, not allocated
+            check_parameters(sum(t.numel() for t in ConvCodec(config).state_dict().values()), "the codec")
+    except ValueError as e:
+        raise TensorFileError(f"{file}: bad config: {e}") from e
     codec = ConvCodec(config)
     tensors, _ = load_tensors(directory / WEIGHTS_FILE)
     load_into(codec, tensors, directory / WEIGHTS_FILE)

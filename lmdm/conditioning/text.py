@@ -76,8 +76,12 @@ def bucket(gram: str, buckets: int) -> int:
     return zlib.crc32(gram.encode("utf-8")) % buckets
 
 
+BUCKETS = 8192  # hash buckets of the n-gram table ("text": {"buckets": ...} in a checkpoint's config.json)
+MAX_BUCKETS = 1 << 22  # a config asking for more is refused before the table is made
+
+
 class HashedTextEncoder(nn.Module):
-    def __init__(self, cond_dim: int, max_tokens: int, buckets: int = 8192):
+    def __init__(self, cond_dim: int, max_tokens: int, buckets: int = BUCKETS):
         super().__init__()
         self.cond_dim = cond_dim
         self.max_tokens = max_tokens

@@ -7,7 +7,19 @@ from typing import Any
 
 import attrs
 
-from lmdm.config_fields import from_fields, positive
+from lmdm.config_fields import from_fields, within
+
+MAX_WINDOW_FRAMES = 8192  # context + target frames the model attends over (its masks are this squared)
+MAX_ADD_INPUTS = 16
+
+
+def _add_inputs(instance: "ModelConfig", attribute: attrs.Attribute, value: tuple[tuple[str, int], ...]) -> None:
+    names = [n for n, _ in value]
+    if len(value) > MAX_ADD_INPUTS or any(not n or n == "context" for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"ModelConfig.extra_add_inputs must be at most {MAX_ADD_INPUTS} distinct names other than 'context', got {names}")
+    for name, dim in value:
+        if not 1 <= dim <= 4096:
+            raise ValueError(f"ModelConfig.extra_add_inputs: {name!r} must have 1 to 4096 channels, got {dim}")
 
 
 @attrs.frozen
@@ -18,33 +30,39 @@ class ModelConfig:
     of ``block_frames`` frames; the model sees ``context_blocks`` clean blocks of context before
     the block it denoises. In the block-causal regime a block is also an attention *chunk* and
     each chunk attends to itself and the ``context_blocks`` chunks before it.
+
+    Every field has a range (wide: far past any model that plays in real time), so a config read
+    off disk cannot ask for a 2^20-wide layer (loaders then size the whole model on torch's meta
+    device before allocating it: `lmdm.config_fields.meta_numel`).
     """
 
     # audio <-> latent space (fixed by the codec)
-    latent_dim: int = attrs.field(default=32, validator=positive)
-    frame_rate: float = 25.0
-    sample_rate: int = attrs.field(default=16000, validator=positive)
-    channels: int = attrs.field(default=1, validator=positive)
+    latent_dim: int = attrs.field(default=32, validator=within(1, 4096))
+    frame_rate: float = attrs.field(default=25.0, validator=within(0.1, 384_000))
+    sample_rate: int = attrs.field(default=16000, validator=within(100, 384_000))
+    channels: int = attrs.field(default=1, validator=within(1, 16))
 
     # transformer
-    width: int = attrs.field(default=384, validator=positive)
-    depth: int = attrs.field(default=8, validator=positive)
-    heads: int = attrs.field(default=6, validator=positive)
-    rotary_dims: int = attrs.field(default=32, validator=positive)  # per head; the rest is unrotated
-    rope_base: float = 10000.0
-    mlp_ratio: int = attrs.field(default=4, validator=positive)  # SwiGLU hidden = mlp_ratio * width
-    timestep_features: int = attrs.field(default=256, validator=positive)  # Fourier features of t
+    width: int = attrs.field(default=384, validator=within(1, 16384))
+    depth: int = attrs.field(default=8, validator=within(1, 256))
+    heads: int = attrs.field(default=6, validator=within(1, 1024))
+    rotary_dims: int = attrs.field(default=32, validator=within(1, 16384))  # per head; the rest is unrotated
+    rope_base: float = attrs.field(default=10000.0, validator=within(1.0001, 1e12))
+    mlp_ratio: int = attrs.field(default=4, validator=within(1, 64))  # SwiGLU hidden = mlp_ratio * width
+    timestep_features: int = attrs.field(default=256, validator=within(1, 16384))  # Fourier features of t
 
     # conditioning
-    cond_dim: int = attrs.field(default=256, validator=positive)  # text token width
-    cond_tokens: int = attrs.field(default=16, validator=positive)  # max text tokens
+    cond_dim: int = attrs.field(default=256, validator=within(1, 16384))  # text token width
+    cond_tokens: int = attrs.field(default=16, validator=within(1, 4096))  # max text tokens
     # per-frame additive inputs, in the order they are concatenated into `to_input_add`.
     # "context" is always first: [context_mask (1), clean_latent (latent_dim)].
-    extra_add_inputs: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=lambda v: tuple((str(n), int(d)) for n, d in v))
+    extra_add_inputs: tuple[tuple[str, int], ...] = attrs.field(
+        default=(), converter=lambda v: tuple((str(n), int(d)) for n, d in v), validator=_add_inputs
+    )
 
     # stream geometry
-    block_frames: int = attrs.field(default=50, validator=positive)
-    context_blocks: int = attrs.field(default=4, validator=positive)
+    block_frames: int = attrs.field(default=50, validator=within(1, MAX_WINDOW_FRAMES))
+    context_blocks: int = attrs.field(default=4, validator=within(1, 1024))
 
     def __attrs_post_init__(self) -> None:
         if self.width % self.heads:
@@ -54,8 +72,10 @@ class ModelConfig:
         if self.timestep_features % 2:
             raise ValueError("timestep_features must be even")
         hop = self.sample_rate / self.frame_rate
-        if abs(hop - round(hop)) > 1e-9:
+        if abs(hop - round(hop)) > 1e-9 or round(hop) < 1:
             raise ValueError(f"sample_rate / frame_rate must be a whole number of samples, got {hop}")
+        if self.window_frames > MAX_WINDOW_FRAMES:
+            raise ValueError(f"(context_blocks + 1) * block_frames must be at most {MAX_WINDOW_FRAMES} frames, got {self.window_frames}")
 
     @property
     def head_dim(self) -> int:

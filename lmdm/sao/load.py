@@ -30,13 +30,15 @@ from typing import Any
 import attrs
 import torch
 
-from lmdm.checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, CheckpointNotFound, read_config, read_tensors, resolve
+from lmdm.checkpoint import (CONFIG_FILE, MODEL_FILE, CheckpointError, CheckpointNotFound, check_finite, model_config, read_config,
+                             read_tensors, resolve)
 from lmdm.codec.oobleck import OobleckCodec, OobleckConfig
+from lmdm.config_fields import check_parameters, from_fields, meta_numel
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
 from lmdm.sao.keys import Mapped, map_state_dict
-from lmdm.sao.spec import SaoSpec, TextSpec, parse_model_config, rope_base
+from lmdm.sao.spec import OOBLECK_LIMITS, SaoSpec, TextSpec, parse_model_config, rope_base
 from lmdm.sao.text import DEFAULT_SECONDS, SaoTextEncoder, T5Encoder, t5_directory
 from lmdm.tensorfile import TensorFileError, load_tensors
 
@@ -124,6 +126,7 @@ def assign_checked(module: torch.nn.Module, tensors: dict[str, torch.Tensor], so
         problems = [f"missing {', '.join(missing[:8])}"] * bool(missing) + [f"unexpected {', '.join(unexpected[:8])}"] * bool(unexpected)
         problems += [f"wrong shape {', '.join(wrong[:4])}"] * bool(wrong)
         raise CheckpointError(f"{source} does not match its config: " + "; ".join(problems))
+    check_finite(tensors, source)
     module.load_state_dict({k: t.float() for k, t in tensors.items()}, assign=True)
 
 
@@ -157,7 +160,7 @@ def read_sao(path: str | Path, *, t5: str | Path | None = None, seconds_total: f
     file = weights_file(directory)
     tensors = read_state_dict(file)
     inv = tensors.get("model.model.transformer.rotary_pos_emb.inv_freq")
-    config = spec.model if inv is None else attrs.evolve(spec.model, rope_base=rope_base(inv.tolist(), spec.model.rotary_dims, str(file)))
+    config = spec.model if inv is None else attrs.evolve(spec.model, rope_base=rope_base(inv, spec.model.rotary_dims, str(file)))
     with torch.device("meta"):  # shapes only: the real tensors come from the file
         dit, codec = DiT(config), OobleckCodec(spec.codec)
     text = text_encoder(config, spec.text, [directory], t5, seconds_total)
@@ -199,15 +202,15 @@ def codec_reference(codec: OobleckCodec, path: str | Path) -> dict[str, Any]:
 
 def open_oobleck(reference: dict[str, Any], base: Path) -> OobleckCodec:
     """An "oobleck" codec reference -> the codec, from codec.safetensors or from a stable-audio-tools directory."""
-    where = Path(reference.get("path", "."))
-    where = where if where.is_absolute() else base / where
+    where = _codec_path(reference, base)
     if (where / CODEC_WEIGHTS).is_file():
         try:
-            config = OobleckConfig.from_dict(reference["config"])
-            with torch.device("meta"):
+            config = from_fields(OobleckConfig, reference.get("config"), OOBLECK_LIMITS)
+            with torch.device("meta"):  # shapes only: counted here, filled from the file
                 codec = OobleckCodec(config)
+            check_parameters(sum(t.numel() for t in codec.state_dict().values()), "the codec")
             tensors = load_tensors(where / CODEC_WEIGHTS)[0]
-        except (KeyError, TypeError, ValueError) as e:  # TensorFileError is a ValueError
+        except ValueError as e:  # TensorFileError is a ValueError
             raise CheckpointError(f"codec of {base}: {e}") from e
         assign_checked(codec, tensors, where / CODEC_WEIGHTS)
         return codec.eval()
@@ -216,19 +219,41 @@ def open_oobleck(reference: dict[str, Any], base: Path) -> OobleckCodec:
     raise CheckpointNotFound(f"codec of {base}: neither {where / CODEC_WEIGHTS} nor {where / SAO_CONFIG} exists")
 
 
+def _codec_path(reference: Any, base: Path) -> Path:
+    """The directory an "oobleck" codec reference names ("path", relative to the checkpoint directory `base`)."""
+    path = reference.get("path", ".") if isinstance(reference, dict) else None
+    if not isinstance(path, str) or not path or "\0" in path:
+        raise CheckpointError(f"{base / CONFIG_FILE}: codec.path must be a directory name, got {path!r:.60}")
+    where = Path(path)
+    return where if where.is_absolute() else base / where
+
+
+def _sao_section(doc: dict[str, Any], file: Path) -> dict[str, Any]:
+    """The "sao" object of one of our SAO checkpoints: {"text": {...}, "t5_path": str, "seconds_total": number}, all optional."""
+    sao = doc.get("sao", {})
+    if not isinstance(sao, dict):
+        raise CheckpointError(f"{file}: sao must be an object, got {sao!r:.60}")
+    if sao.get("t5_path") is not None and not (isinstance(sao["t5_path"], str) and sao["t5_path"]):
+        raise CheckpointError(f"{file}: sao.t5_path must be a directory name, got {sao['t5_path']!r:.60}")
+    seconds = sao.get("seconds_total")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 1e6):
+        raise CheckpointError(f"{file}: sao.seconds_total must be a number of seconds from 0 to 1e6, got {seconds!r:.60}")
+    return sao
+
+
 def load_converted(path: str | Path, *, t5: str | Path | None = None, seconds_total: float | None = None) -> LMDM:
     directory = resolve(path)
     doc = read_config(directory)
+    config = model_config(doc, directory)
     try:
-        config = ModelConfig.from_dict(doc["model"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model config: {e}") from e
-    sao = doc.get("sao", {})
+        check_parameters(meta_numel(lambda: DiT(config)), "the DiT")
+    except ValueError as e:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {e}") from None
+    sao = _sao_section(doc, directory / CONFIG_FILE)
     reference = doc.get("codec", {})
-    source = Path(reference.get("path", "."))
-    source = source if source.is_absolute() else directory / source  # an SAO directory for training runs started from one
+    source = _codec_path(reference, directory)  # an SAO directory for training runs started from one
     if "text" in sao:
-        spec = TextSpec.from_dict(sao["text"])
+        spec = TextSpec.from_dict(sao["text"], str(directory / CONFIG_FILE))
     else:
         spec = read_model_config(source).text if is_stable_audio_directory(source) else TextSpec()
     text = text_encoder(config, spec, [directory, source], t5 or sao.get("t5_path"),
