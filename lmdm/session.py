@@ -32,7 +32,7 @@ from lmdm.audio.limiter import soft_limit
 from lmdm.audio.resample import MAX_INPUT_CHANNELS, check_rate
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
 from lmdm.conditioning.beat import player_beat, project_onsets
-from lmdm.conditioning.clock import CLOCK_NAME, block_clock_features, check_tempo, mix_tempo
+from lmdm.conditioning.clock import CLOCK_NAME, beat_onsets, block_clock_features, check_tempo, mix_tempo
 from lmdm.conditioning.key import key_melody, player_notes
 from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
@@ -145,6 +145,7 @@ class LiveSession:
         mix_input: bool = False,
         jam: bool = True,
         jam_follow: str | None = None,
+        clock_beat: bool = True,
     ):
         self.model = model
         cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
@@ -159,6 +160,8 @@ class LiveSession:
         asked = mix_tempo(parts)
         self._clock = Clock(bpm=120.0 if asked is None else asked)
         self._tempo_asked = asked is not None
+        # with a tempo asked and no rhythm sketch, a sketch model hears the clock's beat as its rhythm
+        self._clock_beat = _check_bool("clock_beat", clock_beat)
         self._glide: tuple[Conditioning, Conditioning, int, int] | None = None  # (from, to, done, total)
         self._generator = torch.Generator().manual_seed(seed)
         self._decoder = model.codec.stream_decoder()
@@ -300,6 +303,19 @@ class LiveSession:
             return None
         c, cfg = self._clock, self.model.config
         return block_clock_features(c.bpm, c.beats_per_bar, c.origin_block, block, cfg.block_frames, cfg.frame_rate)
+
+    def set_clock_beat(self, on: bool) -> None:
+        """Whether the clock's beat is the rhythm sketch while a tempo is asked and no rhythm sketch
+        is given (on by default; a sketch model follows it in and out of a style's usual tempo)."""
+        on = _check_bool("clock_beat", on)
+        self._later(lambda: setattr(self, "_clock_beat", on))
+
+    def _clock_rhythm(self, block: int) -> np.ndarray | None:
+        """The clock's beat [B] as `block`'s rhythm sketch, or None (off, no tempo asked, no sketch input)."""
+        if not (self._clock_beat and self._tempo_asked and self.supports("sketch")):
+            return None
+        c, cfg = self._clock, self.model.config
+        return beat_onsets(c.bpm, c.origin_block, block, cfg.block_frames, cfg.frame_rate)
 
     def _set(self, **kw) -> None:
         attrs.evolve(self.settings, **kw)  # validates now, in the caller's thread
@@ -596,12 +612,16 @@ class LiveSession:
         return out
 
     def _target_add(self, block: int, listening: bool, followed: dict[str, np.ndarray]) -> torch.Tensor | None:
-        """The block's sketch channels: the sketches in force, with those followed from the player
-        (its beat as the rhythm, its notes as the melody) in their place; none while the model hears
+        """The block's sketch and clock channels: the sketches in force, with those followed from the
+        player (its beat as the rhythm, its notes as the melody) in their place, and the clock's beat
+        as the rhythm where neither gives one and a tempo is asked; no sketch while the model hears
         the player (jamming was trained without)."""
         tracks = {} if listening else dict(self._sketches)
         for kind, frames in followed.items():
             tracks[kind] = (ArrayTrack(frames), block)
+        beat = None if listening else self._clock_rhythm(block)
+        if beat is not None and "rhythm" not in tracks:
+            tracks["rhythm"] = (ArrayTrack(beat), block)
         clock = self._clock_add(block)
         if not tracks and clock is None:
             return None

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmdm.conditioning.clock import (
-    CLOCK_DIM, block_clock_features, check_tempo, clock_features, grid_phases, mix_tempo, prompt_tempo, window_bpm,
+    CLOCK_DIM, beat_onsets, block_clock_features, check_tempo, clock_features, grid_phases, mix_tempo, prompt_tempo, window_bpm,
 )
 from lmdm.corpus import make_example
 from lmdm.corpus.styles import ANY_TEMPO
@@ -128,3 +128,48 @@ def test_no_tempo_asked_means_no_clock_input() -> None:
     session = lmdm.LiveSession(_clock_model(), prompt="ambient pads", steps=1, cfg=1.0)
     assert not session.tempo_asked and session._target_add(0, False, {}) is None
     assert session.clock.bpm == 120.0  # sketches and the delay still read it
+
+
+@given(st.floats(20, 400), st.integers(0, 5), st.integers(1, 40), st.sampled_from([(25, 25.0), (8, 12.5), (50, 25.0)]))
+@settings(max_examples=60, deadline=None)
+def test_beat_onsets_mark_every_beat_once_across_blocks(bpm: float, origin: int, blocks: int, geometry: tuple[int, float]) -> None:
+    frames, rate = geometry
+    stream = np.concatenate([beat_onsets(bpm, origin, b, frames, rate) for b in range(origin, origin + blocks)])
+    assert set(np.unique(stream)) <= {0.0, 1.0}
+    # frame f holds [f, f + 1) / rate: the beat k at k * 60 / bpm s falls in frame floor(k * 60 / bpm * rate)
+    seconds = blocks * frames / rate
+    expected = np.zeros(len(stream), dtype=np.float32)
+    k = np.arange(math.ceil(seconds * bpm / 60.0) + 1)
+    at = np.floor(k * 60.0 / bpm * rate + 1e-6).astype(int)
+    expected[at[at < len(stream)]] = 1.0
+    assert np.array_equal(stream, expected)
+    one_block = beat_onsets(bpm, 0, 0, frames * blocks, rate)  # the same grid made at once
+    assert np.array_equal(stream, one_block)
+
+
+def test_the_clock_beat_is_the_rhythm_until_a_rhythm_sketch_or_the_player_gives_one() -> None:
+    import lmdm
+
+    model = _clock_model()
+    cfg = model.config
+    rhythm = slice(cfg.add_slice("rhythm").start, cfg.add_slice("rhythm").start + 1)
+    session = lmdm.LiveSession(model, prompt="lo-fi at 90 bpm", steps=1, cfg=1.0)
+    got = session._target_add(2, False, {})[0, rhythm][0].numpy()
+    assert np.array_equal(got, beat_onsets(90.0, 0, 2, cfg.block_frames, cfg.frame_rate)) and got.sum() > 0
+    player = np.zeros(cfg.block_frames, dtype=np.float32)
+    player[3] = 1.0
+    assert np.array_equal(session._target_add(2, False, {"rhythm": player})[0, rhythm][0].numpy(), player)
+    assert session._target_add(2, True, {})[0, rhythm].eq(0).all()  # hearing the player: no sketch
+    session.set_sketch(rhythm="x ~ ~ ~")
+    session.next_block()
+    mine = session._target_add(2, False, {})[0, rhythm][0].numpy()  # the sketch started at block 0
+    # its frames 16..23: the pattern's one hit per bar (40 frames) is not there, the clock's beat is
+    assert not mine.any() and beat_onsets(90.0, 0, 2, cfg.block_frames, cfg.frame_rate).any()
+    session.set_sketch(rhythm=None)
+    session.set_clock_beat(False)
+    session.next_block()
+    assert session._target_add(2, False, {})[0, rhythm].eq(0).all()
+    with pytest.raises(ValueError, match="clock_beat"):
+        session.set_clock_beat("yes")
+    quiet = lmdm.LiveSession(model, prompt="ambient pads", steps=1, cfg=1.0)  # no tempo asked: nothing
+    assert quiet._target_add(0, False, {}) is None

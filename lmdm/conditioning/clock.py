@@ -69,6 +69,19 @@ def block_clock_features(
     return clock_features(torch.from_numpy(beat)[None], torch.from_numpy(bar)[None], torch.tensor([float(bpm)]), torch.ones(1))
 
 
+def beat_onsets(bpm: float, origin_block: int, block: int, block_frames: int, frame_rate: float) -> np.ndarray:
+    """The clock's beat as a rhythm sketch: [block_frames] float32, 1 on each frame in which a beat
+    starts (frame f holds times [f, f + 1) / frame_rate, as the rhythm sketch counts onsets), else 0.
+
+    A stream with a tempo asked plays this as its rhythm while no rhythm sketch is given (the
+    bundled model follows a rhythm sketch's tempo in and out of a style's usual range)."""
+    per_frame = bpm / 60.0 / frame_rate  # beats per frame
+    first = (block - origin_block) * block_frames * per_frame  # beats from bar 1 to the block's first frame
+    starts = first + np.arange(block_frames + 1, dtype=np.float64) * per_frame  # frame edges, in beats
+    eps = 1e-9
+    return (np.floor(starts[1:] - eps) > np.floor(starts[:-1] - eps)).astype(np.float32)
+
+
 # The tempo named in a prompt: "at 96 bpm", "96bpm", "96 beats per minute", "tempo 96", "tempo: 96".
 _PROMPT_TEMPO = re.compile(
     r"(?<![\w.])(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute)\b|\btempo\s*:?\s*(\d{2,3}(?:\.\d+)?)\b", re.IGNORECASE
