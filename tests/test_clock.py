@@ -173,3 +173,15 @@ def test_the_clock_beat_is_the_rhythm_until_a_rhythm_sketch_or_the_player_gives_
         session.set_clock_beat("yes")
     quiet = lmdm.LiveSession(model, prompt="ambient pads", steps=1, cfg=1.0)  # no tempo asked: nothing
     assert quiet._target_add(0, False, {}) is None
+
+
+@given(bpm=st.integers(60, 180), block=st.integers(0, 40), origin=st.integers(0, 40))
+@settings(max_examples=60, deadline=None)
+def test_the_beat_grid_read_off_an_annotation_is_the_clocks(bpm: int, block: int, origin: int) -> None:
+    """Training's beat grid (from a song's beat_phase) marks the same frames as the stream's (from its clock)."""
+    from lmdm.conditioning.clock import grid_phases, phase_onsets
+
+    frames, rate = 25, 25.0
+    beats_at_start = (block - origin) * frames * bpm / 60.0 / rate
+    phase, _ = grid_phases(beats_at_start, bpm, 4, frames, rate)
+    assert np.array_equal(phase_onsets(torch.from_numpy(phase)[None])[0].numpy(), beat_onsets(bpm, origin, block, frames, rate))

@@ -444,6 +444,25 @@ def test_captions_use_the_right_article() -> None:
     assert fix_articles("in A minor") == "in A minor"  # key names are not articles
 
 
+def test_short_captions_keep_the_captions_style_and_tempo_and_nothing_it_lacks() -> None:
+    import re
+
+    from lmdm.corpus.caption import STYLE_WORDS, short_caption
+
+    rng, forms = np.random.default_rng(0), set()
+    for seed in range(60):
+        ex = make_example(seed, 1.0)
+        short = short_caption(ex.caption, rng)
+        forms.add(re.sub(r"\d+", "N", short))
+        assert len(short) < len(ex.caption) or short == ex.caption
+        assert any(w in short for w in STYLE_WORDS[ex.attributes.style])  # its own style, never another's
+        tempo = re.search(r"(\d+) bpm", short)
+        assert tempo is None or int(tempo.group(1)) == ex.attributes.tempo
+    assert len(forms) > 20  # varied: style alone, with tempo, mood or an instrument
+    assert short_caption("a quiet piece", rng) == "a quiet piece"
+    assert short_caption("deep house, 120 BPM", np.random.default_rng(1)) in {"deep house", "deep house at 120 bpm", "deep house 120 bpm"}
+
+
 # ---------------------------------------------------------------- corpus on disk
 
 

@@ -531,6 +531,47 @@ def test_a_model_with_sketch_inputs_learns_to_use_them(latents, tmp_path) -> Non
     assert np.isfinite(session.render(seconds=1.0)).all()  # no sketch given: all zeros, as trained when dropped
 
 
+def test_beat_sketch_windows_hear_the_beat_grid_as_their_rhythm_and_nothing_else_moves(latents) -> None:
+    from lmdm.conditioning.clock import phase_onsets
+    from lmdm.train.objective import beat_rhythm
+
+    config = ModelConfig.tiny(extra_add_inputs=[["melody", 13], ["rhythm", 2], ["loudness", 2]])
+    before = draw("lmdm", config, 64, 0, TrainSettings(), torch.Generator().manual_seed(5))
+    after = draw("lmdm", config, 64, 0, TrainSettings(beat_sketch=0.5), torch.Generator().manual_seed(5))
+    for name in ("noise", "t", "text_keep", "context_keep", "context_present", "sketch_present"):
+        assert torch.equal(getattr(before, name), getattr(after, name)), name  # drawn last
+    assert before.beat_rhythm is None and 10 < int(after.beat_rhythm.sum()) < 54
+    z, _, ann = LatentSet(latents, split="all").windows(4, config.window_frames, np.random.default_rng(0))
+    beat = torch.tensor([True, False, True, False])
+    out = beat_rhythm(ann, beat)
+    grid = phase_onsets(ann["beat_phase"])
+    assert torch.equal(out["onsets"][beat], grid[beat]) and torch.equal(out["onsets"][~beat], ann["onsets"][~beat])
+    assert not torch.equal(grid, ann["onsets"]) and torch.equal(out["melody"], ann["melody"])
+    assert beat_rhythm(ann, None) is ann
+    with pytest.raises(ValueError, match="beat_phase"):
+        beat_rhythm({"onsets": ann["onsets"]}, beat)
+
+
+def test_short_captions_replace_the_drawn_share_and_share_zero_draws_nothing() -> None:
+    from lmdm.train.loop import shortened
+
+    captions = ["Brooding techno with synth stabs at 137 beats per minute"] * 400
+    rng = np.random.default_rng(3)
+    assert shortened(captions, 0.0, rng) is captions and rng.random() == np.random.default_rng(3).random()
+    short = shortened(captions, 0.5, np.random.default_rng(3))
+    changed = sum(c != captions[0] for c in short)
+    assert 150 < changed < 250 and all("techno" in c for c in short)
+
+
+def test_a_sketch_model_trains_with_beat_sketches_and_short_captions(latents, tmp_path) -> None:
+    run = tmp_path / "beat"
+    train(recipe("base.toml", latents, tmp_path / "b", SKETCH_SET, "train.steps=4"), progress=False)
+    train(recipe("lmdm_block_causal.toml", latents, run, SKETCH_SET, f"train.init='{tmp_path / 'b'}'", "train.steps=4",
+                 "train.beat_sketch=0.5", "train.short_captions=0.5"), progress=False)
+    session = lmdm.LiveSession(load_model(run), prompt="techno at 100 bpm", steps=2)
+    assert np.isfinite(session.render(seconds=1.0)).all()
+
+
 # ----------------------------------------------------------------------------------------------
 # Jamming: the accomp input (a player's stem) and accompaniment targets (the other stems' mix)
 

@@ -82,6 +82,17 @@ def beat_onsets(bpm: float, origin_block: int, block: int, block_frames: int, fr
     return (np.floor(starts[1:] - eps) > np.floor(starts[:-1] - eps)).astype(np.float32)
 
 
+def phase_onsets(beat_phase: torch.Tensor) -> torch.Tensor:
+    """[b, F >= 2] annotated beat phases (at each frame's start) -> [b, F] float32, 1 on each frame in
+    which a beat starts: the same grid `beat_onsets` makes from a clock, read off a song's annotation
+    (training shows the model this grid as a rhythm sketch, as a stream with a tempo plays it)."""
+    advance = torch.remainder(beat_phase[:, 1:] - beat_phase[:, :-1], 1.0)  # [b, F - 1] beats per frame
+    ends = torch.cat((beat_phase[:, 1:], torch.remainder(beat_phase[:, -1:] + advance[:, -1:], 1.0)), dim=1)  # phase at frame ends
+    eps = 1e-4  # float rounding of the annotation: a beat within eps of a frame edge starts the later frame
+    wraps = (ends < beat_phase) & (ends > eps)
+    return (wraps | (beat_phase <= eps)).to(torch.float32)
+
+
 # The tempo named in a prompt: "at 96 bpm", "96bpm", "96 beats per minute", "tempo 96", "tempo: 96".
 _PROMPT_TEMPO = re.compile(
     r"(?<![\w.])(\d{2,3}(?:\.\d+)?)\s*(?:bpm|beats per minute)\b|\btempo\s*:?\s*(\d{2,3}(?:\.\d+)?)\b", re.IGNORECASE

@@ -145,3 +145,53 @@ def caption(facts: CaptionFacts, rng: np.random.Generator) -> str:
     )
     text = fix_articles(text)
     return text[0].upper() + text[1:] if rng.random() < 0.5 else text
+
+
+# Short prompts: what a performer types ("house at 120 bpm", "deep house with warm pad"), made
+# from a full caption by keeping a few of the facts it names. Training on a share of them keeps
+# the model's sound for short prompts close to its sound for full captions.
+SHORT_TEMPLATES: tuple[str, ...] = (
+    "{style}",
+    "{style} at {tempo} bpm",
+    "{style} {tempo} bpm",
+    "{mood} {style}",
+    "{mood} {style} at {tempo} bpm",
+    "{style} with {instrument}",
+    "{style} with {instrument} at {tempo} bpm",
+)
+
+
+def _phrases(table: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Every phrase of a word table, longest first (so "deep house" wins over "house")."""
+    return tuple(sorted({p for words in table.values() for p in words}, key=len, reverse=True))
+
+
+_STYLE_PHRASES, _INSTRUMENT_PHRASES, _MOOD_PHRASES = map(_phrases, (STYLE_WORDS, INSTRUMENT_WORDS, MOOD_WORDS))
+_TEMPO = re.compile(r"(\d{2,3})\s*(?:bpm|beats per minute)|tempo\s+(\d{2,3})", re.IGNORECASE)
+
+
+def _found(text: str, phrases: tuple[str, ...]) -> list[str]:
+    """The phrases of `phrases` in `text` (whole words, case-insensitive), longest match first, no overlaps."""
+    taken, hits = text.lower(), []
+    for p in phrases:
+        pattern = r"(?<![\w-])" + re.escape(p.lower()) + r"(?![\w-])"
+        if re.search(pattern, taken):
+            hits.append(p)
+            taken = re.sub(pattern, " ", taken)
+    return hits
+
+
+def short_caption(text: str, rng: np.random.Generator) -> str:
+    """A short prompt made of a full caption's facts: its style, and perhaps its tempo, a mood or one
+    instrument (templates needing a fact the caption lacks are skipped). A caption naming no style
+    is returned as it is."""
+    styles = _found(text, _STYLE_PHRASES)
+    if not styles:
+        return text
+    tempo = _TEMPO.search(text)
+    facts = {"style": styles[0], "tempo": None if tempo is None else tempo.group(1) or tempo.group(2)}
+    moods, instruments = _found(text, _MOOD_PHRASES), _found(text, _INSTRUMENT_PHRASES)
+    facts["mood"] = moods[int(rng.integers(len(moods)))] if moods else None
+    facts["instrument"] = instruments[int(rng.integers(len(instruments)))] if instruments else None
+    usable = [t for t in SHORT_TEMPLATES if all(facts[k] is not None for k in re.findall(r"{(\w+)}", t))]
+    return usable[int(rng.integers(len(usable)))].format(**facts)

@@ -38,6 +38,7 @@ from lmdm.checkpoint import (
     step_dirs,
     write_directory,
 )
+from lmdm.corpus.caption import short_caption
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.progress import Progress, format_duration
@@ -103,6 +104,14 @@ def grow_add_inputs(tensors: dict[str, torch.Tensor], old: ModelConfig, new: Mod
     grown = torch.zeros(weight.shape[0], new.add_dim, dtype=weight.dtype)
     grown[:, : old.add_dim] = weight
     return {**tensors, ADD_WEIGHT: grown}
+
+
+def shortened(captions: list[str], share: float, rng: np.random.Generator) -> list[str]:
+    """Each caption replaced, with probability `share`, by a short prompt of its facts
+    (lmdm.corpus.caption.short_caption). Share 0 draws nothing: old recipes train exactly as before."""
+    if share <= 0:
+        return captions
+    return [short_caption(c, rng) if rng.random() < share else c for c in captions]
 
 
 def learning_rate(step: int, recipe: Recipe) -> float:
@@ -236,6 +245,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             for group in optimizer.param_groups:
                 group["lr"] = lr
             latents, captions, annotations = data.windows(t.batch_size, frames, rng)
+            captions = shortened(captions, t.short_captions, rng)
             draws = draw(recipe.stage, config, t.batch_size, frames, t, generator)
             with autocast:
                 loss = step_loss(recipe.stage, t.regime, dit, text, latents.to(d.device), captions, draws,

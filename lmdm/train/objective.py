@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmdm.conditioning.clock import CLOCK_NAME, clock_features, window_bpm
+from lmdm.conditioning.clock import CLOCK_NAME, clock_features, phase_onsets, window_bpm
 from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
 from lmdm.corpus.score import STEM_NAMES
 from lmdm.conditioning.text import null_conditioning
@@ -92,6 +92,7 @@ class Draws:
     accomp_start: torch.Tensor | None = None  # [b] long: accompaniment visible on window frames [start, cutoff)
     accomp_cutoff: torch.Tensor | None = None  # [b] long
     clock_present: torch.Tensor | None = None  # models with a clock input: [b], 0 = no clock in this window
+    beat_rhythm: torch.Tensor | None = None  # train.beat_sketch > 0: [b] bool, the rhythm sketch is the beat grid
 
 
 def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainSettings, generator: torch.Generator) -> Draws:
@@ -126,7 +127,10 @@ def draw(stage: str, config: ModelConfig, batch: int, frames: int, train: TrainS
     clock = None
     if config.add_slice(CLOCK_NAME) is not None:  # drawn last: models without a clock draw exactly as before
         clock = (torch.rand(batch, generator=generator) >= train.clock_dropout).float()
-    return Draws(noise, t, text_keep, keep, present, sketch, jam, stem, start, cutoff, clock)
+    beat = None
+    if sketch is not None and train.beat_sketch > 0:  # drawn last: recipes without it draw exactly as before
+        beat = torch.rand(batch, generator=generator) < train.beat_sketch
+    return Draws(noise, t, text_keep, keep, present, sketch, jam, stem, start, cutoff, clock, beat)
 
 
 def apply_jam(latents: torch.Tensor, annotations: dict[str, torch.Tensor] | None, draws: Draws) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -245,6 +249,18 @@ def base_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     return F.mse_loss(v.float(), (eps - x0).float())
 
 
+def beat_rhythm(annotations: dict[str, torch.Tensor] | None, beat: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
+    """The windows drawn for it (`beat` [b] bool) get the beat grid of their `beat_phase` as their
+    rhythm sketch's onsets instead of the notes' onsets: what a stream with a tempo asked plays
+    (lmdm.conditioning.clock.beat_onsets), so the model learns to play full music over it."""
+    if beat is None:
+        return annotations
+    if not annotations or "beat_phase" not in annotations or "onsets" not in annotations:
+        raise ValueError("train.beat_sketch needs beat_phase and onsets annotations in the latents (re-encode the corpus)")
+    grid = phase_onsets(annotations["beat_phase"])
+    return {**annotations, "onsets": torch.where(beat.to(grid.device)[:, None], grid, annotations["onsets"])}
+
+
 def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws, regime: str,
               annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """latents [b, D, C + B] clean windows -> mean squared velocity error over the target block."""
@@ -257,6 +273,7 @@ def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     present = None if draws.context_present is None else draws.context_present.to(x0.device)
     w = lmdm_window(regime, context, dit.cfg, keep, present)
     target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k not in ("stems", "has_stems")}
+    target_ann = beat_rhythm(target_ann, draws.beat_rhythm)
     w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg)  # the sketch is on the target only
     w = add_clock(w, target_ann, draws.clock_present, dit.cfg)  # so is the clock
     w = add_accomp(w, accomp, dit.cfg)  # the player's stem, where heard (before the latency cutoff)

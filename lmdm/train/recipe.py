@@ -84,6 +84,8 @@ class TrainSettings:
     context_dropout: float = attrs.field(default=0.1, validator=_probability)  # CFG on the context input: mask and latent zeroed
     sketch_dropout: float = attrs.field(default=0.5, validator=_probability)  # each sketch control dropped (models with sketch inputs)
     clock_dropout: float = attrs.field(default=0.25, validator=_probability)  # models with a "clock" input: windows without it
+    beat_sketch: float = attrs.field(default=0.0, validator=_probability)  # sketch models: share of windows whose rhythm sketch is the beat grid
+    short_captions: float = attrs.field(default=0.0, validator=_probability)  # share of windows prompted by a short caption ("house at 120 bpm")
     jam_prob: float = attrs.field(default=0.0, validator=_probability)  # models with an "accomp" input: share of jamming windows
     accomp_drop_partial: float = attrs.field(default=0.2, validator=_probability)  # jamming: accompaniment older than a random frame zeroed
     jam_context_drop: float = attrs.field(default=0.0, validator=_probability)  # jamming windows (lmdm): whole context latent zeroed, so only the player tells the beat
