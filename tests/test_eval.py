@@ -393,3 +393,44 @@ def test_music_measures_on_known_signals() -> None:
     assert 0.4 < space_share(gated, sr) < 0.6 and space_share(tone, sr) == 0.0
     assert tempo_hit(121.0, 120.0) == (True, True) and tempo_hit(60.5, 120.0) == (False, True)
     assert tempo_hit(100.0, 120.0) == (False, False) and tempo_hit(float("nan"), 120.0) == (False, False)
+
+
+def test_music_eval_resumes_its_own_run_and_refuses_another(tiny_latents, tmp_path, monkeypatch, capsys) -> None:
+    """python -m lmdm.eval.music end to end on a tiny model: results.json, the ceiling and the streams
+    reused by a re-run into the same folder, and a folder of another run refused."""
+    import json as _json
+
+    import lmdm
+    from lmdm.checkpoint import save_model
+    from lmdm.eval.music import main as music_main
+    from lmdm.model.config import ModelConfig
+    from lmdm.model.lmdm import build_model
+
+    corpus = tiny_latents.parent / "corpus"
+    rows = [_json.loads(line) for line in (corpus / "index.jsonl").read_text().splitlines()]
+    style = rows[0]["style"]
+    for r in rows:  # every song held out: the tiny corpus is the ceiling
+        r["split"] = "test"
+    held = tmp_path / "corpus"
+    held.mkdir()
+    (held / "index.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+    for r in rows:
+        (held / f"{r['id']}.flac").symlink_to(corpus / f"{r['id']}.flac")
+    model = tmp_path / "model"
+    save_model(build_model(ModelConfig.tiny(), seed=0), model)
+    args = ["--model", str(model), "--corpus", str(held), "--out", str(tmp_path / "out"), "--seconds", "1",
+            "--tempi", "120", "--styles", style, "--songs", "1"]
+    assert music_main(args) == 0
+    first = _json.loads((tmp_path / "out" / "results.json").read_text())[style]
+    assert first["streams"][0]["asked"] == 120 and np.isfinite(first["corpus"]["level_db"])
+
+    def never(*a, **k):
+        raise AssertionError("re-rendered a stream the folder already holds")
+
+    monkeypatch.setattr(lmdm, "LiveSession", never)
+    monkeypatch.setattr("lmdm.eval.music.style_songs", never)
+    assert music_main(args) == 0
+    again = _json.loads((tmp_path / "out" / "results.json").read_text())[style]
+    assert again["corpus"] == first["corpus"] and again["streams"][0]["level_db"] == pytest.approx(first["streams"][0]["level_db"], abs=0.1)
+    assert music_main([*args[:-4], "--seconds", "2"][: len(args)] + ["--styles", style]) == 2
+    assert "holds streams of another run" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def onset_envelope(audio: np.ndarray, sample_rate: int, hop: int, n_fft: int = 1
     logmag = np.log1p(1000.0 * mag / n_fft)
     flux = np.maximum(np.diff(logmag, axis=0, prepend=logmag[:1]), 0.0).sum(axis=1)  # [frames]
     width = max(1, int(round(sample_rate / hop)))
-    local = np.convolve(flux, np.ones(width) / width, mode="same")
+    local = np.convolve(flux, np.ones(width) / width)[(width - 1) // 2 :][: len(flux)]  # "same", also for < 1 s of audio
     return np.maximum(flux - local, 0.0)
 
 

@@ -134,14 +134,15 @@ def basic_pitch_polyphony(audio: np.ndarray, sample_rate: int, notes: int = 3, t
 TEMPI = (60, 80, 100, 120, 140, 160, 180)
 
 
-def style_songs(corpus: Path, style: str, splits: tuple[str, ...] = ("valid", "test"), seconds: float = 20.0) -> list[tuple[np.ndarray, int]]:
-    """(audio, sample rate) of the first `seconds` of the style's songs in `splits`."""
+def style_songs(corpus: Path, style: str, splits: tuple[str, ...] = ("valid", "test"), seconds: float = 20.0,
+                songs: int | None = None) -> list[tuple[np.ndarray, int]]:
+    """(audio, sample rate) of the first `seconds` of the style's songs in `splits` (the first `songs` of them)."""
     import soundfile as sf
 
     rows = [json.loads(line) for line in (corpus / "index.jsonl").read_text().splitlines() if line.strip()]
     out = []
     for r in rows:
-        if r["style"] == style and r["split"] in splits:
+        if r["style"] == style and r["split"] in splits and (songs is None or len(out) < songs):
             audio, sr = sf.read(corpus / f"{r['id']}.flac", dtype="float32")
             out.append((audio[: int(seconds * sr)], sr))
     return out
@@ -156,6 +157,17 @@ def describe(audio: np.ndarray, sample_rate: int, judges: bool) -> dict[str, flo
     return d
 
 
+def _rendered(path: Path, sample_rate: int, seconds: float) -> np.ndarray | None:
+    """A stream an earlier run wrote at `path`, if it is whole (the right rate and length), else None."""
+    import soundfile as sf
+
+    try:
+        audio, sr = sf.read(path, dtype="float32")
+    except (OSError, RuntimeError):
+        return None
+    return audio if sr == sample_rate and audio.ndim == 1 and len(audio) == round(seconds * sample_rate) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lmdm.eval.music", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="default", help="model directory, or 'default'")
@@ -167,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tempo", action="store_true", help="prompts without a tempo: the floor (no clock input)")
     p.add_argument("--judges", action="store_true", help="also madmom (tempo) and basic-pitch (chords)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--songs", type=int, default=8, help="held-out corpus songs per style for the ceiling (default 8)")
     a = p.parse_args(argv)
 
     import soundfile as sf
@@ -183,14 +196,29 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     warm = 4.0  # seconds skipped at the start (the stream settles)
+    run = {"model": a.model, "seconds": a.seconds, "no_tempo": a.no_tempo, "warm": warm}
+    marker = a.out / "run.json"  # the streams in a.out are reused only by a re-run of the same settings
+    if marker.is_file() and json.loads(marker.read_text()) != run:
+        print(f"error: {a.out} holds streams of another run ({marker.read_text().strip()}): choose another --out", file=sys.stderr)
+        return 2
+    marker.write_text(json.dumps(run))
+    cache = a.out / "corpus.json"  # the ceiling, reused by a re-run into the same folder with the same settings
+    key = json.dumps({"corpus": str(a.corpus.resolve()), "seconds": a.seconds, "songs": a.songs, "judges": a.judges})
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    known = known if known.get("key") == key else {"key": key}
     for style in styles:
-        ref = [describe(x, sr, a.judges) for x, sr in style_songs(a.corpus, style, seconds=a.seconds)]
+        if style not in known:
+            known[style] = [describe(x, sr, a.judges) for x, sr in style_songs(a.corpus, style, seconds=a.seconds, songs=a.songs)]
+            cache.write_text(json.dumps(known, default=float))
+        ref = known[style]
         streams = []
         for bpm in tempi:
             prompt = STYLE_WORDS[style][0] + ("" if a.no_tempo else f" at {bpm} bpm")
-            session = lmdm.LiveSession(model, prompt=prompt, seed=bpm)
-            audio = session.render(a.seconds + warm)[round(warm * model.sample_rate):, 0]
-            sf.write(a.out / f"{style}-{bpm}.wav", audio, model.sample_rate)
+            audio = _rendered(a.out / f"{style}-{bpm}.wav", model.sample_rate, a.seconds)  # a re-run resumes
+            if audio is None:
+                session = lmdm.LiveSession(model, prompt=prompt, seed=bpm)
+                audio = session.render(a.seconds + warm)[round(warm * model.sample_rate):, 0]
+                sf.write(a.out / f"{style}-{bpm}.wav", audio, model.sample_rate)
             d = describe(audio, model.sample_rate, a.judges)
             for judge in ("own", "madmom"):
                 if f"tempo_{judge}" in d:
