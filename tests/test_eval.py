@@ -434,3 +434,10 @@ def test_music_eval_resumes_its_own_run_and_refuses_another(tiny_latents, tmp_pa
     assert again["corpus"] == first["corpus"] and again["streams"][0]["level_db"] == pytest.approx(first["streams"][0]["level_db"], abs=0.1)
     assert music_main([*args[:-4], "--seconds", "2"][: len(args)] + ["--styles", style]) == 2
     assert "holds streams of another run" in capsys.readouterr().err
+    monkeypatch.undo()
+    # --codec: the same songs through the model's codec and back, beside the corpus ceiling
+    assert music_main([*args[:5], str(tmp_path / "codec"), *args[6:], "--codec"]) == 0
+    coded = _json.loads((tmp_path / "codec" / "results.json").read_text())[style]
+    assert coded["corpus"] == first["corpus"]
+    assert np.isfinite(coded["codec"]["level_db"]) and coded["codec"]["level_db"] != coded["corpus"]["level_db"]
+    assert "through the codec: centroid" in capsys.readouterr().out

@@ -148,6 +148,17 @@ def style_songs(corpus: Path, style: str, splits: tuple[str, ...] = ("valid", "t
     return out
 
 
+def soxr_to(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Mono float32 audio at `target` Hz (soxr, from the [eval] extra, only when the rates differ)."""
+    x = np.asarray(audio, dtype=np.float32)
+    x = x.mean(axis=1) if x.ndim == 2 else x
+    if rate == target:
+        return x
+    import soxr
+
+    return soxr.resample(x, rate, target).astype(np.float32)
+
+
 def describe(audio: np.ndarray, sample_rate: int, judges: bool) -> dict[str, float]:
     d = {"centroid_hz": spectral_centroid(audio, sample_rate), "level_db": level_db(audio),
          "space": space_share(audio, sample_rate), "tempo_own": tempo_bpm(audio, sample_rate)}
@@ -180,12 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--judges", action="store_true", help="also madmom (tempo) and basic-pitch (chords)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--songs", type=int, default=8, help="held-out corpus songs per style for the ceiling (default 8)")
+    p.add_argument("--codec", action="store_true",
+                   help="also the same songs through the model's codec and back: the most the model could give")
     a = p.parse_args(argv)
 
     import soundfile as sf
     import torch
 
     import lmdm
+    from lmdm.conditioning.measure import codec_round_trip
     from lmdm.corpus.caption import STYLE_WORDS
     from lmdm.corpus.styles import STYLE_NAMES
 
@@ -210,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         if style not in known:
             known[style] = [describe(x, sr, a.judges) for x, sr in style_songs(a.corpus, style, seconds=a.seconds, songs=a.songs)]
             cache.write_text(json.dumps(known, default=float))
+        if a.codec and f"codec:{style}" not in known:
+            known[f"codec:{style}"] = [describe(codec_round_trip(model.codec, soxr_to(x, sr, model.sample_rate)), model.sample_rate, a.judges)
+                                       for x, sr in style_songs(a.corpus, style, seconds=a.seconds, songs=a.songs)]
+            cache.write_text(json.dumps(known, default=float))
         ref = known[style]
         streams = []
         for bpm in tempi:
@@ -226,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             d["asked"] = bpm
             streams.append(d)
         mean = lambda rows, k: float(np.mean([r[k] for r in rows])) if rows and k in rows[0] else float("nan")  # noqa: E731
-        results[style] = {"streams": streams, "corpus": {k: mean(ref, k) for k in ("centroid_hz", "level_db", "space", "chords")}}
+        keys = ("centroid_hz", "level_db", "space", "chords")
+        results[style] = {"streams": streams, "corpus": {k: mean(ref, k) for k in keys}}
+        if a.codec:
+            results[style]["codec"] = {k: mean(known[f"codec:{style}"], k) for k in keys}
         s = results[style]
         line = (f"{style:14s} centroid {mean(streams, 'centroid_hz'):5.0f} (corpus {s['corpus']['centroid_hz']:5.0f}) "
                 f"level {mean(streams, 'level_db'):5.1f} ({s['corpus']['level_db']:5.1f}) space {mean(streams, 'space'):.3f} ({s['corpus']['space']:.3f})")
@@ -236,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         if "chords" in streams[0]:
             line += f" chords {mean(streams, 'chords'):.3f} ({s['corpus']['chords']:.3f})"
         print(line, flush=True)
+        if a.codec:
+            c = s["codec"]
+            print(f"{'':14s} through the codec: centroid {c['centroid_hz']:5.0f} level {c['level_db']:5.1f} space {c['space']:.3f}"
+                  + (f" chords {c['chords']:.3f}" if a.judges else ""), flush=True)
     allrows = [r for s in results.values() for r in s["streams"]]
     for judge in ("own", "madmom"):
         if allrows and f"exact_{judge}" in allrows[0]:
