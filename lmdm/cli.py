@@ -63,13 +63,13 @@ def stream_to_file(session, out: Path, samples: int, *, desc: str, quiet: bool, 
     import numpy as np
     import soundfile as sf
 
-    from lmdm.progress import Progress
+    from lmdm.progress import advance, progress
 
     kept: list[np.ndarray] = []
     out.parent.mkdir(parents=True, exist_ok=True)
     blocks = -(-samples // session.block_samples)
     with sf.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as f, \
-            Progress(total=blocks, desc=desc, unit="block", enabled=None if not quiet else False) as bar:
+            progress(total=blocks, desc=desc, unit="block", enabled=None if not quiet else False) as bar:
         left = samples
         while left > 0:
             block = session.read(min(left, session.block_samples))
@@ -77,7 +77,7 @@ def stream_to_file(session, out: Path, samples: int, *, desc: str, quiet: bool, 
             if keep:
                 kept.append(block)
             left -= len(block)
-            bar.update(1, rtf=round(session.stats.real_time_factor, 3))
+            advance(bar, 1, rtf=round(session.stats.real_time_factor, 3))
     return np.concatenate(kept) if keep else None
 
 

@@ -43,7 +43,7 @@ from lmdm.corpus.theory import (
     voice_lead,
 )
 from lmdm.corpus.writer import example_seed
-from lmdm.progress import Progress, format_duration, format_postfix, format_progress
+from lmdm.progress import advance, format_duration, format_postfix, progress, shown
 
 SR = 16000
 FPS = 25.0
@@ -559,45 +559,33 @@ def test_cli_make_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_format_helpers() -> None:
     assert format_duration(75) == "01:15" and format_duration(3725) == "1:02:05"
-    assert format_duration(float("nan")) == "--:--"
+    assert format_duration(float("nan")) == "--:--" and format_duration(-1) == "--:--"
     assert format_postfix("x", loss=0.123456, step=3) == "x loss=0.1235 step=3"
-    line = format_progress(4, 10, 8.0, desc="corpus", unit="ex", postfix="0.04 h", width=10)
-    assert line.startswith("corpus  40%|####      | 4/10 ex [00:08<00:12, 0.5 ex/s]")
-    assert line.endswith(" 0.04 h")
-    assert format_progress(3, None, 1.5, unit="step") == "3 step [00:02, 2 step/s]"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_progress_draws_when_enabled_and_throttles() -> None:
-    stream, clock = io.StringIO(), FakeClock()
-    bar = Progress(total=3, desc="d", stream=stream, enabled=True, min_interval=1.0, clock=clock)
-    bar.update(1)  # first draw
-    clock.now = 0.5
-    bar.update(1, loss=0.5)  # too soon: not drawn
-    assert stream.getvalue().count("\r") == 1
-    clock.now = 2.0
-    bar.update(1)  # finished: always drawn
+def test_progress_draws_when_enabled_with_its_postfix() -> None:
+    stream = io.StringIO()
+    bar = progress(total=3, desc="d", unit="ex", stream=stream, enabled=True)
+    assert shown(bar)
+    advance(bar, 1)
+    advance(bar, 2, "0.04 h", loss=0.5)
     bar.close()
     text = stream.getvalue()
-    assert text.count("\r") == 2 and text.endswith("\n") and "3/3" in text and "loss=0.5" in text
+    assert "3/3" in text and "0.04 h loss=0.5" in text and text.endswith("\n")
 
 
-def test_progress_is_silent_when_disabled_or_not_a_tty_and_wraps_iterables() -> None:
+def test_progress_is_silent_when_disabled_or_not_a_tty() -> None:
     stream = io.StringIO()  # not a TTY
-    assert list(Progress(range(5), stream=stream)) == [0, 1, 2, 3, 4]
+    bar = progress(total=5, stream=stream)
+    assert not shown(bar)
+    advance(bar, 5, loss=0.1)
+    bar.close()
     assert stream.getvalue() == ""
-    loud = io.StringIO()
-    items = list(Progress(["a", "b"], stream=loud, enabled=True, min_interval=0.0))
-    assert items == ["a", "b"] and "2/2" in loud.getvalue()
-    with pytest.raises(TypeError):
-        iter(Progress(total=3, enabled=False)).__next__()
+    quiet = io.StringIO()
+    bar = progress(total=2, stream=quiet, enabled=False)
+    advance(bar, 2)
+    bar.close()
+    assert quiet.getvalue() == ""
 
 
 def test_hop_size() -> None:

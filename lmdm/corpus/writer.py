@@ -32,7 +32,7 @@ from lmdm.corpus.files import (
 )
 from lmdm.corpus.score import STEM_NAMES
 from lmdm.corpus.styles import STYLE_NAMES, STYLES
-from lmdm.progress import Progress
+from lmdm.progress import advance, progress as progress_bar
 
 
 @attrs.frozen
@@ -156,7 +156,7 @@ def write_corpus(
     todo = [j for j in jobs if example_id(j.index) not in done]
     total_hours = len(jobs) * seconds_per_example / 3600.0
     started = time.monotonic()
-    bar = Progress(total=len(jobs), desc="corpus", unit="ex", enabled=None if progress else False)
+    bar = progress_bar(total=len(jobs), desc="corpus", unit="ex", enabled=None if progress else False)
     bar.update(len(jobs) - len(todo))
     records = dict(done)
     made: list[float] = []  # seconds of audio of each example made by this call
@@ -166,7 +166,7 @@ def write_corpus(
         append_index(root, record)
         records[record["id"]] = record
         made.append(record["seconds"])
-        bar.update(1, f"{(earlier_seconds + sum(made)) / 3600.0:.2f}/{total_hours:.2f} h audio")
+        advance(bar, 1, f"{(earlier_seconds + sum(made)) / 3600.0:.2f}/{total_hours:.2f} h audio")
 
     try:
         if workers <= 1 or len(todo) <= 1:

@@ -83,7 +83,7 @@ from lmdm.conditioning.text import Conditioning, HashedTextEncoder, null_conditi
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
-from lmdm.progress import Progress
+from lmdm.progress import advance, progress as progress_bar
 from lmdm.sampling import euler_step, noised, pingpong_step, predicted_x0, schedule
 from lmdm.stream import BlockStream
 from lmdm.train import distributed
@@ -622,7 +622,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     null = null_conditioning(config.cond_dim, config.cond_tokens)
     checkpoint: Path | None = existing[-1] if (resume and existing) else None
     start_step = step
-    bar = Progress(total=stop - step, desc="arc", unit="step", enabled=progress)
+    bar = progress_bar(total=stop - step, desc="arc", unit="step", enabled=progress)
     with bar:
         while step < stop:
             g_turn = step % 2 == 0
@@ -676,7 +676,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             losses["gap"].append(terms.gap)
             if not g_turn:  # jamming steps' contrastive term mismatches the player, the others' the prompt
                 losses["player" if plan.jam else "contrastive"].append(float(terms.contrastive.detach()))
-            bar.update(1, G=means["g"] if not losses["g"] else losses["g"][-1], D=means["d"] if not losses["d"] else losses["d"][-1])
+            advance(bar, 1, G=means["g"] if not losses["g"] else losses["g"][-1], D=means["d"] if not losses["d"] else losses["d"][-1])
 
             timed_out = t.max_minutes > 0 and distributed.any_rank(time.monotonic() - start > t.max_minutes * 60, d)
             final = step == stop or timed_out

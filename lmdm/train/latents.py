@@ -32,7 +32,7 @@ from lmdm.codec.placeholder import PlaceholderCodec
 from lmdm.tensorfile import load_tensors, save_tensors
 from lmdm.corpus.reader import CorpusReader
 from lmdm.corpus.score import STEM_NAMES
-from lmdm.progress import Progress
+from lmdm.progress import advance, progress as progress_bar
 
 FORMAT = "lmdm-latents"
 FORMAT_VERSION = 1
@@ -143,7 +143,7 @@ def encode_corpus(
     if isinstance(codec, torch.nn.Module):
         codec.to(device).eval()
     frames_done = 0
-    with Progress(total=len(todo), desc="encode", unit="ex", enabled=progress) as bar:
+    with progress_bar(total=len(todo), desc="encode", unit="ex", enabled=progress) as bar:
         for entry in todo:
             audio = torch.from_numpy(reader.load_audio(entry))[None, None, :]
             audio = audio.repeat(1, codec.channels, 1).to(device)  # mono corpus audio on every channel
@@ -158,7 +158,7 @@ def encode_corpus(
             with open(out / INDEX_FILE, "a") as f:
                 f.write(json.dumps({"id": entry.id, "split": entry.split, "caption": entry.caption, "frames": entry.frames}) + "\n")
             frames_done += entry.frames
-            bar.update(1, frames=frames_done)
+            advance(bar, 1, frames=frames_done)
     records = read_index(out)
     meta["stats"] = latent_stats(out, records)
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")

@@ -41,7 +41,7 @@ from lmdm.checkpoint import (
 from lmdm.corpus.caption import short_caption
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
-from lmdm.progress import Progress, format_duration
+from lmdm.progress import advance, format_duration, progress as progress_bar, shown
 from lmdm.sao.load import is_sao_directory
 from lmdm.sao.train import init_from_sao
 from lmdm.train import distributed
@@ -238,7 +238,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     mean_loss = float("nan")
     checkpoint: Path | None = existing[-1] if (resume and existing) else None
     start_step = step
-    bar = Progress(total=stop - step, desc=recipe.stage, unit="step", enabled=progress)
+    bar = progress_bar(total=stop - step, desc=recipe.stage, unit="step", enabled=progress)
     with bar:
         while step < stop:
             lr = learning_rate(step, recipe)
@@ -260,7 +260,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             if step == start_step + 1:
                 first_loss = last_loss
             interval_losses.append(last_loss)
-            bar.update(1, loss=last_loss, step=step)
+            advance(bar, 1, loss=last_loss, step=step)
 
             timed_out = t.max_minutes > 0 and distributed.any_rank(time.monotonic() - start > t.max_minutes * 60, d)
             final = step == stop or timed_out
@@ -284,14 +284,14 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     return TrainResult(step, mean_loss, checkpoint, seconds, seconds / done if done else float("nan"))
 
 
-def log_interval(run: Path, d: distributed.Dist, bar: Progress, say: Callable[[str], None], record: dict[str, Any],
+def log_interval(run: Path, d: distributed.Dist, bar: Any, say: Callable[[str], None], record: dict[str, Any],
                  eta_seconds: float, line: str) -> None:
     """A log interval's record into <run>/log.jsonl, and its line (with the ETA) to stderr when no progress bar shows (rank 0)."""
     if not d.main:
         return
     with open(run / LOG_FILE, "a") as f:
         f.write(json.dumps(record) + "\n")
-    if not bar.enabled:
+    if not shown(bar):
         say(f"{line} eta {format_duration(eta_seconds)}")
 
 
