@@ -103,8 +103,10 @@ def test_resampled_sine_keeps_its_frequency_with_low_distortion(src: int, dst: i
     peak = np.fft.rfftfreq(len(segment), 1 / dst)[spectrum.argmax()]
     assert abs(peak - freq) <= dst / len(segment)  # within one FFT bin
     ideal = _sine(freq, dst, len(y))[core]
-    # everything that is not the ideal sine: distortion, aliasing, imaging, noise
-    assert _db(segment - ideal, 0.5 / np.sqrt(2)) < -80
+    gain = float(segment @ ideal / (ideal @ ideal))  # the pass band's gain at this frequency
+    assert abs(20 * np.log10(gain)) < 0.05
+    # everything that is not the sine: distortion, aliasing, imaging, noise
+    assert _db(segment - gain * ideal, 0.5 / np.sqrt(2)) < -80
 
 
 def test_downsampling_removes_tones_above_the_new_nyquist() -> None:
@@ -127,11 +129,13 @@ def test_resampler_passes_dc_at_unit_gain_and_passthrough_is_exact() -> None:
 def test_blockwise_resampling_equals_whole_signal(rates: tuple[int, int], cuts: list[int]) -> None:
     src, dst = rates
     x = np.random.default_rng(0).standard_normal((3000, 2)).astype(np.float32) * 0.3
-    whole = Resampler(src, dst, 2).process(x)
+    whole = Resampler(src, dst, 2)
+    expected = np.concatenate([whole.process(x), whole.flush()])
     streaming = Resampler(src, dst, 2)
     bounds = [0, *sorted(set(cuts)), len(x)]
-    pieces = [streaming.process(x[a:b]) for a, b in zip(bounds, bounds[1:])]
-    np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=0, atol=1e-6)
+    pieces = [streaming.process(x[a:b]) for a, b in zip(bounds, bounds[1:])] + [streaming.flush()]
+    np.testing.assert_allclose(np.concatenate(pieces), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(expected, resample(x, src, dst), rtol=0, atol=1e-6)
 
 
 def test_resampler_rejects_bad_rates_and_shapes() -> None:
@@ -148,12 +152,13 @@ def test_resampler_rejects_bad_rates_and_shapes() -> None:
      (384000, 8000, 3000.0), (11025, 16000, 3000.0)],
 )
 def test_odd_rates_resample_as_cleanly_as_the_usual_ones(src: int, dst: int, freq: float) -> None:
-    """Rates such as 44101 or 96001 Hz (a ratio of 16000/44101: no small table of sub-filters) are
-    resampled with interpolated sub-filters, as far below the tone as the usual rates."""
+    """Rates such as 44101 or 96001 Hz (a ratio of 16000/44101) resample as far below the tone as the usual rates."""
     y = resample(_sine(freq, src, src), src, dst)
     assert len(y) == dst
     core = slice(dst // 10, len(y) - dst // 10)
-    assert _db(y[core] - _sine(freq, dst, len(y))[core], 0.5 / np.sqrt(2)) < -80
+    ideal = _sine(freq, dst, len(y))[core]
+    gain = float(y[core] @ ideal / (ideal @ ideal))
+    assert abs(20 * np.log10(gain)) < 0.05 and _db(y[core] - gain * ideal, 0.5 / np.sqrt(2)) < -80
 
 
 @settings(max_examples=10, deadline=None)
@@ -166,7 +171,7 @@ def test_blockwise_resampling_equals_whole_signal_at_odd_rates(rates: tuple[int,
     x = np.random.default_rng(1).standard_normal((3000, 2)).astype(np.float32) * 0.3
     whole = Resampler(src, dst, 2)
     expected = np.concatenate([whole.process(x), whole.flush()])
-    assert len(expected) == -(-len(x) * dst // src)
+    assert abs(len(expected) - len(x) * dst / src) <= 1
     streaming = Resampler(src, dst, 2)
     bounds = [0, *sorted(set(cuts)), len(x)]
     pieces = [streaming.process(x[a:b]) for a, b in zip(bounds, bounds[1:])] + [streaming.flush()]
@@ -323,8 +328,8 @@ def test_blocks_are_sanitised_and_resampled_to_the_device_rate() -> None:
     assert feeder.step() is Step.GENERATED
     first = ring.read()
     assert feeder.step() is Step.GENERATED
-    # two 0.1 s blocks at 48 kHz, less the resampler's 3 ms look-ahead (48 input samples)
-    assert len(first) + ring.fill == 2 * 4800 - 3 * 48
+    # two 0.1 s blocks at 48 kHz, less what the resampler still holds back (soxr: tens of ms at most)
+    assert 2 * 4800 - 0.06 * 48000 <= len(first) + ring.fill <= 2 * 4800
 
 
 def test_feeder_thread_survives_a_producer_that_always_fails() -> None:
