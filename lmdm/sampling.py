@@ -98,7 +98,18 @@ def sample(
         return init.to(noise.dtype).clone()
     ts = schedule(steps, start=start).tolist()
     x = noise if start == 1.0 else noised(init.to(noise.dtype), noise, start)
-    for i in range(len(ts) - 1):
+    return run_steps(denoise, x, ts, sampler, generator)
+
+
+def run_steps(denoise: Denoiser, x: torch.Tensor, ts: list[float], sampler: str, generator: torch.Generator | None = None,
+              count: int | None = None) -> torch.Tensor:
+    """The sampler's loop: the first `count` steps (all, by default) of schedule `ts` from x at ts[0].
+
+    Each step calls the denoiser once and, for ping-pong before the last step, draws one eps of
+    x's shape from `generator` (after the denoiser). `sample` runs all of them; ARC-Forcing's
+    rollouts run the first k - 1 without gradients and take step k's x0-prediction themselves.
+    """
+    for i in range(len(ts) - 1 if count is None else count):
         t, t_next = ts[i], ts[i + 1]
         v = denoise(x, t, i)
         if sampler == "euler" or t_next == 0.0:

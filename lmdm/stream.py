@@ -124,6 +124,22 @@ class BlockStream:
         self._trim()
         self.invalidate()
 
+    def start_from(self, context: torch.Tensor) -> None:
+        """Begin from exactly this clean context [1, D, n] (a training window's), as `reset` begins from
+        zeros: the history is replaced, no accomp is heard, the cache is rebuilt when next needed."""
+        if context.ndim != 3 or context.shape[:2] != (1, self.cfg.latent_dim):
+            raise ValueError(f"context must be [1, {self.cfg.latent_dim}, n], got {list(context.shape)}")
+        self.reset()
+        self.history = context.to(self.history.dtype).clone()
+        self.accomp = self._no_accomp(context.shape[2])
+
+    def detach_cache(self) -> None:
+        """Cut the cache's keys/values (and a pending block) from any autograd graph that made them."""
+        if self.cache is not None:
+            self.cache = KVCache([(k.detach(), v.detach()) for k, v in self.cache.layers])
+        if self.pending is not None:
+            self.pending = self.pending.detach()
+
     @property
     def cache_bytes(self) -> int:
         return 0 if self.cache is None else self.cache.nbytes

@@ -50,7 +50,7 @@ def prompt_sensitivity(model, latents: str, *, windows: int = 32, times=TIMES, s
                 v = []
                 for c in (cond, null):
                     stream = BlockStream(model, "block_causal", use_cache=False)
-                    stream.history = context.clone()
+                    stream.start_from(context)
                     with torch.no_grad():
                         v.append(stream.denoiser(c)(x, t, 0))
                 rows[name].append(relative_change(v[0], v[1]))

@@ -59,7 +59,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from lmdm.cache import KVCache
 from lmdm.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
@@ -84,7 +83,7 @@ from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
 from lmdm.progress import advance, progress as progress_bar
-from lmdm.sampling import euler_step, noised, pingpong_step, predicted_x0, schedule
+from lmdm.sampling import noised, predicted_x0, run_steps, schedule
 from lmdm.stream import BlockStream
 from lmdm.train import distributed
 from lmdm.train.latents import LatentSet
@@ -246,10 +245,6 @@ def rolled(items: Sequence) -> list:
 # The self-rollout through BlockStream
 
 
-def detached(cache: KVCache) -> KVCache:
-    return KVCache([(k.detach(), v.detach()) for k, v in cache.layers])
-
-
 def rollout_block(
     stream: BlockStream, cond: Conditioning, steps: int, exit_step: int, sampler: str, generator: torch.Generator, grad: bool = True,
     target_add: torch.Tensor | None = None,
@@ -267,21 +262,14 @@ def rollout_block(
     with torch.no_grad():
         denoise = stream.denoiser(cond, generator=generator, target_add=target_add)
         x = torch.randn((1, stream.cfg.latent_dim, stream.B), generator=generator)
-        for i in range(exit_step - 1):
-            t, t_next = ts[i], ts[i + 1]
-            v = denoise(x, t, i)
-            if sampler == "euler" or t_next == 0.0:
-                x = euler_step(x, v, t, t_next)
-            else:
-                x = pingpong_step(x, v, t, t_next, torch.randn(x.shape, generator=generator, dtype=x.dtype))
+        x = run_steps(denoise, x, ts, sampler, generator, count=exit_step - 1)
     i = exit_step - 1
     with torch.set_grad_enabled(grad):
         x0 = predicted_x0(x, denoise(x, ts[i], i), ts[i])
     if stream.pending is not None:
         raise RuntimeError("the block was not committed: the exit step did not run through the cache")
     stream.append(x0.detach())  # gradients never cross into the next block's context
-    if stream.cache is not None:
-        stream.cache = detached(stream.cache)  # a fused commit inside the exit step computed keys with gradients
+    stream.detach_cache()  # a fused commit inside the exit step computed keys with gradients
     return x0
 
 
@@ -294,7 +282,7 @@ def rollout(
     targets [n, A, B]: each block's sketch (`rollout_targets`), or None for none. player [1, D, C + n*B]:
     a jamming rollout hears it before each block, up to `latency` blocks back (as LiveSession does)."""
     stream = BlockStream(model, regime, use_cache=use_cache)
-    stream.history = context.detach().clone()  # exactly C frames, as a stage-2 training window (accomp: C zeros)
+    stream.start_from(context.detach())  # exactly C frames, as a stage-2 training window (accomp: C zeros)
     K, B = model.config.context_blocks, model.config.block_frames
     adds = [None] * len(exits) if targets is None else [targets[j : j + 1] for j in range(len(exits))]
     blocks = []
