@@ -59,7 +59,7 @@ class BlockStream:
         self.model = model
         self.dit = model.dit
         cfg = model.config
-        self.cfg = cfg
+        self.config = cfg
         self.B = cfg.block_frames
         self.C = cfg.context_frames
         self.window = cfg.context_blocks + 1  # chunks a block-causal chunk sees, itself included
@@ -77,7 +77,7 @@ class BlockStream:
     # state --------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the start of a stream: an all-zero clean context (as in training), no cache."""
-        self.history = torch.zeros(1, self.cfg.latent_dim, self.C)
+        self.history = torch.zeros(1, self.config.latent_dim, self.C)
         self.accomp = self._no_accomp(self.C)  # [1, 1 + D, n] aligned with history (None: no accomp input)
         self.blocks_since_reset = 0
         self.invalidate()
@@ -90,7 +90,7 @@ class BlockStream:
         self._cross: tuple[tuple[Conditioning, ...], list[KV], torch.Tensor] | None = None
 
     def _no_accomp(self, n: int) -> torch.Tensor | None:
-        return None if self.accomp_slice is None else torch.zeros(1, 1 + self.cfg.latent_dim, n)
+        return None if self.accomp_slice is None else torch.zeros(1, 1 + self.config.latent_dim, n)
 
     def _trim(self) -> None:
         """Keep only the history (and its accomp) that can still reach a target."""
@@ -105,8 +105,8 @@ class BlockStream:
         if self.accomp is None:
             raise ValueError("this model has no accomp input (ModelConfig.extra_add_inputs has no 'accomp')")
         n, m = self.history.shape[2], accomp.shape[2]
-        if accomp.shape[:2] != (1, 1 + self.cfg.latent_dim) or m > n:
-            raise ValueError(f"accomp must be [1, {1 + self.cfg.latent_dim}, m <= {n}], got {list(accomp.shape)}")
+        if accomp.shape[:2] != (1, 1 + self.config.latent_dim) or m > n:
+            raise ValueError(f"accomp must be [1, {1 + self.config.latent_dim}, m <= {n}], got {list(accomp.shape)}")
         full = self._no_accomp(n)
         full[:, :, n - m :] = accomp.to(full.dtype)
         self.accomp = full
@@ -127,8 +127,8 @@ class BlockStream:
     def start_from(self, context: torch.Tensor) -> None:
         """Begin from exactly this clean context [1, D, n] (a training window's), as `reset` begins from
         zeros: the history is replaced, no accomp is heard, the cache is rebuilt when next needed."""
-        if context.ndim != 3 or context.shape[:2] != (1, self.cfg.latent_dim):
-            raise ValueError(f"context must be [1, {self.cfg.latent_dim}, n], got {list(context.shape)}")
+        if context.ndim != 3 or context.shape[:2] != (1, self.config.latent_dim):
+            raise ValueError(f"context must be [1, {self.config.latent_dim}, n], got {list(context.shape)}")
         self.reset()
         self.history = context.to(self.history.dtype).clone()
         self.accomp = self._no_accomp(context.shape[2])
@@ -147,7 +147,7 @@ class BlockStream:
     # tokens -------------------------------------------------------------------------------
     def _context_add(self, latents: torch.Tensor, accomp: torch.Tensor | None = None) -> torch.Tensor:
         """[context_mask = 1, clean latent, zeros for extra inputs | accomp] per frame: [1, A, n]."""
-        add = context_add(latents, self.cfg.add_dim)
+        add = context_add(latents, self.config.add_dim)
         if accomp is not None and self.accomp_slice is not None:
             add[:, self.accomp_slice, :] = accomp
         return add
@@ -158,9 +158,9 @@ class BlockStream:
 
     def _check_target_add(self, target_add: torch.Tensor | None) -> torch.Tensor:
         if target_add is None:
-            return torch.zeros(1, self.cfg.add_dim, self.B)
-        if tuple(target_add.shape) != (1, self.cfg.add_dim, self.B):
-            raise ValueError(f"target_add must be [1, {self.cfg.add_dim}, {self.B}], got {list(target_add.shape)}")
+            return torch.zeros(1, self.config.add_dim, self.B)
+        if tuple(target_add.shape) != (1, self.config.add_dim, self.B):
+            raise ValueError(f"target_add must be [1, {self.config.add_dim}, {self.B}], got {list(target_add.shape)}")
         return target_add.to(torch.float32)
 
     def _context_tokens(self, latents: torch.Tensor, batch: int, accomp: torch.Tensor | None = None) -> torch.Tensor:
@@ -210,10 +210,10 @@ class BlockStream:
         """
         check_sampler(sampler)
         strength = check_start(strength)
-        if init is not None and tuple(init.shape) != (1, self.cfg.latent_dim, self.B):
-            raise ValueError(f"init must be [1, {self.cfg.latent_dim}, {self.B}], got {list(init.shape)}")
+        if init is not None and tuple(init.shape) != (1, self.config.latent_dim, self.B):
+            raise ValueError(f"init must be [1, {self.config.latent_dim}, {self.B}], got {list(init.shape)}")
         denoise = self.denoiser(cond, cfg=cfg, uncond=uncond, generator=generator, target_add=target_add)
-        noise = torch.randn((1, self.cfg.latent_dim, self.B), generator=generator)
+        noise = torch.randn((1, self.config.latent_dim, self.B), generator=generator)
         x0 = sample(denoise, noise, steps, sampler, generator, init=init, start=strength)
         if self.pending is not None:  # strength 0 ran no step, so the fused commit did not happen
             self._commit_separately((cond,) if cfg == 1.0 else (cond, uncond))

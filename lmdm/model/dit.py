@@ -148,7 +148,7 @@ class Block(nn.Module):
 class DiT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         w = cfg.width
         # timestep: learned Fourier features -> MLP; plus the pooled text as global conditioning
         self.timestep_features = nn.Parameter(torch.randn(cfg.timestep_features // 2, 1))
@@ -237,7 +237,7 @@ class DiT(nn.Module):
 
 def init_weights(model: DiT, generator: torch.Generator) -> None:
     """Variance-preserving N(0, 1/fan_in) init; residual outputs scaled by 1/sqrt(2*depth); zero biases."""
-    depth = model.cfg.depth
+    depth = model.config.depth
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):

@@ -261,7 +261,7 @@ def rollout_block(
     ts = schedule(steps).tolist()
     with torch.no_grad():
         denoise = stream.denoiser(cond, generator=generator, target_add=target_add)
-        x = torch.randn((1, stream.cfg.latent_dim, stream.B), generator=generator)
+        x = torch.randn((1, stream.config.latent_dim, stream.B), generator=generator)
         x = run_steps(denoise, x, ts, sampler, generator, count=exit_step - 1)
     i = exit_step - 1
     with torch.set_grad_enabled(grad):
@@ -351,13 +351,13 @@ class Discriminator(nn.Module):
 
     def __init__(self, dit: DiT, text: HashedTextEncoder, layer: int, channels: int, seed: int = 0):
         super().__init__()
-        if not 1 <= layer <= dit.cfg.depth:
-            raise ValueError(f"arc.disc_layer must be in 1..{dit.cfg.depth} (the discriminator's depth), got {layer}")
+        if not 1 <= layer <= dit.config.depth:
+            raise ValueError(f"arc.disc_layer must be in 1..{dit.config.depth} (the discriminator's depth), got {layer}")
         dit.layers = nn.ModuleList(list(dit.layers)[:layer])  # the layers after the exit are never used
         self.dit, self.text, self.layer = dit, text, layer
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.head = ScoreHead(dit.cfg.width, channels)
+            self.head = ScoreHead(dit.config.width, channels)
 
     def trainable(self) -> list[tuple[str, nn.Parameter]]:
         """Everything but the DiT's output projection (features come from inside the trunk)."""
@@ -368,7 +368,7 @@ class Discriminator(nn.Module):
         """x [b, D, L] noisy latents, t [b] -> scores [b, (L - first) // 4] of frames first..L-1.
         accomp [b, 1 + D, L]: a player D hears (jamming steps; its base model's accomp input)."""
         b, _, L = x.shape
-        w = add_accomp(base_window(b, L, self.dit.cfg, x.device), accomp, self.dit.cfg)
+        w = add_accomp(base_window(b, L, self.dit.config, x.device), accomp, self.dit.config)
         h = torch.cat((self.dit.embed_frames(x, w.add, None), self.dit.embed_time(t, pooled)), dim=1)
         h, _ = self.dit.run(h, w.positions, None, self.dit.cross_kv(tokens))
         return self.head(h[:, first:L].transpose(1, 2))
@@ -553,7 +553,7 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     disc_dir = disc_source(arc, init_doc)
     disc, disc_doc = build_discriminator(disc_dir, arc, config.latent_dim, t.seed)
     if arc.jam_prob > 0:
-        if config.add_slice("accomp") is None or disc.dit.cfg.add_slice("accomp") is None:
+        if config.add_slice("accomp") is None or disc.dit.config.add_slice("accomp") is None:
             raise ValueError(f"arc.jam_prob: the generator and the discriminator ({disc_dir}) both need the accomp input (ModelConfig.extra_add_inputs)")
         if not data.has_stems:
             raise ValueError(f"arc.jam_prob: {recipe.data.latents} was encoded without stems (lmdm train encode --stems)")

@@ -242,9 +242,9 @@ def base_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
     eps = draws.noise.to(x0.device)
     x = noised(x0, eps, t[:, None, None])
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
-    w = add_sketch(base_window(x0.shape[0], x0.shape[2], dit.cfg, x0.device), annotations, draws.sketch_present, dit.cfg)
-    w = add_clock(w, annotations, draws.clock_present, dit.cfg)
-    w = add_accomp(w, accomp, dit.cfg)
+    w = add_sketch(base_window(x0.shape[0], x0.shape[2], dit.config, x0.device), annotations, draws.sketch_present, dit.config)
+    w = add_clock(w, annotations, draws.clock_present, dit.config)
+    w = add_accomp(w, accomp, dit.config)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)
     return F.mse_loss(v.float(), (eps - x0).float())
 
@@ -264,19 +264,19 @@ def beat_rhythm(annotations: dict[str, torch.Tensor] | None, beat: torch.Tensor 
 def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws, regime: str,
               annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """latents [b, D, C + B] clean windows -> mean squared velocity error over the target block."""
-    C = dit.cfg.context_frames
+    C = dit.config.context_frames
     latents, accomp = apply_jam(latents, annotations, draws)
     context, x0 = latents[:, :, :C], latents[:, :, C:]
     t = draws.t.to(x0.device)
     eps = draws.noise.to(x0.device)
     keep = None if draws.context_keep is None else draws.context_keep.to(x0.device)
     present = None if draws.context_present is None else draws.context_present.to(x0.device)
-    w = lmdm_window(regime, context, dit.cfg, keep, present)
+    w = lmdm_window(regime, context, dit.config, keep, present)
     target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k not in ("stems", "has_stems")}
     target_ann = beat_rhythm(target_ann, draws.beat_rhythm)
-    w = add_sketch(w, target_ann, draws.sketch_present, dit.cfg)  # the sketch is on the target only
-    w = add_clock(w, target_ann, draws.clock_present, dit.cfg)  # so is the clock
-    w = add_accomp(w, accomp, dit.cfg)  # the player's stem, where heard (before the latency cutoff)
+    w = add_sketch(w, target_ann, draws.sketch_present, dit.config)  # the sketch is on the target only
+    w = add_clock(w, target_ann, draws.clock_present, dit.config)  # so is the clock
+    w = add_accomp(w, accomp, dit.config)  # the player's stem, where heard (before the latency cutoff)
     x = torch.cat((torch.zeros_like(context), noised(x0, eps, t[:, None, None])), dim=2)  # routed: context x is unused
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)[:, :, C:]
