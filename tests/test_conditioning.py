@@ -648,7 +648,7 @@ def test_the_language_and_osc_drive_sketches_delay_and_jam(full_model, plain_mod
 
 def test_measure_scores() -> None:
     from lmdm.conditioning.measure import beat_phase_agreement, onset_f1, pitch_class_hits, same_key
-    from lmdm.eval.measures import Key
+    from lmdm.analysis import Key
 
     assert onset_f1([10, 20, 31], [10, 21, 30, 40]) == pytest.approx(2 * 1.0 * 0.75 / 1.75)
     assert onset_f1([5], [9]) == 0.0

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from lmdm.analysis import chroma_weights
+
 STFT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((256, 64), (512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
 # Added to magnitudes before taking logs: ~100 dB below a full-scale sine's STFT peak (a 16-bit noise
 # floor). A smaller one makes digital silence dominate the log terms and rewards a silent output; adding
@@ -99,10 +101,8 @@ def phase_advance_distance(ref: torch.Tensor, phase: torch.Tensor, n_fft: int, h
 
 
 def chroma_filter(n_fft: int, sample_rate: int, low: float = 60.0, high: float = 2500.0) -> torch.Tensor:
-    """[12, n_fft // 2 + 1] float32: lmdm.eval.measures.chroma_weights (each bin in [low, high] Hz to its
+    """[12, n_fft // 2 + 1] float32: lmdm.analysis.chroma_weights (each bin in [low, high] Hz to its
     nearest pitch class, weighted by how close it sits to that semitone) as a tensor."""
-    from lmdm.eval.measures import chroma_weights
-
     return torch.from_numpy(chroma_weights(n_fft, sample_rate, low, high)).float()
 
 

@@ -6,7 +6,7 @@ do follow well is a rhythm sketch, which is time-aligned with that block. So "fo
 jamming predicts where the player's onsets will fall in the next block and gives them as the
 block's rhythm sketch:
 
-1. the tempo of the last `HISTORY_S` seconds heard (`lmdm.eval.measures.tempo_bpm`: onset
+1. the tempo of the last `HISTORY_S` seconds heard (`lmdm.analysis.tempo_bpm`: onset
    autocorrelation, within 1% on a steady beat);
 2. the onsets of the last beat heard (`sketch_sources.onset_times`), or of the latest of the
    last `PATTERN_BEATS` beats that has any, when the player rested;
@@ -23,6 +23,7 @@ import math
 import attrs
 import numpy as np
 
+from lmdm.analysis import tempo_bpm
 from lmdm.conditioning.sketch_sources import onset_times
 
 HISTORY_S = 8.0  # seconds of heard input the tempo is taken from
@@ -37,8 +38,6 @@ def history_start(n: int, sample_rate: int) -> int:
 
 def player_tempo(heard: np.ndarray, sample_rate: int) -> float:
     """BPM of the last HISTORY_S seconds of `heard` (mono [n]); NaN when there is no beat to find."""
-    from lmdm.eval.measures import tempo_bpm
-
     window = np.asarray(heard, dtype=np.float64)[history_start(len(heard), sample_rate) :]
     if len(window) < MIN_HEARD_S * sample_rate:
         return float("nan")

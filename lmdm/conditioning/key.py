@@ -6,7 +6,7 @@ player's codec latents never are. So "follow the key" jamming gives each block a
 made of the player's own notes:
 
 1. the player's pitch-class profile over the last `beat.HISTORY_S` seconds heard
-   (`lmdm.eval.measures.pitch_profile`); its `NOTES` strongest pitch classes are "the player's
+   (`lmdm.analysis.pitch_profile`); its `NOTES` strongest pitch classes are "the player's
    notes". A profile whose top `NOTES` hold less than `PITCHED_SHARE` of it is unpitched (drums:
    0.33-0.39 on the corpus stems; bass, harmony and lead: 0.43-0.80), and gives no melody;
 2. one note per beat of the player's grid (`beat.player_beat`), in the order `PATTERN`
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmdm.analysis import pitch_profile
 from lmdm.conditioning.beat import PlayerBeat, history_start, player_beat
 
 NOTES = 3  # the player's notes: its strongest pitch classes
@@ -32,8 +33,6 @@ MIDDLE_C = 60
 def player_notes(heard: np.ndarray, sample_rate: int, count: int = NOTES) -> np.ndarray:
     """The `count` pitch classes (0 = C) the last HISTORY_S seconds of `heard` hold most, the most
     used first; empty when that audio is silent or unpitched (see PITCHED_SHARE)."""
-    from lmdm.eval.measures import pitch_profile
-
     window = np.asarray(heard, dtype=np.float64)[history_start(len(heard), sample_rate) :]
     if len(window) == 0:
         return np.zeros(0, dtype=int)

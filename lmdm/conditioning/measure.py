@@ -81,10 +81,10 @@ def main_pitch_class(audio: np.ndarray, sample_rate: int, frame_rate: float, n_f
     """The strongest pitch class per latent frame (0..11, -1 when quieter than `silence_db`).
 
     Spectral peaks of a window centred on each frame, in `low`..`high` Hz, summed per pitch class
-    (lmdm.eval.measures.chroma_weights). On the corpus mixes it matches the lead's annotated
+    (lmdm.analysis.chroma_weights). On the corpus mixes it matches the lead's annotated
     note in ~3/4 of the frames where the lead plays (the ceiling row shows it per run).
     """
-    from lmdm.eval.measures import chroma_weights, spectral_peaks
+    from lmdm.analysis import chroma_weights, spectral_peaks
 
     hop = round(sample_rate / frame_rate)
     x = np.asarray(audio, dtype=np.float64).reshape(-1)
@@ -132,8 +132,8 @@ def beat_phase_agreement(onset_frames: Sequence[int], beat_phase: np.ndarray, su
 
 
 def same_key(a, b) -> bool:
-    """Same key, or relative major/minor (a Key has tonic and mode, lmdm.eval.measures.Key)."""
-    from lmdm.eval.measures import PITCH_NAMES
+    """Same key, or relative major/minor (a Key has tonic and mode, lmdm.analysis.Key)."""
+    from lmdm.analysis import PITCH_NAMES
 
     ta, tb = PITCH_NAMES.index(a.tonic), PITCH_NAMES.index(b.tonic)
     if a.mode == b.mode:
@@ -143,7 +143,7 @@ def same_key(a, b) -> bool:
 
 
 def _key(name: str, scale: str):
-    from lmdm.eval.measures import PITCH_NAMES, Key
+    from lmdm.analysis import PITCH_NAMES, Key
 
     aliases = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb"}
     name = aliases.get(name, name)
@@ -210,7 +210,7 @@ def measure_sketch(model, reader, examples: int, blocks: int, steps: int | None,
 
 
 def measure_jam(model, reader, examples: int, blocks: int, steps: int | None, seed: int, stem: str = "bass") -> dict:
-    from lmdm.eval.measures import key_of, pitch_profile
+    from lmdm.analysis import key_of, pitch_profile
 
     B, sr, fr = model.config.block_frames, model.sample_rate, model.config.frame_rate
     skip = 2 * B  # the first two blocks cannot hear the player yet (latency cutoff)

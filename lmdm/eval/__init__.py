@@ -18,7 +18,7 @@ import numpy as np
 
 from lmdm.eval.frechet import Gaussian, fit_gaussian, frechet_distance
 from lmdm.eval.inputs import EvalInputError
-from lmdm.eval.measures import Checks, Key, Loudness, audio_checks, key_of, loudness, tempo_bpm
+from lmdm.analysis import Checks, Key, Loudness, audio_checks, key_of, loudness, tempo_bpm
 from lmdm.eval.probe import Probe, ProbeConfig, ProbeError, ProbeOutput, load_probe
 from lmdm.eval.prompt import Asked, parse_prompt
 from lmdm.eval.report import Adherence, FileReport, Report, Segment, evaluate

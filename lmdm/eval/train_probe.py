@@ -28,7 +28,7 @@ from torch import nn
 from lmdm.corpus.reader import CorpusReader, Entry
 from lmdm.eval.features import HOP, SAMPLE_RATE, probe_input, spectral_features, windows
 from lmdm.eval.frechet import Gaussian, fit_gaussian, frechet_distance
-from lmdm.eval.measures import tempo_bucket
+from lmdm.analysis import tempo_bucket
 from lmdm.eval.probe import Probe, ProbeConfig, ProbeNet, parameter_count, save_probe
 
 FRAME_RATE = SAMPLE_RATE / HOP  # 50 frames/s

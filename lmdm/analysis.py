@@ -1,4 +1,7 @@
-"""Model-free measures of a mono signal: tempo, key, loudness and sanity checks.
+"""Model-free analysis of a mono signal: tempo, key, loudness and sanity checks (pure numpy).
+
+Below both the runtime (jamming follows a player's tempo and key with it) and the measuring
+commands (lmdm.eval builds its reports on it).
 
 All functions take a float array ``audio [T]`` and its sample rate and are pure numpy.
 
