@@ -487,11 +487,11 @@ def test_bench_runs():
     assert all(v > 0 for v in result.values())
 
 
-# the pitch probe (lmdm/codec/pitch_probe.py) ----------------------------------------------------
+# the pitch probe (lmdm/eval/pitch_probe.py) ----------------------------------------------------
 
 
 def test_pitch_probe_frame_features_stack_neighbours() -> None:
-    from lmdm.codec.pitch_probe import frame_features
+    from lmdm.eval.pitch_probe import frame_features
 
     z = torch.arange(12, dtype=torch.float32).reshape(2, 6)  # [D=2, F=6]
     f = frame_features(z, neighbours=1)
@@ -501,7 +501,7 @@ def test_pitch_probe_frame_features_stack_neighbours() -> None:
 
 
 def test_pitch_probe_finds_pitch_that_is_there_and_not_pitch_that_is_not() -> None:
-    from lmdm.codec.pitch_probe import accuracy, train_classifier
+    from lmdm.eval.pitch_probe import accuracy, train_classifier
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 12, 3000)
@@ -516,7 +516,7 @@ def test_pitch_probe_finds_pitch_that_is_there_and_not_pitch_that_is_not() -> No
 
 def test_pitch_probe_runs_on_a_corpus(tmp_path, capsys) -> None:
     from lmdm.codec.placeholder import PlaceholderCodec
-    from lmdm.codec.pitch_probe import main, measure, round_trip
+    from lmdm.eval.pitch_probe import main, measure, round_trip
     from lmdm.corpus import write_corpus
 
     write_corpus(tmp_path, hours=30 * 4.0 / 3600, seed=2, seconds_per_example=4.0, workers=1, progress=False)

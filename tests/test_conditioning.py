@@ -647,7 +647,7 @@ def test_the_language_and_osc_drive_sketches_delay_and_jam(full_model, plain_mod
 
 
 def test_measure_scores() -> None:
-    from lmdm.conditioning.measure import beat_phase_agreement, onset_f1, pitch_class_hits, same_key
+    from lmdm.eval.sketch import beat_phase_agreement, onset_f1, pitch_class_hits, same_key
     from lmdm.analysis import Key
 
     assert onset_f1([10, 20, 31], [10, 21, 30, 40]) == pytest.approx(2 * 1.0 * 0.75 / 1.75)
@@ -659,7 +659,7 @@ def test_measure_scores() -> None:
 
 
 def test_main_pitch_class_follows_a_melody() -> None:
-    from lmdm.conditioning.measure import main_pitch_class, pitch_class_hits
+    from lmdm.eval.sketch import main_pitch_class, pitch_class_hits
 
     pcs = main_pitch_class(melody_audio(NOTES), 16000, 25.0)
     # all but the A2 (110 Hz, and 220 Hz: below the 250 Hz band, so only noise is left there)
@@ -667,7 +667,7 @@ def test_main_pitch_class_follows_a_melody() -> None:
 
 
 def test_the_measurement_script_runs_end_to_end(full_model, tmp_path) -> None:
-    from lmdm.conditioning.measure import format_result, measure
+    from lmdm.eval.sketch import format_result, measure
     from lmdm.corpus import write_corpus
 
     write_corpus(tmp_path, hours=3 * 6.0 / 3600, seed=0, seconds_per_example=6.0, workers=1, progress=False)
@@ -700,7 +700,7 @@ def test_lmdm_eval_conditioning_runs_the_measurement_with_the_models_own_steps(t
 
 
 def test_the_delay_timbre_prompt_is_another_style_and_the_probe_scores_it(tmp_path) -> None:
-    from lmdm.conditioning.measure import style_probability, timbre_prompts
+    from lmdm.eval.sketch import style_probability, timbre_prompts
     from lmdm.corpus import write_corpus
     from lmdm.corpus.reader import CorpusReader
     from lmdm.eval.probe import load_probe

@@ -643,7 +643,7 @@ def test_jam_context_drop_blinds_only_jamming_windows_and_leaves_other_draws_alo
 
 
 def test_the_player_loss_tells_whether_the_model_hears_the_player(stem_latents, latents) -> None:
-    from lmdm.conditioning.measure import player_information
+    from lmdm.eval.sketch import player_information
 
     config = ModelConfig.tiny(extra_add_inputs=[["accomp", 1 + LATENT_DIM]])
     model = build_model(config, seed=0)

@@ -1,7 +1,7 @@
 """``lmdm eval AUDIO_OR_DIR ...`` (also ``python -m lmdm.eval``): FD-probe, prompt adherence, scores over time.
 
 ``lmdm eval conditioning [--model M] ...`` measures how a model follows sketches, jams with a player
-and re-imagines a delay (lmdm.conditioning.measure, docs/applications.md)."""
+and re-imagines a delay (lmdm.eval.sketch, docs/applications.md)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def format_report(report: Report) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["conditioning"] and not Path("conditioning").exists():  # a file of that name is still audio
-        from lmdm.conditioning.measure import main as measure_main
+        from lmdm.eval.sketch import main as measure_main
 
         return measure_main(argv[1:], prog="lmdm eval conditioning")
     a = build_parser().parse_args(argv)

@@ -83,7 +83,7 @@ def render_base(base, prompts: list[tuple[str, str]], seconds: float, out: Path,
 
 def render_codec_round_trip(model, corpus: str | Path, prompts: list[tuple[str, str]], out: Path) -> None:
     """The held-out songs through the model's codec, encoded and decoded whole: the codec's ceiling."""
-    from lmdm.conditioning.measure import codec_round_trip
+    from lmdm.eval.sketch import codec_round_trip
     from lmdm.corpus.reader import CorpusReader
 
     reader = CorpusReader(corpus)

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import lmdm
-    from lmdm.conditioning.measure import codec_round_trip
+    from lmdm.eval.sketch import codec_round_trip
     from lmdm.corpus.caption import STYLE_WORDS
     from lmdm.corpus.styles import STYLE_NAMES
 

@@ -6,9 +6,9 @@
     load.py     is_sao_directory, load_sao: a directory -> LMDM (lmdm.load_model dispatches here)
     convert.py  `lmdm convert SRC --out DIR`: an SAO directory -> our checkpoint format
     train.py    start `lmdm train lmdm` from SAO weights; encode a corpus with the SAO VAE
-    bench.py    `python -m lmdm.sao.bench`: the full-size architecture with random weights, timed
 
-The VAE itself is lmdm/codec/oobleck.py. What was and was not verified: docs/sao.md.
+The VAE itself is lmdm/codec/oobleck.py; the speed of the full-size architecture: `python -m
+lmdm.eval.sao_bench`. What was and was not verified: docs/sao.md.
 """
 
 from lmdm.sao.load import is_sao_directory, load_sao, read_sao

@@ -1,6 +1,6 @@
 """Measure how well a model follows sketches, jams with a player, and re-imagines a delay.
 
-    python -m lmdm.conditioning.measure --model DIR [--corpus data/corpus] [--json]
+    python -m lmdm.eval.sketch --model DIR [--corpus data/corpus] [--json]
 
 Everything is measured on held-out corpus excerpts (lmdm.corpus.reader.CorpusReader, the test
 split), with the same trackers the sketch sources use (lmdm.conditioning.sketch_sources):
@@ -386,7 +386,7 @@ def format_result(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m lmdm.conditioning.measure") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m lmdm.eval.sketch") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default", help="'default', a checkpoint directory, or tiny/small (random weights)")
     p.add_argument("--corpus", default="data/corpus")

@@ -1,8 +1,8 @@
 """Do a codec's latents carry pitch? A small classifier reads the lead's pitch class off them.
 
-    python -m lmdm.codec.pitch_probe --codec default --corpus data/corpus
-    python -m lmdm.codec.pitch_probe --codec runs/codec --corpus data/corpus --seconds 10
-    python -m lmdm.codec.pitch_probe --codec runs/codec --round-trip   # the audio side, in seconds
+    python -m lmdm.eval.pitch_probe --codec default --corpus data/corpus
+    python -m lmdm.eval.pitch_probe --codec runs/codec --corpus data/corpus --seconds 10
+    python -m lmdm.eval.pitch_probe --codec runs/codec --round-trip   # the audio side, in seconds
 
 A melody sketch can only come out of the model if the latents can hold a melody. This measures
 that directly, without any transformer: the corpus songs are encoded, and a 2-layer MLP learns the
@@ -12,7 +12,7 @@ test split. The score is held-out accuracy against chance (the most common class
 frames). A codec that keeps pitch scores far above chance; one that loses it scores near chance.
 
 `--round-trip` measures the audio side instead: the main pitch class of test songs before and
-after the codec (lmdm.conditioning.measure.main_pitch_class against the annotated lead), which is
+after the codec (lmdm.eval.sketch.main_pitch_class against the annotated lead), which is
 the ceiling of the melody-sketch score. It needs no classifier and takes seconds.
 """
 
@@ -122,7 +122,7 @@ def measure(codec: Codec, corpus: str, *, train_songs: int = 1000, test_songs: i
 def round_trip(codec: Codec, corpus: str, *, songs: int = 40, seconds: float = 10.0, seed: int = 0,
                split: str = "test") -> dict[str, float]:
     """Pitch-class accuracy of the annotated lead, in the real mix and in the mix through the codec."""
-    from lmdm.conditioning.measure import codec_round_trip, main_pitch_class, pitch_class_hits
+    from lmdm.eval.sketch import codec_round_trip, main_pitch_class, pitch_class_hits
 
     reader = open_corpus(codec, corpus)
     sr, fr = reader.sample_rate, reader.frame_rate
@@ -144,7 +144,7 @@ def round_trip(codec: Codec, corpus: str, *, songs: int = 40, seconds: float = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lmdm.codec.pitch_probe", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m lmdm.eval.pitch_probe", description=__doc__.splitlines()[0])
     p.add_argument("--codec", default="default", help="'default' (the bundled model's codec) or a codec checkpoint directory")
     p.add_argument("--corpus", default="data/corpus")
     p.add_argument("--train-songs", type=int, default=1000, help="at most this many train-split songs")

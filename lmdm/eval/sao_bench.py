@@ -1,4 +1,4 @@
-"""`python -m lmdm.sao.bench`: the full-size SAO-Small architecture, random weights, timed on this machine.
+"""`python -m lmdm.eval.sao_bench`: the full-size SAO-Small architecture, random weights, timed on this machine.
 
 Runs `lmdm.bench.run(model=...)` (naive vs block_causal with the KV cache, FLOPs counted) on an
 LMDM with SAO-Small's shapes (1024 x 16 DiT, 64-d latents at 44.1 kHz / 2048, 48-frame blocks,
@@ -60,7 +60,7 @@ def decode_block(codec: OobleckCodec, frames: int = 48, blocks: int = 3, bf16: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lmdm.sao.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m lmdm.eval.sao_bench", description=__doc__.splitlines()[0])
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
