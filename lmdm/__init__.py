@@ -1,6 +1,6 @@
 """lmdm: Live Music Diffusion Models — generative music that plays now, block after block."""
 
-from lmdm.checkpoint import load_model
+from lmdm.loading import load_model
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import LMDM, build_model
 from lmdm.session import LiveSession, SessionStats

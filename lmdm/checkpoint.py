@@ -1,4 +1,4 @@
-"""Our checkpoint format, and `load_model`: a directory -> a ready `LMDM`.
+"""Our checkpoint format: writing and reading a model directory (lmdm.loading.load_model opens it).
 
 A checkpoint is a directory:
 
@@ -19,7 +19,7 @@ The string "placeholder" is accepted too (a PlaceholderCodec fitted to the model
 Everything is safetensors + JSON: no file is ever unpickled, and pickle files are refused.
 
 A checkpoint is outside input. Every field of config.json is checked for its type and range when
-it is read (`read_config`, `model_config`, `text_buckets`, `open_codec`), the model's size is
+it is read (`read_config`, `model_config`, `text_buckets`, and `lmdm.loading.open_codec`), the model's size is
 counted from the config before anything is allocated (`check_size`), and weights must be finite:
 anything else is a `CheckpointError` with a one-line message naming the file and the field.
 """
@@ -50,7 +50,6 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 STEP_PREFIX = "step-"  # training runs keep their checkpoints in <run>/step-0001234/
-DEFAULT_DIR = Path(__file__).parent / "weights" / "default"  # the bundled default model (lmdm train export --half)
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 
 
@@ -84,63 +83,8 @@ def codec_reference(codec: Codec, path: str | Path | None = None, fingerprint: s
     return reference
 
 
-PLACEHOLDER_FIELDS = ("sample_rate", "hop", "latent_dim", "channels")
-
-
-def open_codec(reference: str | dict[str, Any], base: Path, config: ModelConfig | None = None) -> Codec:
-    """Codec reference -> codec. Relative paths are relative to `base` (the checkpoint directory)."""
-    file = base / CONFIG_FILE
-    if reference == "placeholder":
-        if config is None:
-            raise CheckpointError('codec "placeholder" needs the model config to size it')
-        return PlaceholderCodec(config.sample_rate, config.hop, config.latent_dim, config.channels)
-    if not isinstance(reference, dict) or not isinstance(reference.get("kind"), str):
-        raise CheckpointError(f'{file}: codec must be "placeholder" or an object with a "kind", got {_short(reference)}')
-    if reference["kind"] == "placeholder":
-        values = {k: reference.get(k) for k in PLACEHOLDER_FIELDS}
-        if any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 384_000 for v in values.values()):
-            raise CheckpointError(f"{file}: codec {', '.join(PLACEHOLDER_FIELDS)} must be whole numbers from 1 to 384000, got {_short(values, 120)}")
-        wanted = None if config is None else {k: getattr(config, k) for k in PLACEHOLDER_FIELDS}
-        if wanted is not None and values != wanted:  # sized by the model (checked), never by the reference alone
-            raise CheckpointError(f"{file}: the placeholder codec reference {values} does not match the model config {wanted}")
-        if values["latent_dim"] > 4096 or values["channels"] > 16:
-            raise CheckpointError(f"{file}: a placeholder codec has at most 4096 latent channels and 16 audio channels, got {values}")
-        return PlaceholderCodec(*values.values())
-    if reference["kind"] == "ConvCodec":
-        from lmdm.codec.checkpoint import load_codec, weights_fingerprint
-
-        path = _codec_path(reference, base)
-        expected = reference.get("fingerprint")
-        if expected is not None and not isinstance(expected, str):
-            raise CheckpointError(f"{file}: codec.fingerprint must be a string of 16 hex digits, got {_short(expected)}")
-        try:
-            if expected is not None and (found := weights_fingerprint(path)) != expected:
-                raise CheckpointError(
-                    f"codec of {base}: the weights in {path} are not the ones it was made with (fingerprint {found}, "
-                    f"expected {expected}); the codec was retrained or overwritten since: point config.json's codec path at the original"
-                )
-            codec = load_codec(path)
-        except TensorFileError as e:
-            raise CheckpointError(f"codec of {base}: {e}") from e
-        check_finite(codec.state_dict(), path)
-        return codec
-    from lmdm.sao.load import OOBLECK_KIND, open_oobleck
-
-    if reference["kind"] == OOBLECK_KIND:  # the Stable Audio Open VAE (docs/sao.md)
-        return open_oobleck(reference, base)
-    raise CheckpointError(f"{base / CONFIG_FILE}: unknown codec kind {reference['kind']!r} (placeholder, ConvCodec or {OOBLECK_KIND})")
-
-
-def _codec_path(reference: dict[str, Any], base: Path) -> Path:
-    """The directory a codec reference names ("path"; relative to the checkpoint directory `base`)."""
-    path = reference.get("path", ".")
-    if not isinstance(path, str) or not path or "\0" in path:
-        raise CheckpointError(f"{base / CONFIG_FILE}: codec.path must be a directory name, got {_short(path)}")
-    where = Path(path)
-    return where if where.is_absolute() else base / where
-
-
-def _short(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters for a one-line error."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -272,12 +216,12 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{file} is not an lmdm checkpoint config (\"format\" is not {FORMAT!r})")
     version = doc.get("format_version", 0)
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise CheckpointError(f"{file}: format_version must be a whole number, got {_short(version)}")
+        raise CheckpointError(f"{file}: format_version must be a whole number, got {short_repr(version)}")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{file} has format_version {version}; this lmdm reads up to {FORMAT_VERSION}: upgrade lmdm")
     for key, types, what in DOCUMENT_FIELDS:
         if key in doc and not (isinstance(doc[key], types) and not isinstance(doc[key], bool) or doc[key] is None and key in OPTIONAL):
-            raise CheckpointError(f"{file}: {key} must be {what}, got {_short(doc[key])}")
+            raise CheckpointError(f"{file}: {key} must be {what}, got {short_repr(doc[key])}")
     if "step" in doc and doc["step"] < 0:
         raise CheckpointError(f"{file}: step must be a whole number >= 0, got {doc['step']}")
     return doc
@@ -301,7 +245,7 @@ def text_buckets(doc: dict[str, Any], directory: Path) -> int:
         raise CheckpointError(f"{directory / CONFIG_FILE}: unknown text fields: {', '.join(unknown)}")
     value = text.get("buckets", BUCKETS)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUCKETS:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: text.buckets must be a whole number from 1 to {MAX_BUCKETS}, got {_short(value)}")
+        raise CheckpointError(f"{directory / CONFIG_FILE}: text.buckets must be a whole number from 1 to {MAX_BUCKETS}, got {short_repr(value)}")
     return value
 
 
@@ -415,35 +359,3 @@ def sampler_steps(doc: dict[str, Any], directory: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
         raise CheckpointError(f"{directory / CONFIG_FILE}: sampler_steps must be a whole number from 1 to 1000, got {value!r}")
     return value
-
-
-def load_model(path: str | Path | None = None) -> LMDM:
-    """Load a checkpoint directory (or a training run: its latest checkpoint) into an `LMDM`, in eval mode.
-
-    `path=None` loads the bundled default model from lmdm/weights/. Raises `CheckpointError`
-    (a ValueError; `CheckpointNotFound` is also a FileNotFoundError) with a one-line message.
-    """
-    if path is None:
-        if not (DEFAULT_DIR / CONFIG_FILE).is_file():
-            raise CheckpointNotFound(
-                f"no bundled default model yet: {DEFAULT_DIR} is empty (it ships after the training run, see docs/training.md); "
-                "pass a checkpoint directory, e.g. lmdm.load_model('runs/lmdm-block-causal')"
-            )
-        path = DEFAULT_DIR
-    from lmdm.sao.load import is_sao_directory, load_sao  # Stable Audio Open models and their fine-tunes (docs/sao.md)
-
-    if is_sao_directory(path):
-        return load_sao(path)
-    directory = resolve(path)
-    doc = read_config(directory)
-    config = model_config(doc, directory)
-    buckets = text_buckets(doc, directory)
-    check_size(config, buckets, directory)
-    dit, text = new_modules(config, buckets)
-    load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
-    codec = open_codec(doc.get("codec", "placeholder"), directory, config)
-    try:
-        return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name), guidance=guidance(doc, directory),
-                    steps=sampler_steps(doc, directory)).eval()
-    except ValueError as e:
-        raise CheckpointError(f"{directory}: {e}") from e

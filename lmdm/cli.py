@@ -136,7 +136,8 @@ def vocab_main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import json
 
-    from lmdm.checkpoint import DEFAULT_DIR, CheckpointError, resolve
+    from lmdm.checkpoint import CheckpointError, resolve
+    from lmdm.loading import DEFAULT_DIR
 
     try:
         directory = DEFAULT_DIR if a.model == "default" else resolve(a.model)

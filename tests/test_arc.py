@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import lmdm
-from lmdm.checkpoint import load_model, step_dirs
+from lmdm.checkpoint import step_dirs
+from lmdm.loading import load_model
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.stream import BlockStream

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lmdm.checkpoint
-from lmdm.checkpoint import CheckpointError, load_model, save_model
+from lmdm.checkpoint import CheckpointError, save_model
+from lmdm.loading import load_model
 from lmdm.codec.conv import ConvCodec, ConvCodecConfig
 from lmdm.config_fields import MAX_PARAMETERS, meta_numel
 from lmdm.model.config import ModelConfig

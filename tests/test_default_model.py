@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 import lmdm
-from lmdm.checkpoint import DEFAULT_DIR
+from lmdm.loading import DEFAULT_DIR
 from lmdm.conditioning.sketch import has_sketch
 
 MAX_BYTES = 50 * 2**20  # the budget for everything shipped in the package

@@ -316,7 +316,7 @@ class FakeT5:
 def test_loads_every_key_and_matches_sao_forward(sao_dir):
     path, sd = sao_dir
     assert is_sao_directory(path) and not is_sao_directory(path.parent)
-    model = lmdm.load_model(path)  # the dispatch in lmdm.checkpoint.load_model
+    model = lmdm.load_model(path)  # the dispatch in lmdm.loading.load_model
     c = model.config
     assert (c.width, c.depth, c.heads, c.rotary_dims, c.rope_base, c.latent_dim, c.cond_tokens) == (E, DEPTH, HEADS, ROT, 1e4, D, T5_LEN + 1)
     assert (c.sample_rate, c.channels, c.hop, c.block_frames, c.context_blocks) == (SR, 2, HOP, 48, 4)

@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 
 import lmdm
-from lmdm.checkpoint import CheckpointError, load_model, save_model, step_dirs
+from lmdm.checkpoint import CheckpointError, save_model, step_dirs
+from lmdm.loading import load_model
 from lmdm.codec.placeholder import PlaceholderCodec
 from lmdm.tensorfile import load_tensors, save_tensors
 from lmdm.corpus import CorpusReader, write_corpus
@@ -449,7 +450,7 @@ def test_load_model_errors_are_clear(tmp_path, monkeypatch) -> None:
         load_model(only_pickle)
     assert "pickle" in _one_line(e)
 
-    monkeypatch.setattr("lmdm.checkpoint.DEFAULT_DIR", tmp_path / "empty_weights")
+    monkeypatch.setattr("lmdm.loading.DEFAULT_DIR", tmp_path / "empty_weights")
     with pytest.raises(FileNotFoundError) as e:
         load_model()
     assert "no bundled default model yet" in _one_line(e)

@@ -45,7 +45,7 @@ def weights_fingerprint(directory: str | Path) -> str:
 
     Latents record it when they are encoded, and every checkpoint trained on them carries it, so
     a codec directory that was retrained or overwritten since is caught when the model is opened
-    (lmdm.checkpoint.open_codec), instead of decoding the latents into the wrong sound.
+    (lmdm.loading.open_codec), instead of decoding the latents into the wrong sound.
     """
     digest = hashlib.sha256()
     try:

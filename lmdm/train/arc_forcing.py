@@ -65,7 +65,6 @@ from lmdm.checkpoint import (
     STEP_PREFIX,
     TRAIN_STATE_FILE,
     config_document,
-    load_model,
     load_weights,
     model_tensors,
     new_modules,
@@ -75,6 +74,7 @@ from lmdm.checkpoint import (
     step_dirs,
     write_directory,
 )
+from lmdm.loading import load_model
 from lmdm.conditioning.jam import heard_mask
 from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
 from lmdm.corpus.score import STEM_NAMES

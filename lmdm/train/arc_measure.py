@@ -467,7 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from lmdm.checkpoint import CheckpointError, load_model
+    from lmdm.checkpoint import CheckpointError
+    from lmdm.loading import load_model
     from lmdm.eval import EvalInputError, ProbeError, load_probe
     from lmdm.eval.report import jsonable
 

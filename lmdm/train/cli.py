@@ -91,7 +91,8 @@ def _export_main(argv: Sequence[str]) -> int:
     p.add_argument("--steps", type=int, help="the sampler steps it is made for (LiveSession's default; default: the checkpoint's, else 8)")
     a = p.parse_args(argv)
 
-    from lmdm.checkpoint import CheckpointError, load_model, read_config, resolve, save_model
+    from lmdm.checkpoint import CheckpointError, read_config, resolve, save_model
+    from lmdm.loading import load_model
 
     try:
         source = resolve(a.checkpoint)

@@ -26,7 +26,8 @@ import attrs
 import numpy as np
 import torch
 
-from lmdm.checkpoint import codec_reference, open_codec
+from lmdm.checkpoint import codec_reference
+from lmdm.loading import open_codec
 from lmdm.codec.base import Codec
 from lmdm.codec.placeholder import PlaceholderCodec
 from lmdm.tensorfile import load_tensors, save_tensors
