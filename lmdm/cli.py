@@ -11,6 +11,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from lmdm.audio.record import Recorder, RecordError, output_problem
+
 # subcommand -> ("module:function", one-line help); the function takes argv and returns an exit code
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("lmdm.cli:render_main", "stream a prompt to an audio file, block by block through LiveSession"),
@@ -43,13 +45,13 @@ def resolve_model(spec: str):
         raise SystemExit(f"lmdm: {e}") from None
 
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-
-
 def check_audio_out(p: argparse.ArgumentParser, out: Path) -> None:
-    """An output path whose format soundfile writes, or the parser's one-line error."""
-    if out.suffix.lower() not in AUDIO_SUFFIXES:
-        p.error(f"--out must end in .wav, .flac or .ogg, got {out.name!r}")
+    """Every command's check of its audio output (``output_problem``: a .wav/.flac/.ogg name in a
+    writable folder that exists; folders are never created). Else one line on stderr, exit 2."""
+    problem = output_problem(out)
+    if problem:
+        print(f"{p.prog}: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def note_if_random(model, spec: str) -> None:
@@ -57,27 +59,37 @@ def note_if_random(model, spec: str) -> None:
         print(f"note: model {spec!r} has random weights and a placeholder codec: expect tones, not music", file=sys.stderr)
 
 
+def output_recorder(session) -> Recorder:
+    """How every command writes its output file: the recorder's crash-safe 24-bit WAV (.flac and
+    .ogg through a WAV spool, encoded at the end), its header refreshed every second of audio, so
+    a killed command leaves a valid file holding all but the last second at most."""
+    return Recorder(session.sample_rate, session.channels)
+
+
 def stream_to_file(session, out: Path, samples: int, *, desc: str, quiet: bool, keep: bool = False):
-    """Pull `samples` of the session's stream, block by block, into the audio file `out`, with a
-    progress bar (block count, real-time factor). -> the audio [samples, channels] if `keep`, else None."""
+    """Pull `samples` of the session's stream, block by block, into the audio file `out` (replaced
+    if it exists), with a progress bar (block count, real-time factor). -> the audio
+    [samples, channels] if `keep`, else None. A file that cannot be written: one line, exit 2."""
     import numpy as np
-    import soundfile as sf
 
     from lmdm.progress import advance, progress
 
     kept: list[np.ndarray] = []
-    out.parent.mkdir(parents=True, exist_ok=True)
     blocks = -(-samples // session.block_samples)
-    with sf.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as f, \
-            progress(total=blocks, desc=desc, unit="block", enabled=None if not quiet else False) as bar:
-        left = samples
-        while left > 0:
-            block = session.read(min(left, session.block_samples))
-            f.write(block)
-            if keep:
-                kept.append(block)
-            left -= len(block)
-            advance(bar, 1, rtf=round(session.stats.real_time_factor, 3))
+    try:
+        with output_recorder(session).start(out, overwrite=True) as recorder, \
+                progress(total=blocks, desc=desc, unit="block", enabled=None if not quiet else False) as bar:
+            left = samples
+            while left > 0:
+                block = session.read(min(left, session.block_samples))
+                recorder.write(block)
+                if keep:
+                    kept.append(block)
+                left -= len(block)
+                advance(bar, 1, rtf=round(session.stats.real_time_factor, 3))
+    except RecordError as error:  # disk full, a folder removed meanwhile, ...
+        print(f"lmdm {desc}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     return np.concatenate(kept) if keep else None
 
 

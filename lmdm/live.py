@@ -31,13 +31,13 @@ import soundfile
 import torch
 
 from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, Recorder, RecordError
-from lmdm.cli import MODEL_HELP, resolve_model
+from lmdm.audio.record import output_problem, recording_path, recordings_folder
+from lmdm.cli import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
 from lmdm.session import LiveSession
 from lmdm_dsl import Interpreter, run_repl, watch_file
 from lmdm_dsl.repl import PROMPT
 
-OUTPUT_EXTENSIONS = (".wav", ".flac", ".ogg")
 OFFLINE_SECONDS = 60.0  # --offline without --seconds
 AHEAD_SECONDS = 1.0  # generate when less than this much audio (and at least one block) is queued
 STATUS_SECONDS = 5.0  # a status line this often when nobody is typing
@@ -116,15 +116,18 @@ def _reported_as_value_error() -> Iterator[None]:
 
 
 class FileRecorder:
-    """The interpreter's recorder offline: `record "x.wav"` writes the blocks as they are pulled."""
+    """The interpreter's recorder offline: `record "x.wav"` writes the blocks as they are pulled,
+    into the recordings ``folder`` (``recording_path``: no ``..``, no links, no overwriting)."""
 
-    def __init__(self, samplerate: int, channels: int):
+    def __init__(self, samplerate: int, channels: int, folder: Path):
         self._recorder = Recorder(samplerate, channels)
+        self.folder = folder
 
     def start(self, path: str) -> None:
         with _reported_as_value_error():
+            target = recording_path(self.folder, path)
             self._recorder.stop()  # a new `record` ends the previous file, as the audio engine does
-            self._recorder.start(path)
+            self._recorder.start(target)
 
     def stop(self) -> None:
         with _reported_as_value_error():
@@ -144,14 +147,16 @@ class FileRecorder:
 
 
 class EngineRecorder:
-    """The interpreter's recorder live: the audio engine records every block it generates."""
+    """The interpreter's recorder live: the audio engine records every block it generates, into
+    the recordings ``folder`` (``recording_path``)."""
 
-    def __init__(self, engine: AudioEngine):
+    def __init__(self, engine: AudioEngine, folder: Path):
         self.engine = engine
+        self.folder = folder
 
     def start(self, path: str) -> None:
         with _reported_as_value_error():
-            self.engine.record(path)
+            self.engine.record(str(recording_path(self.folder, path)))
 
     def stop(self) -> None:
         with _reported_as_value_error():
@@ -171,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="the session's random seed (default 0)")
     p.add_argument("--seconds", type=float, help="stop after this much audio (offline: default 60; live: needs --no-repl)")
+    p.add_argument("--record-dir", type=Path, metavar="DIR",
+                   help="the folder `record \"x.wav\"` writes into, typed, from the set or over OSC; it must exist "
+                   "(default: the set file's folder, or the current directory without a set file)")
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),
                    help="torch threads for the model (default: all cores but one, left for audio and input)")
     offline = p.add_argument_group("offline")
@@ -204,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.offline:
         if a.watch:
             p.error("--watch plays live; leave out --offline")
-        if a.out.suffix.lower() not in OUTPUT_EXTENSIONS:
-            p.error(f"--out must end in {', '.join(OUTPUT_EXTENSIONS)}, got {a.out.name!r}")
+        problem = output_problem(a.out)  # the policy of every command's output (lmdm.audio.record)
+        if problem:
+            complain(f"lmdm live: {problem}")
+            return 2
     else:
         if a.watch and a.set is None:
             p.error("--watch needs a set file")
@@ -223,8 +233,20 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as error:
             complain(f"lmdm live: cannot read the set file {a.set}: {error.strerror or error}")
             return 2
+    try:
+        given = a.record_dir is not None
+        recordings = recordings_folder(a.record_dir if given else default_recordings(a.set), check=given)
+    except RecordError as error:
+        complain(f"lmdm live: {error}")
+        return 2
     with torch_threads(a.threads):
-        return render_offline(a, text) if a.offline else perform(a, text)
+        return render_offline(a, text, recordings) if a.offline else perform(a, text, recordings)
+
+
+def default_recordings(set_file: Path | None) -> Path:
+    """Where `record` writes without --record-dir: the folder the set is played from (the set
+    file's), or the current directory when there is no set file."""
+    return set_file.parent if set_file is not None else Path.cwd()
 
 
 @contextlib.contextmanager
@@ -286,21 +308,21 @@ def with_device_input(session: LiveSession, engine: AudioEngine) -> Callable[[],
 # --- offline: pull the blocks ourselves ---------------------------------------------------------
 
 
-def render_offline(a: argparse.Namespace, text: str) -> int:
-    """Run the set, then pull exactly ``--seconds`` of audio into ``--out``, block by block."""
+def render_offline(a: argparse.Namespace, text: str, recordings: Path) -> int:
+    """Run the set, then pull exactly ``--seconds`` of audio into ``--out``, block by block, through
+    a ``Recorder`` (``output_recorder``): a killed render leaves a valid WAV."""
     out: Path = a.out
-    try:
-        with open(out, "wb"):  # fail now, with the plain reason, before any work
-            pass
-    except OSError as error:
-        complain(f"lmdm live: cannot write {out}: {error.strerror or error}")
-        return 2
     try:
         session = new_session(a)
     except InputFileError as error:
         complain(str(error))
         return 2
-    recorder = FileRecorder(session.sample_rate, session.channels)
+    try:
+        output = output_recorder(session).start(out, overwrite=True)
+    except RecordError as error:
+        complain(f"lmdm live: {error}")
+        return 2
+    recorder = FileRecorder(session.sample_rate, session.channels, recordings)
     stage = Stage(Interpreter(session, recorder=recorder))
     if a.set is not None:
         show_from_file(stage.run(text, tag=str(a.set)))
@@ -308,17 +330,17 @@ def render_offline(a: argparse.Namespace, text: str) -> int:
     total = round(seconds * session.sample_rate)
     left = total
     try:
-        with soundfile.SoundFile(out, "w", samplerate=session.sample_rate, channels=session.channels) as file:
+        with output:  # finishes the file (and encodes .flac/.ogg) however the loop ends
             while left > 0:
                 block = session.read(min(left, session.block_samples))  # statements fire before each block
-                file.write(block)
+                output.write(block)
                 problem = recorder.write(block)
                 show(stage.messages() + ([problem] if problem else []))
                 left -= len(block)
-    except (OSError, soundfile.SoundFileError) as error:  # disk full, ...
-        complain(f"lmdm live: cannot write {out}: {_one_line(error)}")
+    except RecordError as error:  # disk full, ...
+        complain(f"lmdm live: {error}")
         return 2
-    except KeyboardInterrupt:  # the file is closed properly and holds what was made so far
+    except KeyboardInterrupt:  # the file is finished properly and holds what was made so far
         complain(f"lmdm live: interrupted; {out} holds the first {(total - left) / session.sample_rate:.2f} s")
         return 130
     finally:
@@ -333,7 +355,7 @@ def render_offline(a: argparse.Namespace, text: str) -> int:
 # --- live: the audio engine pulls the blocks ----------------------------------------------------
 
 
-def perform(a: argparse.Namespace, text: str) -> int:
+def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
     """Play until Ctrl-D / quit (REPL), or ``--seconds`` / Ctrl-C (``--no-repl``), then shut down."""
     try:
         session = new_session(a)
@@ -348,7 +370,7 @@ def perform(a: argparse.Namespace, text: str) -> int:
     engine = AudioEngine(session.next_block, config)
     if capture:
         engine.producer = with_device_input(session, engine)  # read when the engine starts (_build)
-    stage = Stage(Interpreter(session, recorder=EngineRecorder(engine)), engine)
+    stage = Stage(Interpreter(session, recorder=EngineRecorder(engine, recordings)), engine)
     started = time.monotonic()
 
     def finish() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.abc
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from lmdm.audio import (
     resample,
 )
 from lmdm.audio.devices import load_sounddevice
+from lmdm.audio.record import recording_path, recordings_folder
 from lmdm.audio.feeder import as_frames
 
 # ---------------------------------------------------------------- ring buffer
@@ -394,6 +396,95 @@ def test_recorder_gives_one_line_errors(tmp_path: Path) -> None:
     assert existing.read_bytes() == b"precious"
     with pytest.raises(RecordError, match="not recording"):
         Recorder(16000).write(np.zeros(10, dtype=np.float32))
+
+
+def test_recorder_never_writes_through_a_symbolic_link(tmp_path: Path) -> None:
+    """A name that is a symbolic link, even one pointing nowhere, is refused (O_EXCL): the file it
+    points to is neither created nor touched (issue #20)."""
+    precious = tmp_path / "precious.wav"
+    precious.write_bytes(b"precious")
+    for name, points_to in [("dangling.wav", tmp_path / "elsewhere.wav"), ("existing.wav", precious),
+                            ("set.flac.part.wav", tmp_path / "spooled.wav")]:
+        (tmp_path / name).symlink_to(points_to)
+    for name in ("dangling.wav", "existing.wav", "set.flac"):
+        with pytest.raises(RecordError, match="already exists"):
+            Recorder(16000).start(tmp_path / name)
+    assert not (tmp_path / "elsewhere.wav").exists() and not (tmp_path / "spooled.wav").exists()
+    assert precious.read_bytes() == b"precious"
+
+
+@pytest.fixture
+def recordings(tmp_path: Path) -> Path:
+    """A recordings folder with a subfolder, a file, and links in and out of it."""
+    folder = tmp_path / "recordings"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "old.wav").write_bytes(b"old")
+    (folder / "dangling.wav").symlink_to(tmp_path / "outside.wav")
+    (folder / "out").symlink_to(tmp_path)
+    return recordings_folder(folder)
+
+
+@pytest.mark.parametrize(
+    "name,reason",
+    [
+        ("../x.wav", "'..' is not allowed"),
+        ("sub/../../x.wav", "'..' is not allowed"),
+        ("/tmp/x.wav", "outside the recordings folder"),
+        ("dangling.wav", "is a symbolic link"),
+        ("out/x.wav", "is a symbolic link"),
+        ("old.wav", "already exists"),
+        ("nosub/x.wav", "there is no folder"),
+        ("old.wav/x.wav", "there is no folder"),
+        ("x.mp3", "recordings are .wav, .flac or .ogg files"),
+        ("sub", "recordings are .wav, .flac or .ogg files"),
+        ("", "record needs a file name"),
+        ("a\\b.wav", "record needs a file name"),
+        ("x\x00.wav", "record needs a file name"),
+    ],
+)
+def test_recording_paths_stay_in_the_recordings_folder(recordings: Path, name: str, reason: str) -> None:
+    with pytest.raises(RecordError, match=re.escape(reason)) as info:
+        recording_path(recordings, name)
+    assert "\n" not in str(info.value)
+
+
+def test_recording_paths_inside_the_folder(recordings: Path) -> None:
+    assert recording_path(recordings, "take.wav") == recordings / "take.wav"
+    assert recording_path(recordings, "sub/take.flac") == recordings / "sub" / "take.flac"
+    assert recording_path(recordings, "./sub//take.ogg") == recordings / "sub" / "take.ogg"
+    assert recording_path(recordings, str(recordings / "sub" / "abs.wav")) == recordings / "sub" / "abs.wav"
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.one_of(
+    st.text(max_size=40),
+    st.lists(st.sampled_from(["..", ".", "", "sub", "out", "old.wav", "dangling.wav", "x.wav", "y.flac", "/tmp", "~", "a\nb"]),
+             max_size=5).map("/".join),
+))
+def test_any_record_name_is_refused_or_lands_inside_the_folder(tmp_path_factory, name: str) -> None:
+    folder = tmp_path_factory.getbasetemp() / "any-record-name"
+    if not folder.exists():
+        (folder / "sub").mkdir(parents=True)
+        (folder / "old.wav").write_bytes(b"old")
+        (folder / "dangling.wav").symlink_to(folder.parent / "outside.wav")
+        (folder / "out").symlink_to(folder.parent)
+    folder = recordings_folder(folder)
+    try:
+        path = recording_path(folder, name)
+    except RecordError as error:
+        assert "\n" not in str(error)
+        return
+    assert Path(os.path.realpath(path)).is_relative_to(folder) and not os.path.lexists(path)
+    assert path.suffix.lower() in (".wav", ".flac", ".ogg")
+
+
+def test_a_recordings_folder_must_be_a_writable_folder(tmp_path: Path) -> None:
+    (tmp_path / "file.wav").write_bytes(b"")
+    for path, reason in [(tmp_path / "missing", "does not exist"), (tmp_path / "file.wav", "is not a folder"),
+                         (Path("/proc"), "system folder")]:
+        with pytest.raises(RecordError, match=reason):
+            recordings_folder(path)
+    assert recordings_folder(tmp_path / "missing", check=False) == Path(os.path.realpath(tmp_path / "missing"))
 
 
 WRITER = textwrap.dedent(

@@ -79,7 +79,75 @@ def test_an_unwritable_output_is_one_line_and_exit_2(tmp_path, capsys):
     out = tmp_path / "no" / "such" / "folder.wav"
     assert live.main([str(FIRST_SET), "--offline", "--seconds", "1", "-o", str(out), "--model", "tiny"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"lmdm live: cannot write {out}: No such file or directory"
+    assert err == f"lmdm live: cannot write {out}: the folder {out.parent} does not exist (folders are not created)"
+    assert not out.parent.exists()
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.parametrize(
+    "out,reason",
+    [
+        ("missing/x.wav", "the folder missing does not exist (folders are not created)"),
+        (str(README / "x.wav"), f"{README} is not a folder"),
+        ("/proc/x.wav", "/proc is a system folder (/proc, /sys), not a place for audio"),
+        ("{tmp}", "the output must end in .wav, .flac or .ogg, got"),
+        ("x.mp3", "the output must end in .wav, .flac or .ogg, got 'x.mp3'"),
+        ("{tmp}/folder.wav", "{tmp}/folder.wav is a folder"),
+    ],
+)
+@pytest.mark.parametrize("command", ["render", "delay", "live"])
+def test_every_command_refuses_a_bad_output_path_in_one_line_with_exit_2(tmp_path, monkeypatch, capsys, command, out, reason):
+    """One policy for every command that writes audio (issue #20): folders are never created; the
+    output's problem is one line on stderr, exit status 2, before any model is loaded."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.wav").mkdir()
+    sf.write(tmp_path / "in.wav", np.zeros(1600, dtype=np.float32), TINY_RATE)  # delay's input
+    out = out.format(tmp=tmp_path)
+    argv = {"render": ["render", "a prompt", "--seconds", "1", "-o", out, "--model", "tiny"],
+            "delay": ["delay", "in.wav", "-o", out, "--model", "tiny"],
+            "live": ["live", "--offline", "--seconds", "1", "-o", out, "--model", "tiny"]}[command]
+    try:
+        code = lmdm_main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith(f"lmdm {command}: cannot write {out}: ") and reason.format(tmp=tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.wav", "in.wav"]
+
+
+@pytest.mark.parametrize("command", ["live", "render"])
+def test_an_offline_render_killed_with_sigkill_leaves_a_valid_wav(tmp_path, command):
+    """`lmdm live --offline -o x.wav` (and `lmdm render`) keep the header of x.wav up to date as
+    they go (issue #20): killed mid-render, the file opens in Python's strict `wave` module and in
+    soundfile."""
+    import subprocess
+    import sys
+    import wave
+
+    out = tmp_path / "killed.wav"
+    set_file = _set(tmp_path, 'prompt "warm pads"\nsteps 1\n')
+    argv = {"live": ["live", str(set_file), "--offline", "--threads", "1"], "render": ["render", "warm pads", "--steps", "1"]}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmdm.cli", *argv[command], "--seconds", "3600", "-o", str(out), "--model", "tiny"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        enough = 44 + 3 * 2 * TINY_RATE * 3  # past the header and two syncs (24-bit mono, a sync a second)
+        assert _wait_for(lambda: out.exists() and out.stat().st_size > enough, timeout=60, step=0.1)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    with wave.open(str(out), "rb") as file:
+        frames, rate, width = file.getnframes(), file.getframerate(), file.getsampwidth()
+    assert rate == TINY_RATE and width == 3 and frames >= 2 * TINY_RATE
+    info = sf.info(out)
+    assert info.samplerate == TINY_RATE and info.frames >= frames
+    audio, _ = sf.read(out, frames=frames, dtype="float32")
+    assert len(audio) == frames and np.isfinite(audio).all()
 
 
 def test_record_statements_in_an_offline_set(tmp_path, monkeypatch, capsys):
@@ -91,11 +159,75 @@ def test_record_statements_in_an_offline_set(tmp_path, monkeypatch, capsys):
     whole, _ = sf.read("all.wav", dtype="float32")
     take, rate = sf.read("take.wav", dtype="float32")
     assert rate == TINY_RATE and len(take) == 3 * TINY_BLOCK  # blocks 2, 3 and 4
-    np.testing.assert_allclose(take, whole[2 * TINY_BLOCK:5 * TINY_BLOCK], atol=1e-4)  # 16-bit vs 24-bit
+    np.testing.assert_allclose(take, whole[2 * TINY_BLOCK:5 * TINY_BLOCK], atol=1e-6)  # both 24-bit WAV
+
+
+def test_record_stays_in_the_folder_of_the_set(tmp_path, monkeypatch, capsys):
+    """`record` writes only inside the recordings folder, by default the set file's folder (not the
+    current directory): '..', absolute paths elsewhere, symbolic links and existing files are one
+    error line each, and the set plays on (issue #20)."""
+    sets = tmp_path / "sets"
+    (sets / "sub").mkdir(parents=True)
+    (sets / "old.wav").write_bytes(b"old")
+    (sets / "link.wav").symlink_to(tmp_path / "nowhere.wav")
+    (sets / "out").symlink_to(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    refused = ["../escape.wav", str(tmp_path / "outside.wav"), "link.wav", "out/x.wav", "old.wav", "nosub/x.wav"]
+    text = "".join(f'record "{name}"\n' for name in refused) + 'record "sub/take.wav"\nin 2 blocks: record stop\n'
+    path = _set(sets, text)
+    assert live.main([str(path), "--offline", "--seconds", "1", "-o", "all.wav", "--model", "tiny"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    errors = [line for line in printed if line.startswith("error:")]
+    assert len(errors) == len(refused)
+    for line, reason in zip(errors, ["'..' is not allowed", "outside the recordings folder", "is a symbolic link",
+                                     "is a symbolic link", "already exists", "there is no folder"]):
+        assert reason in line
+    assert "recording to sub/take.wav" in printed and "[block 2] recording stopped" in printed
+    assert sf.info(sets / "sub" / "take.wav").frames == 2 * TINY_BLOCK
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.wav", "sets"]  # nothing escaped
+    assert (sets / "old.wav").read_bytes() == b"old" and not (tmp_path / "nowhere.wav").exists()
+
+
+def test_record_dir_sets_the_recordings_folder(tmp_path, capsys):
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    path = _set(tmp_path, 'record "take.wav"\n')
+    argv = [str(path), "--offline", "--seconds", "1", "-o", str(tmp_path / "all.wav"), "--model", "tiny"]
+    assert live.main([*argv, "--record-dir", str(takes)]) == 0
+    assert sf.info(takes / "take.wav").frames == TINY_RATE and not (tmp_path / "take.wav").exists()
+    capsys.readouterr()
+    assert live.main([*argv, "--record-dir", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"lmdm live: the recordings folder {tmp_path / 'missing'}: the folder {tmp_path / 'missing'} "
+                   "does not exist (folders are not created)")
+
+
+def test_record_over_osc_stays_in_the_recordings_folder(tmp_path):
+    """The same recorder answers OSC: `/lmdm/eval record "../x.wav"` is an /lmdm/error reply."""
+    from lmdm.osc import ERROR, REPLY, OscServer
+
+    session = lmdm.LiveSession(lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0), steps=1)
+    recorder = live.FileRecorder(session.sample_rate, session.channels, tmp_path / "recordings")
+    (tmp_path / "recordings").mkdir()
+    interpreter = Interpreter(session, recorder=recorder)
+    try:
+        server = OscServer(live.Stage(interpreter))  # handled directly, no socket
+        for statement in ['record "../x.wav"', 'record "/tmp/x.wav"', f'record "{tmp_path / "x.wav"}"']:
+            builder = OscMessageBuilder(address="/lmdm/eval")
+            builder.add_arg(statement)
+            ((address, text),) = server.handle_packet(builder.build().dgram)
+            assert address == ERROR and ("'..' is not allowed" in text or "outside the recordings folder" in text)
+        builder = OscMessageBuilder(address="/lmdm/eval")
+        builder.add_arg('record "take.wav"; record stop')
+        assert server.handle_packet(builder.build().dgram) == [(REPLY, "recording to take.wav"), (REPLY, "recording stopped")]
+    finally:
+        interpreter.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recordings"]
+    assert (tmp_path / "recordings" / "take.wav").exists()
 
 
 def test_argument_mistakes_are_usage_errors(tmp_path, capsys):
-    for argv in (["--seconds", "4"], ["--watch"], ["--offline", "-o", "x.mp3"], ["--offline", "--seconds", "0"]):
+    for argv in (["--seconds", "4"], ["--watch"], ["--offline", "--seconds", "0"], ["--record-dir"]):
         with pytest.raises(SystemExit) as exit_:
             live.main(argv)
         assert exit_.value.code == 2
