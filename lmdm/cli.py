@@ -113,6 +113,12 @@ def render_main(argv: list[str] | None = None) -> int:
 
     out = Path(a.out)
     check_audio_out(p, out)
+    if a.plot:
+        from lmdm.plot import plot_unavailable
+
+        if (problem := plot_unavailable()) is not None:
+            print(f"{p.prog}: --plot: {problem}", file=sys.stderr)
+            return 2
     if not (a.seconds > 0):
         p.error("--seconds must be > 0")
     import torch
@@ -135,7 +141,7 @@ def render_main(argv: list[str] | None = None) -> int:
         from lmdm.plot import spectrogram_png
 
         png = out.with_suffix(".png")
-        spectrogram_png(audio[:, 0], session.sample_rate, png)
+        spectrogram_png(audio[:, 0], session.sample_rate, png, title=a.prompt)
         if not a.quiet:
             print(f"wrote {png}")
     return 0

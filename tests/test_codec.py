@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import zlib
 
 import attrs
 import numpy as np
@@ -33,7 +32,6 @@ from lmdm.codec.metrics import (
     stft,
 )
 from lmdm.tensorfile import TensorFileError, load_tensors, save_tensors
-from lmdm.plot import spectrogram_png, write_png
 from lmdm.train.codec import TrainCodecConfig, codec_loss, random_segments, split_holdout, train_codec, warm_start
 
 SR, HOP = 16000, 640
@@ -464,21 +462,6 @@ def test_load_audio_converts_and_rejects(tmp_path):
         load_audio_dir(tmp_path / "empty", SR)
     with pytest.raises(ValueError, match="does not exist"):
         load_audio_dir(tmp_path / "missing", SR)
-
-
-def test_png_writer_and_spectrogram(tmp_path):
-    image = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
-    write_png(tmp_path / "g.png", image)
-    raw = (tmp_path / "g.png").read_bytes()
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", raw[16:24])
-    assert (width, height) == (4, 3)
-    idat = raw.index(b"IDAT")
-    (length,) = struct.unpack(">I", raw[idat - 4 : idat])
-    rows = np.frombuffer(zlib.decompress(raw[idat + 4 : idat + 4 + length]), np.uint8).reshape(3, 5)
-    assert np.array_equal(rows[:, 1:], image) and (rows[:, 0] == 0).all()
-    spectrogram_png([tone(0.5).flatten().numpy(), np.zeros(8000)], SR, tmp_path / "s.png", n_fft=256)
-    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bench_runs():

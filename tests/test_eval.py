@@ -31,7 +31,7 @@ from lmdm.eval import (
 )
 from lmdm.eval.cli import main as eval_main
 from lmdm.eval.frechet import drift, psd_sqrt
-from lmdm.eval.plot import Panel, Series, line_plots, text_mask
+from lmdm.eval.plot import report_png
 from lmdm.eval.probe import DEFAULT_PROBE, ProbeConfig
 from lmdm.eval.report import shuffled, tempo_hit
 from lmdm.eval.inputs import Item
@@ -271,15 +271,13 @@ def test_cli_json_output_parses(toy: tuple[Path, Path], tmp_path: Path, capsys: 
         soundfile.write(tmp_path / f"gen{i}.wav", e.audio, SR)
     (tmp_path / "gen0.txt").write_text(examples[0].caption)
     (tmp_path / "gen1.json").write_text(json.dumps({"prompt": examples[1].caption}))
-    png = tmp_path / "eval.png"
-    code = eval_main([str(tmp_path), "--json", "--probe", str(probe_dir), "--reference", str(root), "--segment-seconds", "2", "--plot", str(png)])
+    code = eval_main([str(tmp_path), "--json", "--probe", str(probe_dir), "--reference", str(root), "--segment-seconds", "2"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert [Path(f["name"]).name for f in data["files"]] == ["gen0.wav", "gen1.wav"]
     assert [f["prompt"] for f in data["files"]] == [e.caption for e in examples]
     assert data["fd_probe"] >= 0 and data["adherence"]["windows"] == 6
     assert "train split" in data["reference"]
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     from lmdm.cli import main as lmdm_main  # the same through `lmdm eval`
 
@@ -322,11 +320,36 @@ def test_shipped_probe_loads_and_knows_the_styles() -> None:
 # Pictures
 
 
-def test_line_plots_draw_text_and_lines() -> None:
-    assert text_mask("AB1", scale=2).shape == (14, 36)
-    image = line_plots([Panel("TEST", [Series("x", np.array([0.0, 5.0, 10.0]), np.array([1.0, np.nan, 3.0]))])], x_range=(0.0, 10.0))
-    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[1] == 960
-    assert (image != 255).any(axis=2).sum() > 100  # something was drawn
+def test_cli_plot_writes_the_picture(toy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    for i, e in enumerate(fresh_examples(2)):
+        soundfile.write(tmp_path / f"gen{i}.wav", e.audio, SR)
+    png = tmp_path / "eval.png"
+    assert eval_main([str(tmp_path), "--json", "--probe", str(toy[1]), "--segment-seconds", "2", "--plot", str(png)]) == 0
+    assert f"wrote {png}" in capsys.readouterr().err  # stdout is the JSON
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = matplotlib.image.imread(png).shape[:2]
+    assert width == 1200 and 1000 < height < 1400  # 10 inches at 120 dpi, four panels and the legend
+
+
+def test_report_png_keeps_a_flat_level_flat(toy: tuple[Path, Path], tmp_path: Path) -> None:
+    """A -20 dBFS tone that moves by +-0.05 dB: the level axis spans >= 12 dB (it used to fill the height)."""
+    pytest.importorskip("matplotlib")
+    t = np.arange(4 * SR) / SR
+    tone = np.sqrt(2) * 0.1 * np.sin(2 * np.pi * 220 * t)  # RMS -20 dBFS
+    audio = np.concatenate([tone * 10 ** (d / 20) for d in (0.05, -0.05, 0.0)]).astype(np.float32)
+    report = evaluate(audio, probe=load_probe(toy[1]), segment_seconds=4.0, sample_rate=SR)
+    levels = [s.rms_db for s in report.files[0].segments]
+    assert max(levels) - min(levels) < 0.2 and abs(np.mean(levels) + 20) < 0.1
+    figure = report_png(report, tmp_path / "flat.png")
+    probability, drift_, tempo, level = figure.axes[:4]
+    lo, hi = level.get_ylim()
+    assert hi - lo >= 12.0 and lo < min(levels) and hi > max(levels)
+    assert level.get_ylabel() == "dBFS" and tempo.get_ylabel() == "BPM" and probability.get_ylabel() == "probability"
+    assert drift_.get_ylim()[0] == 0.0 and drift_.get_ylim()[1] >= 2.0 and tempo.get_ylim()[1] - tempo.get_ylim()[0] >= 20.0
+    assert level.get_xlabel() == "time (m:ss)" and level.get_xlim() == (0.0, 12.0)
 
 
 def test_model_quality_prompts_are_held_out_and_spread_over_styles(tmp_path: Path) -> None:

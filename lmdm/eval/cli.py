@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="comma-separated splits to read from a corpus directory, e.g. valid,test")
     p.add_argument("--shuffle-prompts", type=int, default=None, metavar="SEED", help="give each file another file's prompt: the chance floor of adherence")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--plot", nargs="?", const="eval.png", default=None, metavar="PNG", help="also draw the per-segment scores over time (default eval.png)")
+    p.add_argument("--plot", nargs="?", const="eval.png", default=None, metavar="PNG", help="also draw the per-segment scores over time (default eval.png; needs matplotlib: pip install 'lmdm[plot]')")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return p
 
@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return measure_main(argv[1:], prog="lmdm eval conditioning")
     a = build_parser().parse_args(argv)
+    if a.plot:  # before the work, not after it
+        from lmdm.plot import plot_unavailable
+
+        if (problem := plot_unavailable()) is not None:
+            print(f"lmdm eval: error: --plot: {problem}", file=sys.stderr)
+            return 2
     if a.threads:
         import torch
 

@@ -1,116 +1,34 @@
-"""Line plots without matplotlib: a 5x7 pixel font, a line rasteriser, and the `lmdm eval --plot` picture.
+"""Scores over time with matplotlib (the optional ``[plot]`` extra): the `lmdm eval --plot` picture.
 
-    panels = [Panel("drift", [Series("a.wav", x, y)]), ...]
-    write_png("eval.png", line_plots(panels))          # lmdm.plot.write_png
+    panels = [Panel("RMS", [Series("a.wav", x, y)], unit="dBFS", min_span=12.0), ...]
+    line_plots(panels, "eval.png")              # -> the matplotlib Figure, also saved as a PNG
+    report_png(report, "eval.png")              # the four panels of an lmdm.eval Report
 
-One panel per measure, stacked top to bottom, time on x; each file is one coloured line with a
-dot per segment; NaN breaks a line. Text is upper case (the font has A-Z, 0-9 and a few signs).
+One panel per measure, stacked top to bottom, a shared time axis with minute:second ticks; each
+label (file) is one colour in every panel, a line with a dot per segment; NaN breaks a line.
+The y axis of a panel is fixed (`y_range`), or comes from the data but is at least `min_span`
+wide (a level that moves by 0.1 dB stays a flat line instead of filling the height), optionally
+starting at `bottom`. Without matplotlib: lmdm.plot.PlotUnavailable ("pip install 'lmdm[plot]'").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 
-from lmdm.plot import write_png
+from lmdm.plot import clock_axis, new_figure, save_png, wrapped_title
 
-# 5x7 glyphs, one string of 7 rows of 5 bits each.
-GLYPHS: dict[str, str] = {
-    "0": "01110 10001 10011 10101 11001 10001 01110", "1": "00100 01100 00100 00100 00100 00100 01110",
-    "2": "01110 10001 00001 00010 00100 01000 11111", "3": "11111 00010 00100 00010 00001 10001 01110",
-    "4": "00010 00110 01010 10010 11111 00010 00010", "5": "11111 10000 11110 00001 00001 10001 01110",
-    "6": "00110 01000 10000 11110 10001 10001 01110", "7": "11111 00001 00010 00100 01000 01000 01000",
-    "8": "01110 10001 10001 01110 10001 10001 01110", "9": "01110 10001 10001 01111 00001 00010 01100",
-    "A": "01110 10001 10001 11111 10001 10001 10001", "B": "11110 10001 10001 11110 10001 10001 11110",
-    "C": "01110 10001 10000 10000 10000 10001 01110", "D": "11100 10010 10001 10001 10001 10010 11100",
-    "E": "11111 10000 10000 11110 10000 10000 11111", "F": "11111 10000 10000 11110 10000 10000 10000",
-    "G": "01110 10001 10000 10111 10001 10001 01111", "H": "10001 10001 10001 11111 10001 10001 10001",
-    "I": "01110 00100 00100 00100 00100 00100 01110", "J": "00111 00010 00010 00010 00010 10010 01100",
-    "K": "10001 10010 10100 11000 10100 10010 10001", "L": "10000 10000 10000 10000 10000 10000 11111",
-    "M": "10001 11011 10101 10101 10001 10001 10001", "N": "10001 10001 11001 10101 10011 10001 10001",
-    "O": "01110 10001 10001 10001 10001 10001 01110", "P": "11110 10001 10001 11110 10000 10000 10000",
-    "Q": "01110 10001 10001 10001 10101 10010 01101", "R": "11110 10001 10001 11110 10100 10010 10001",
-    "S": "01111 10000 10000 01110 00001 00001 11110", "T": "11111 00100 00100 00100 00100 00100 00100",
-    "U": "10001 10001 10001 10001 10001 10001 01110", "V": "10001 10001 10001 10001 10001 01010 00100",
-    "W": "10001 10001 10001 10101 10101 10101 01010", "X": "10001 10001 01010 00100 01010 10001 10001",
-    "Y": "10001 10001 10001 01010 00100 00100 00100", "Z": "11111 00001 00010 00100 01000 10000 11111",
-    " ": "00000 00000 00000 00000 00000 00000 00000", ".": "00000 00000 00000 00000 00000 01100 01100",
-    "-": "00000 00000 00000 11111 00000 00000 00000", ":": "00000 01100 01100 00000 01100 01100 00000",
-    "/": "00000 00001 00010 00100 01000 10000 00000", "%": "11000 11001 00010 00100 01000 10011 00011",
-    "(": "00010 00100 01000 01000 01000 00100 00010", ")": "01000 00100 00010 00010 00010 00100 01000",
-    "=": "00000 00000 11111 00000 11111 00000 00000", "+": "00000 00100 00100 11111 00100 00100 00000",
-    ",": "00000 00000 00000 00000 01100 00100 01000", "_": "00000 00000 00000 00000 00000 00000 11111",
-    "?": "01110 10001 00001 00010 00100 00000 00100",
-}
-GLYPH_W, GLYPH_H = 5, 7
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-PALETTE = np.array(
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]],
-    dtype=np.uint8,
-)
-INK, GRID, PAPER = np.array([30, 30, 30], np.uint8), np.array([215, 215, 215], np.uint8), np.array([255, 255, 255], np.uint8)
+    from lmdm.eval.report import Report
 
-
-def glyph(char: str) -> np.ndarray:
-    """One character -> bool [7, 5] (unknown characters show as '?')."""
-    rows = GLYPHS.get(char.upper(), GLYPHS["?"]).split()
-    return np.array([[bit == "1" for bit in row] for row in rows])
-
-
-def text_mask(text: str, scale: int = 1) -> np.ndarray:
-    """A line of text -> bool [7 * scale, 6 * len * scale] (1 pixel of space after each glyph)."""
-    if not text:
-        return np.zeros((GLYPH_H * scale, 0), bool)
-    cells = [np.pad(glyph(c), ((0, 0), (0, 1))) for c in text]
-    mask = np.concatenate(cells, axis=1)
-    return mask.repeat(scale, axis=0).repeat(scale, axis=1)
-
-
-def draw_text(image: np.ndarray, text: str, x: int, y: int, color: np.ndarray = INK, scale: int = 1) -> None:
-    """Stamp text with its top-left corner at (x, y), clipped to the image (in place)."""
-    mask = text_mask(text, scale)
-    h, w = mask.shape
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(image.shape[1], x + w), min(image.shape[0], y + h)
-    if x1 > x0 and y1 > y0:
-        sub = mask[y0 - y : y1 - y, x0 - x : x1 - x]
-        image[y0:y1, x0:x1][sub] = color
-
-
-def draw_line(image: np.ndarray, x0: float, y0: float, x1: float, y1: float, color: np.ndarray, width: int = 2) -> None:
-    """A straight line of `width` pixels between two points (pixel coordinates, in place)."""
-    steps = int(max(abs(x1 - x0), abs(y1 - y0)) * 2) + 1
-    xs = np.round(np.linspace(x0, x1, steps + 1)).astype(int)
-    ys = np.round(np.linspace(y0, y1, steps + 1)).astype(int)
-    for dx in range(width):
-        for dy in range(width):
-            xx, yy = xs + dx - width // 2, ys + dy - width // 2
-            ok = (xx >= 0) & (xx < image.shape[1]) & (yy >= 0) & (yy < image.shape[0])
-            image[yy[ok], xx[ok]] = color
-
-
-def nice_range(values: np.ndarray) -> tuple[float, float]:
-    """Finite min/max with a 5 % margin; a flat or empty series gets a unit range."""
-    v = values[np.isfinite(values)]
-    if len(v) == 0:
-        return 0.0, 1.0
-    lo, hi = float(v.min()), float(v.max())
-    if hi - lo < 1e-9:
-        return lo - 0.5, hi + 0.5
-    pad = 0.05 * (hi - lo)
-    return lo - pad, hi + pad
-
-
-def short_number(value: float, span: float) -> str:
-    """A tick label with enough decimals to tell the ends of a range `span` wide apart."""
-    decimals = min(4, max(0, 1 - int(np.floor(np.log10(max(span, 1e-9))))))
-    return f"{value:.{decimals}f}"
-
-
-def clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+PANEL_HEIGHT_IN = 2.2
+LEGEND_COLUMNS = 4
 
 
 @attrs.frozen(eq=False)
@@ -125,76 +43,114 @@ class Panel:
     title: str
     series: Sequence[Series]
     y_range: tuple[float, float] | None = None  # fixed (low, high), else from the data
+    unit: str = ""  # the y axis label, e.g. "dBFS"
+    min_span: float = 0.0  # from the data: the y axis is at least this wide
+    bottom: float | None = None  # from the data: the y axis starts here (e.g. 0 for a distance)
+    reference: float | None = None  # a dashed horizontal line at this value (e.g. 1 = typical)
+
+
+def value_limits(values: np.ndarray, min_span: float = 0.0, bottom: float | None = None, margin: float = 0.05) -> tuple[float, float]:
+    """(low, high) of a y axis from the finite `values`: their range with a `margin` (a fraction of
+    it) on both sides, widened about its middle to at least `min_span` (a span of 1 when the values
+    are flat and min_span is 0). With `bottom`, the axis starts there and reaches at least
+    bottom + min_span. No finite values: (bottom or 0, that + max(min_span, 1))."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    least = min_span if min_span > 0 else 1.0
+    if bottom is not None:
+        top = float(v.max()) if len(v) else bottom
+        return bottom, max(top + margin * (top - bottom), bottom + least)
+    if len(v) == 0:
+        return 0.0, least
+    lo, hi = float(v.min()), float(v.max())
+    lo, hi = lo - margin * (hi - lo), hi + margin * (hi - lo)
+    span = max(hi - lo, min_span) if hi - lo > 1e-9 else least
+    middle = (lo + hi) / 2
+    return middle - span / 2, middle + span / 2
+
+
+def panel_limits(panel: Panel) -> tuple[float, float]:
+    """The y axis limits of one panel (see Panel)."""
+    if panel.y_range is not None:
+        return panel.y_range
+    values = np.concatenate([np.asarray(s.y, np.float64) for s in panel.series] or [np.zeros(0)])
+    return value_limits(values, panel.min_span, panel.bottom)
 
 
 def line_plots(
-    panels: Sequence[Panel], x_range: tuple[float, float] | None = None, width: int = 960, panel_height: int = 150, scale: int = 2
-) -> np.ndarray:
-    """Panels stacked top to bottom, a shared time axis (seconds) -> uint8 RGB image [H, W, 3]."""
-    left, right, top_gap, bottom_gap = 14 * 6 * scale // 2 + 8, 16, 12 + GLYPH_H * scale, 10 + GLYPH_H * scale
-    all_x = np.concatenate([s.x for p in panels for s in p.series] or [np.zeros(1)])
-    x_lo, x_hi = x_range if x_range is not None else nice_range(all_x)
+    panels: Sequence[Panel], path: str | Path, x_range: tuple[float, float] | None = None, title: str | None = None
+) -> Figure:
+    """Panels stacked top to bottom over a shared time axis (seconds, shown as m:ss) -> a PNG at `path`.
+
+    10 inches wide, 2.2 inches per panel plus the legend, at lmdm.plot.DPI; returns the Figure
+    (its axes keep the limits, for tests)."""
     labels = list(dict.fromkeys(s.label for p in panels for s in p.series))
-    legend_h = (GLYPH_H * scale + 6) * min(len(labels), len(PALETTE)) + 8
-    height = len(panels) * (panel_height + top_gap + bottom_gap) + legend_h
-    image = np.full((height, width, 3), PAPER, np.uint8)
-    plot_w = width - left - right
-    for k, panel in enumerate(panels):
-        y_top = k * (panel_height + top_gap + bottom_gap) + top_gap
-        values = np.concatenate([s.y for s in panel.series] or [np.zeros(1)])
-        y_lo, y_hi = panel.y_range if panel.y_range is not None else nice_range(values)
-        image[y_top, left : left + plot_w] = GRID
-        image[y_top + panel_height, left : left + plot_w] = GRID
-        image[y_top : y_top + panel_height, left] = GRID
-        image[y_top : y_top + panel_height, left + plot_w - 1] = GRID
-        draw_text(image, panel.title, left, y_top - GLYPH_H * scale - 4, INK, scale)
-        draw_text(image, short_number(y_hi, y_hi - y_lo), 4, y_top, INK, scale)
-        draw_text(image, short_number(y_lo, y_hi - y_lo), 4, y_top + panel_height - GLYPH_H * scale, INK, scale)
-        draw_text(image, clock(max(x_lo, 0.0)), left, y_top + panel_height + 4, INK, scale)
-        end_label = clock(x_hi)
-        draw_text(image, end_label, left + plot_w - 6 * scale * len(end_label), y_top + panel_height + 4, INK, scale)
-
-        def px(x: np.ndarray) -> np.ndarray:
-            return left + (x - x_lo) / (x_hi - x_lo) * (plot_w - 1)
-
-        def py(y: np.ndarray) -> np.ndarray:
-            return y_top + panel_height - (y - y_lo) / (y_hi - y_lo) * panel_height
-
-        for s in panel.series:
-            color = PALETTE[labels.index(s.label) % len(PALETTE)]
-            xs, ys = px(np.asarray(s.x, float)), py(np.asarray(s.y, float))
-            for i in range(len(xs)):
-                if not np.isfinite(ys[i]):
-                    continue
-                if i + 1 < len(xs) and np.isfinite(ys[i + 1]):
-                    draw_line(image, xs[i], ys[i], xs[i + 1], ys[i + 1], color)
-                draw_line(image, xs[i], ys[i], xs[i], ys[i], color, width=5)
-    y = height - legend_h + 4
-    for i, label in enumerate(labels[: len(PALETTE)]):
-        image[y : y + GLYPH_H * scale, left : left + GLYPH_H * scale] = PALETTE[i]
-        draw_text(image, label[-60:], left + GLYPH_H * scale + 8, y, INK, scale)
-        y += GLYPH_H * scale + 6
-    return image
+    legend_rows = -(-len(labels) // LEGEND_COLUMNS)
+    figure = new_figure(0.6 + PANEL_HEIGHT_IN * len(panels) + 0.25 * legend_rows + (0.3 if title else 0.0))
+    axes = figure.subplots(max(1, len(panels)), 1, sharex=True, squeeze=False)[:, 0]
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for panel, ax in zip(panels, axes):
+        draw_panel(ax, panel, colors)
+    x_lo, x_hi = x_range if x_range is not None else time_limits(panels)
+    axes[-1].set_xlim(x_lo, x_hi)
+    clock_axis(axes[-1], x_hi - x_lo)
+    axes[-1].set_xlabel("time (m:ss)")
+    if labels:
+        handles = [axes[0].plot([], [], color=colors[label], marker="o", markersize=4)[0] for label in labels]
+        figure.legend(handles, [label[-60:] for label in labels], loc="outside lower center", ncols=min(len(labels), LEGEND_COLUMNS), fontsize="small", frameon=False)
+    if title:
+        figure.suptitle(wrapped_title(title))
+    save_png(figure, path)
+    return figure
 
 
-def report_png(report, path) -> None:  # report: lmdm.eval.report.Report
-    """The per-segment scores of every file over time -> a PNG (4 panels)."""
-    from pathlib import Path
+def draw_panel(ax, panel: Panel, colors: dict[str, str]) -> None:  # ax: matplotlib.axes.Axes
+    """One panel: its series as lines with a dot per point, its title, unit and y limits."""
+    for s in panel.series:
+        ax.plot(np.asarray(s.x, np.float64), np.asarray(s.y, np.float64), color=colors[s.label], marker="o", markersize=3.5, linewidth=1.5)
+    if not any(np.isfinite(np.asarray(s.y, np.float64)).any() for s in panel.series):
+        ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    if panel.reference is not None:
+        ax.axhline(panel.reference, color="0.5", linestyle="--", linewidth=1)
+    low, high = panel_limits(panel)
+    edge = 0.03 * (high - low) if panel.y_range is not None else 0.0  # dots on a fixed limit (p = 1) stay whole
+    ax.set_ylim(low - edge, high + edge)
+    ax.set_title(panel.title, loc="left", fontsize="medium")
+    ax.set_ylabel(panel.unit)
+    ax.grid(True, color="0.9")
 
-    def series(field: str) -> list[Series]:
-        out = []
-        for f in report.files:
-            mid = np.array([(s.start + s.end) / 2 for s in f.segments])
-            vals = np.array([np.nan if getattr(s, field) is None else getattr(s, field) for s in f.segments], float)
-            out.append(Series(Path(f.name).name, mid, vals))
-        return out
 
+def time_limits(panels: Sequence[Panel]) -> tuple[float, float]:
+    """0 (or the earliest time, if negative) .. the latest time of all series and 2 %, at least 1 s wide."""
+    xs = np.concatenate([np.asarray(s.x, np.float64) for p in panels for s in p.series] or [np.zeros(0)])
+    xs = xs[np.isfinite(xs)]
+    if len(xs) == 0:
+        return 0.0, 1.0
+    lo, hi = min(0.0, float(xs.min())), float(xs.max())
+    return lo, max(lo + 1.0, hi + 0.02 * (hi - lo))
+
+
+def report_series(report: Report, field: str) -> list[Series]:
+    """One Series per file: segment middles (s) and a Segment field (None -> NaN)."""
+    out = []
+    for f in report.files:
+        mid = np.array([(s.start + s.end) / 2 for s in f.segments])
+        values = np.array([np.nan if getattr(s, field) is None else getattr(s, field) for s in f.segments], float)
+        out.append(Series(Path(f.name).name, mid, values))
+    return out
+
+
+def report_png(report: Report, path: str | Path) -> Figure:
+    """The per-segment scores of every file over time -> a PNG (4 panels); returns the Figure."""
     asked = any(s.asked_probability is not None for f in report.files for s in f.segments)
     panels = [
-        Panel("P(ASKED STYLE)" if asked else "P(TOP STYLE)", series("asked_probability" if asked else "style_probability"), (0.0, 1.0)),
-        Panel("DRIFT: MAHALANOBIS TO REFERENCE (1 = A TYPICAL CORPUS WINDOW)", series("drift")),
-        Panel("TEMPO BPM", series("tempo_bpm")),
-        Panel("RMS DBFS", series("rms_db")),
+        Panel("p(asked style)" if asked else "p(top style)", report_series(report, "asked_probability" if asked else "style_probability"),
+              y_range=(0.0, 1.0), unit="probability"),
+        Panel("drift: mean squared Mahalanobis distance to the reference / D (dashed: 1 = a typical corpus window)",
+              report_series(report, "drift"), unit="drift", min_span=2.0, bottom=0.0, reference=1.0),
+        Panel("tempo (model-free)", report_series(report, "tempo_bpm"), unit="BPM", min_span=20.0),
+        Panel("RMS level", report_series(report, "rms_db"), unit="dBFS", min_span=12.0),
     ]
     end = max((s.end for f in report.files for s in f.segments), default=1.0)
-    write_png(path, line_plots(panels, x_range=(0.0, end)))
+    title = f"lmdm eval: {len(report.files)} file{'s' if len(report.files) != 1 else ''}, {report.segment_seconds:g} s segments"
+    return line_plots(panels, path, x_range=(0.0, end), title=title)

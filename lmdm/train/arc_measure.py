@@ -233,6 +233,7 @@ def measure_condition(model, regime: str, cond: Condition, prompts: Sequence[str
     from lmdm.eval.plot import report_png
     from lmdm.eval.prompt import parse_prompt
     from lmdm.eval.report import reference_gaussian
+    from lmdm.plot import PlotUnavailable
 
     styles = list(probe.config.styles)
     block_s = model.config.block_seconds
@@ -247,7 +248,10 @@ def measure_condition(model, regime: str, cond: Condition, prompts: Sequence[str
         outputs.append(probe.embed_audio(streams[-1]))
     report = evaluate(streams, reference=args.reference, prompts=list(prompts), probe=probe, segment_seconds=args.segment_seconds)
     (folder / "eval.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
-    report_png(report, folder / "eval.png")
+    try:
+        report_png(report, folder / "eval.png")
+    except PlotUnavailable as e:  # the measurement goes on without the picture
+        say(f"  no eval.png: {e}")
     reference = reference_gaussian(args.reference, probe)[0]  # what `evaluate` compared with
     over_time = scores_over_time(outputs, [parse_prompt(p).style for p in prompts], styles, reference, args.segment_seconds)
     mids = [(s.start + s.end) / 2 for s in over_time]
@@ -387,7 +391,6 @@ def summary_markdown(results: dict[str, Any]) -> str:
 
 def over_time_png(results: dict[str, Any], path: Path) -> None:
     from lmdm.eval.plot import Panel, Series, line_plots
-    from lmdm.plot import write_png
 
     panels = []
     for regime, r in results["regimes"].items():
@@ -397,12 +400,14 @@ def over_time_png(results: dict[str, Any], path: Path) -> None:
                 segs = c["segments"]
                 mid = np.array([(s["start"] + s["end"]) / 2 for s in segs])
                 c_ = Condition.parse(name)
-                label = f"{c_.kind} {c_.steps} steps" + ("" if c_.cfg == 1.0 else f" cfg {c_.cfg:g}")  # the plot font has no @
+                label = f"{c_.kind} {c_.steps} steps" + ("" if c_.cfg == 1.0 else f" cfg {c_.cfg:g}")
                 out.append(Series(label, mid, np.array([np.nan if s[key] is None else s[key] for s in segs], float)))
             return out
 
-        panels += [Panel(f"{regime.upper()}: FD-PROBE PER 15 S SEGMENT", series("fd")), Panel(f"{regime.upper()}: P(ASKED STYLE)", series("p_asked"), (0.0, 1.0))]
-    write_png(path, line_plots(panels))
+        panels += [Panel(f"{regime}: FD-probe per 15 s segment", series("fd"), unit="FD-probe", bottom=0.0),
+                   Panel(f"{regime}: p(asked style)", series("p_asked"), (0.0, 1.0), unit="probability")]
+    end = max((s["end"] for r in results["regimes"].values() for c in r["conditions"].values() for s in c["segments"]), default=1.0)
+    line_plots(panels, path, x_range=(0.0, end))
 
 
 def load_pairs(stage2: Sequence[str], arc: Sequence[str]) -> dict[str, dict[str, Path]]:
@@ -471,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lmdm.loading import load_model
     from lmdm.eval import EvalInputError, ProbeError, load_probe
     from lmdm.eval.report import jsonable
+    from lmdm.plot import PlotUnavailable
 
     try:
         conditions = [Condition.parse(c.strip()) for c in args.conditions.split(",") if c.strip()]
@@ -487,7 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             (out / "results.json").write_text(json.dumps(jsonable(results), indent=1) + "\n")
         (out / "summary.md").write_text(summary_markdown(results))
-        over_time_png(results, out / "fd_over_time.png")
+        try:
+            over_time_png(results, out / "fd_over_time.png")
+        except PlotUnavailable as e:  # results.json and summary.md are written already
+            say(f"no fd_over_time.png: {e}")
     except (ValueError, FileNotFoundError, CheckpointError, EvalInputError, ProbeError) as e:
         print(f"arc_measure: {e}", file=sys.stderr)
         return 2
