@@ -11,17 +11,14 @@ half-way, and prints the session's stats. Takes about 2 s on a 2-core CPU.
 import sys
 
 import soundfile as sf
-import torch
 
 import lmdm
 from lmdm.cli import resolve_model
 
 
 def main(path: str = "embed_session.wav", model_name: str = "default") -> int:
-    if model_name == "tiny":
-        torch.set_num_threads(1)  # the tiny model is too small to gain from more threads
     model = resolve_model(model_name)  # 'default' (bundled), a checkpoint directory, or tiny (random weights)
-    session = lmdm.LiveSession(model, prompt="dub techno, deep chords", seed=0)  # steps, cfg: the model's
+    session = lmdm.LiveSession(model, prompt="dub techno, deep chords", seed=0)  # steps, cfg: the model's; 1 thread (lmdm/threads.py)
 
     with sf.SoundFile(path, "w", samplerate=session.sample_rate, channels=session.channels) as out:
         out.write(session.render(5.0))  # 5 s, generated block by block; [samples, channels] float32

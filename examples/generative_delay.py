@@ -16,10 +16,10 @@ import sys
 
 import numpy as np
 import soundfile as sf
-import torch
 
 import lmdm
 from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
+from lmdm.threads import PLAY_THREADS, add_threads_argument
 from lmdm.conditioning.sketch_sources import sketch_from_audio
 
 
@@ -36,8 +36,8 @@ def phrase(sample_rate: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def run(model, player, rate, seconds, **delay) -> tuple[np.ndarray, lmdm.LiveSession]:
-    session = lmdm.LiveSession(model, prompt="", seed=0, mix_input=True)
+def run(model, player, rate, seconds, threads: int = PLAY_THREADS, **delay) -> tuple[np.ndarray, lmdm.LiveSession]:
+    session = lmdm.LiveSession(model, prompt="", seed=0, mix_input=True, threads=threads)
     session.set_delay(2, **delay)
     session.feed_input(player, sample_rate=rate)
     return session.render(seconds), session
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--out", default="generative_delay.wav")
     p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--strength", type=float, default=0.6)
+    add_threads_argument(p)  # the policy of every command that plays (lmdm/threads.py)
     a = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)
     if a.input:
         player, rate = sf.read(a.input, dtype="float32", always_2d=True)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = model.sample_rate
         player = phrase(rate)
     seconds = len(player) / rate + 8.0
-    audio, session = run(model, player, rate, seconds, strength=a.strength, feedback=0.4, mix=0.6,
+    audio, session = run(model, player, rate, seconds, a.threads, strength=a.strength, feedback=0.4, mix=0.6,
                          prompts=["glass bells", "warm strings"])
     sf.write(a.out, audio, session.sample_rate)
     print(f"wrote {a.out}: {len(audio) / session.sample_rate:.1f} s, delay {session.stats.delay}")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     S = session.block_samples
     heard = sketch_from_audio(player, rate, session.frame_rate)["melody"]
     for strength in (0.0, 0.3, 0.6, 1.0):
-        wet, ses = run(model, player, rate, 4 * model.config.block_seconds, strength=strength, feedback=0.0, mix=1.0)
+        wet, ses = run(model, player, rate, 4 * model.config.block_seconds, a.threads, strength=strength, feedback=0.0, mix=1.0)
         repeat = sketch_from_audio(wet[2 * S :, 0], ses.sample_rate, ses.frame_rate)["melody"]  # the input, 2 blocks late
         n = min(len(repeat), len(heard))
         voiced = heard[:n] > 0

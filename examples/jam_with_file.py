@@ -23,10 +23,10 @@ import sys
 
 import numpy as np
 import soundfile as sf
-import torch
 
 import lmdm
 from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
+from lmdm.threads import add_threads_argument
 
 
 def bass_line(sample_rate: int, seconds: float = 16.0, bpm: float = 120.0) -> np.ndarray:
@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt", default="drums and chords, funk")
     p.add_argument("--mix-input", action="store_true", help="mix the player into the output")
     p.add_argument("--follow", choices=["key", "beat", "listen"], default=None, help="how the model follows the player (default: the session's)")
+    add_threads_argument(p)  # the policy of every command that plays (lmdm/threads.py)
     a = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)
     try:
-        session = lmdm.LiveSession(model, prompt=a.prompt, seed=0, mix_input=a.mix_input, jam_follow=a.follow)
+        session = lmdm.LiveSession(model, prompt=a.prompt, seed=0, mix_input=a.mix_input, jam_follow=a.follow, threads=a.threads)
         session.set_jam(True)  # checks that the model can follow the player this way
     except ValueError as e:
         print(f"this model ({model.name}) cannot jam: {e}", file=sys.stderr)

@@ -15,10 +15,10 @@ import sys
 
 import numpy as np
 import soundfile as sf
-import torch
 
 import lmdm
 from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
+from lmdm.threads import add_threads_argument
 from lmdm.conditioning.sketch_sources import sketch_from_audio
 
 
@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny (random weights, fast)")
     p.add_argument("--hum", default=None, help="an audio file of a hummed or played line (default: a synthesized one)")
     p.add_argument("--seconds", type=float, default=8.0, help="per sketch")
+    add_threads_argument(p)  # the policy of every command that plays (lmdm/threads.py)
     a = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     model = resolve_model(a.model)
-    session = lmdm.LiveSession(model, prompt="synth lead over soft pads, 120 bpm", seed=0)
+    session = lmdm.LiveSession(model, prompt="synth lead over soft pads, 120 bpm", seed=0, threads=a.threads)
     if not session.supports("sketch"):
         print(f"this model ({model.name}) was trained without sketch inputs", file=sys.stderr)
         return 1

@@ -5,17 +5,25 @@ is primed with enough random latents that every mode does its full per-block wor
 the median wall time per block, the forward FLOPs of one block (counted by
 torch.utils.flop_counter, not estimated), speed-up and FLOP ratio against `naive`, the
 real-time factor (generation + decode) and the KV-cache bytes.
+
+`--load N` runs it all with N CPU-bound processes (spinning Python loops) started by the bench
+itself and stopped at the end: the figure for a busy machine. `--play SET --seconds S` plays a
+set live on the default audio device (e.g. the JACK dummy server) instead, and reports the
+session's real-time factor, the engine's underruns and PortAudio's output underflows.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
+import subprocess
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import attrs
 import torch
@@ -26,6 +34,7 @@ from lmdm.model import linear
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import LMDM, build_model
 from lmdm.stream import BlockStream
+from lmdm.threads import add_threads_argument, torch_threads
 
 def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     """torch's counter has no formula for the CPU attention kernel: count it like the GPU ones
@@ -167,9 +176,15 @@ def first_audio_ms(model: LMDM, prompt: str, steps: int, sampler: str) -> float:
 def run(config: ModelConfig | None = None, *, model: LMDM | None = None, modes: list[str] | None = None, blocks: int = 10, warmup: int = 2, steps: int = 8,
         sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords", bf16: bool = False,
         cfg: float = 1.0, ceiling: bool = False) -> dict[str, Any]:
-    """Bench a preset `config` with random weights, or a given (trained) `model`."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Bench a preset `config` with random weights, or a given (trained) `model`, on `threads`
+    torch threads (None: torch's setting)."""
+    with torch_threads(threads):
+        return _run(config, model=model, modes=modes, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, seed=seed,
+                    prompt=prompt, bf16=bf16, cfg=cfg, ceiling=ceiling)
+
+
+def _run(config: ModelConfig | None, *, model: LMDM | None, modes: list[str] | None, blocks: int, warmup: int, steps: int,
+         sampler: str, seed: int, prompt: str, bf16: bool, cfg: float, ceiling: bool) -> dict[str, Any]:
     if model is None:
         if config is None:
             raise ValueError("give a config or a model")
@@ -230,6 +245,64 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --- a busy machine, and live play ----------------------------------------------------------------
+
+HOG = "while True: pass"  # one CPU-bound process: a spinning Python loop
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int) -> Iterator[list[subprocess.Popen]]:
+    """``processes`` CPU-bound processes spinning for the duration of the block, stopped (and
+    reaped) however it ends."""
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(processes)]
+    try:
+        yield hogs
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait()
+
+
+def play_set(model: LMDM, set_file: Path, seconds: float, *, threads: int, device: Any = None, ahead: float = 1.0) -> dict[str, Any]:
+    """Play ``set_file`` live (the audio engine on ``device``) for ``seconds``, as `lmdm live
+    --no-repl` does, and report the session's real-time factor and the engine's dropouts."""
+    from lmdm.audio import AudioEngine, EngineConfig
+    from lmdm.session import LiveSession
+    from lmdm_dsl import Interpreter
+
+    session = LiveSession(model, threads=threads)
+    interpreter = Interpreter(session)
+    errors = [line for line in interpreter.run(set_file.read_text(encoding="utf-8"), tag=str(set_file)) if line.startswith("error")]
+    config = EngineConfig(model_rate=session.sample_rate, channels=session.channels, device=device,
+                          ahead_blocks=max(1.0, ahead / session.block_seconds))
+    engine = AudioEngine(session.next_block, config)
+    try:
+        with engine:
+            time.sleep(seconds)
+    finally:
+        interpreter.close()
+    stats, s = engine.stats(), session.stats
+    return {
+        "set": str(set_file), "seconds": seconds, "threads": threads, "blocks": s.blocks,
+        "real_time_factor": s.real_time_factor, "underruns": stats.underruns,
+        "output_underflows": stats.output_underflows, "other_flags": stats.flags.others(),
+        "producer_errors": stats.producer_errors, "device_losses": stats.device_losses, "set_errors": errors,
+    }
+
+
+def format_play(report: dict[str, Any], load: int) -> str:
+    busy = f"with {load} CPU-bound process{'es' if load != 1 else ''} running" if load else "on an idle machine"
+    line = (f"played {report['set']} for {report['seconds']:g} s {busy}, {report['threads']} thread(s): "
+            f"{report['blocks']} blocks, real-time factor {report['real_time_factor']:.3f}, "
+            f"{report['underruns']} underruns, {report['output_underflows']} output underflows")
+    extra = [f"other PortAudio flags: {report['other_flags']}"] if report["other_flags"] else []
+    extra += [f"{report['producer_errors']} producer errors"] if report["producer_errors"] else []
+    extra += [f"device lost {report['device_losses']} times"] if report["device_losses"] else []
+    extra += report["set_errors"]
+    return line + ("".join(f"\n  {e}" for e in extra))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmdm bench", description=__doc__.splitlines()[0])
     p.add_argument("--config", default="small", choices=["tiny", "small"], help="model size preset (random weights)")
@@ -239,13 +312,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"])
-    p.add_argument("--threads", type=int, default=None)
+    add_threads_argument(p)
+    p.add_argument("--load", type=int, default=0, metavar="N",
+                   help="run with N CPU-bound processes spinning (started and stopped by the bench): a busy machine")
+    p.add_argument("--play", type=Path, metavar="SET",
+                   help="play this set live on the default audio device for --seconds instead (needs --model; e.g. the JACK dummy server)")
+    p.add_argument("--seconds", type=float, default=60.0, help="with --play: how long (default 60)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the matmuls (fp32 elsewhere)")
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = one pass; else a batch of 2)")
     p.add_argument("--ceiling", action="store_true", help="also measure the matmul efficiency ceiling (see matmul_ceiling)")
     p.add_argument("--linear", choices=list(linear.KERNELS), help="CPU float32 linear kernel (default: onednn where it works; see lmdm/model/linear.py)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     a = p.parse_args(argv)
+    if not 0 <= a.load <= 64:
+        p.error(f"--load must be a number of processes from 0 to 64, got {a.load}")
+    if a.play is not None and not (math.isfinite(a.seconds) and 0 < a.seconds <= 3600):
+        p.error(f"--seconds must be from 0 to 3600, got {a.seconds:g}")
+    if a.play is not None and not a.play.is_file():
+        p.error(f"no set file {a.play}")
     if a.linear:
         linear.set_kernel(a.linear)
     model = None
@@ -254,9 +338,21 @@ def main(argv: list[str] | None = None) -> int:
 
         model = resolve_model(a.model)
     config = getattr(ModelConfig, a.config)()
-    report = run(config, model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads, bf16=a.bf16,
-                 cfg=a.cfg, ceiling=a.ceiling)
-    print(json.dumps(report, indent=2) if a.json else format_table(report))
+    if a.play is not None:
+        model = model or build_model(config, seed=0)
+        with cpu_load(a.load):
+            report = play_set(model, a.play, a.seconds, threads=a.threads)
+        report["load"] = a.load
+        print(json.dumps(report, indent=2) if a.json else format_play(report, a.load))
+        return 0
+    with cpu_load(a.load):
+        report = run(config, model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads,
+                     bf16=a.bf16, cfg=a.cfg, ceiling=a.ceiling)
+    report["load"] = a.load
+    text = format_table(report)
+    if a.load:
+        text += f"\nunder load: {a.load} CPU-bound process{'es' if a.load != 1 else ''} spinning during the whole run"
+    print(json.dumps(report, indent=2) if a.json else text)
     return 0
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from lmdm.audio.record import Recorder, RecordError, output_problem
+from lmdm.threads import add_threads_argument
 
 # subcommand -> ("module:function", one-line help); the function takes argv and returns an exit code
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -107,6 +108,7 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", action="store_true", help="also write a spectrogram PNG next to the audio")
     p.add_argument("--quiet", action="store_true")
+    add_threads_argument(p)
     a = p.parse_args(argv)
 
     import lmdm
@@ -126,7 +128,8 @@ def render_main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)  # a command-line process of its own: no subnormal slow paths
     model = resolve_model(a.model)
     try:
-        session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed)
+        session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed,
+                                     threads=a.threads)
     except ValueError as e:
         p.error(str(e))
     if not a.quiet:

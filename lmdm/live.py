@@ -35,6 +35,7 @@ from lmdm.audio.record import output_problem, recording_path, recordings_folder
 from lmdm.cli import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
 from lmdm.session import LiveSession
+from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter, run_repl, watch_file
 from lmdm_dsl.repl import PROMPT
 
@@ -86,6 +87,10 @@ class Stage:
             return line
         stats = self.engine.stats()
         line += f" | buffer {stats.buffer_seconds:.1f} s | underruns {stats.underruns}"
+        if stats.output_underflows:
+            line += f" | device underflows {stats.output_underflows}"
+        if stats.device_lost:
+            line += " | NO AUDIO DEVICE (reopening)"
         if stats.producer_errors:
             line += f" | generation errors {stats.producer_errors}"
         return line
@@ -179,8 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-dir", type=Path, metavar="DIR",
                    help="the folder `record \"x.wav\"` writes into, typed, from the set or over OSC; it must exist "
                    "(default: the set file's folder, or the current directory without a set file)")
-    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) - 1),
-                   help="torch threads for the model (default: all cores but one, left for audio and input)")
+    add_threads_argument(p)
     offline = p.add_argument_group("offline")
     offline.add_argument("--offline", action="store_true", help="render to a file instead of playing (no audio device needed)")
     offline.add_argument("-o", "--out", type=Path, default=Path("out.wav"), help="the rendered file: .wav, .flac or .ogg (default out.wav)")
@@ -207,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.seconds is not None and not (math.isfinite(a.seconds) and a.seconds > 0):
         p.error(f"--seconds must be a number > 0, got {a.seconds:g}")
-    if a.threads < 1:
-        p.error("--threads must be at least 1")
     if a.offline:
         if a.watch:
             p.error("--watch plays live; leave out --offline")
@@ -239,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecordError as error:
         complain(f"lmdm live: {error}")
         return 2
-    with torch_threads(a.threads):
+    with _no_denormals():
         return render_offline(a, text, recordings) if a.offline else perform(a, text, recordings)
 
 
@@ -250,15 +252,13 @@ def default_recordings(set_file: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the model on ``n`` threads, and give the process its old setting back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    flush = torch.set_flush_denormal(True)  # no subnormal slow paths while the audio must keep up
+def _no_denormals() -> Iterator[None]:
+    """No subnormal slow paths while the audio must keep up (this thread's setting). The model's
+    threads are the session's (``--threads``, lmdm/threads.py)."""
+    flush = torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
         if flush:
             torch.set_flush_denormal(False)
 
@@ -267,7 +267,7 @@ def new_session(a: argparse.Namespace) -> LiveSession:
     model = resolve_model(a.model)
     if model.name == "random":
         complain(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music")
-    session = LiveSession(model, seed=a.seed)
+    session = LiveSession(model, seed=a.seed, threads=a.threads)
     if getattr(a, "input", None) not in (None, "device"):
         feed_file(session, a.input)
     return session
@@ -367,7 +367,7 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
         model_rate=session.sample_rate, channels=session.channels, device=a.device,
         ahead_blocks=max(1.0, a.ahead / session.block_seconds), input_channels=1 if capture else 0,
     )
-    engine = AudioEngine(session.next_block, config)
+    engine = AudioEngine(session.next_block, config, on_notice=lambda line: complain(f"lmdm live: {line}"))
     if capture:
         engine.producer = with_device_input(session, engine)  # read when the engine starts (_build)
     stage = Stage(Interpreter(session, recorder=EngineRecorder(engine, recordings)), engine)

@@ -8,6 +8,10 @@ Every setter validates at once (ValueError with a clear message) and takes effec
 of the next block, on the generation thread; nothing but `reset()` clears the history or the KV
 cache. Setters may be called from any thread while another thread pulls audio.
 
+Each block is computed on ``threads`` torch intra-op threads (default 1, ``lmdm.threads``: as
+fast for the bundled model and robust to a busy machine), set around the block on the thread
+that computes it and restored after; ``threads=None`` leaves torch's setting alone.
+
 Conditioning beyond the prompt (docs/applications.md), all applied between blocks:
 
     session.set_sketch(melody="c4 e4 g4 ~", bpm=120)      # or arrays, note lists, sketch_from_audio(...)
@@ -39,20 +43,22 @@ from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
 from lmdm.conditioning.sketch_sources import ArrayTrack, Track, as_track, sketch_add
 from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
-from lmdm.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, delay_settings, gain_ramp, mix_out
+from lmdm.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, check_delay_frames, delay_settings, gain_ramp, mix_out
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import check_regime
 from lmdm.sampling import check_sampler
 from lmdm.stream import BlockStream
+from lmdm.threads import PLAY_THREADS, check_threads, torch_threads
 from lmdm_dsl.clock import Clock
+from lmdm_dsl.values import CFG_RANGE, MAX_PROMPT_CHARS, MAX_PROMPT_TERMS, MAX_WEIGHT, METER_RANGE, STEPS_RANGE
 
 log = logging.getLogger(__name__)
 
 PromptSpec = str | Sequence[tuple[str, float]]
 Hook = Callable[["LiveSession", int], None]
 
-MAX_STEPS = 64
-MAX_CFG = 20.0
+MAX_STEPS = STEPS_RANGE[1]  # the language's ranges (lmdm_dsl.values), one home
+MAX_CFG = CFG_RANGE[1]
 FADE_SECONDS = 0.02  # output gains (delay mix, mix_input) move over this long at a block start: no click
 FEATURES = ("sketch", "jam", "delay", "clock")
 JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
@@ -112,22 +118,40 @@ class SessionStats:
 
 
 def normalise_prompt(prompt: PromptSpec) -> tuple[tuple[str, float], ...]:
-    """"text" or [(text, weight), ...] -> weights summing to 1; ValueError on nonsense."""
+    """"text" or [(text, weight), ...] -> weights summing to 1; ValueError on nonsense.
+
+    The language's limits hold here too: at most MAX_PROMPT_TERMS texts of MAX_PROMPT_CHARS
+    characters, weights from 0 to MAX_WEIGHT."""
     if isinstance(prompt, str):
+        _check_prompt_text(prompt)
         return ((prompt, 1.0),)
     parts = tuple(prompt)
-    if not parts:
-        raise ValueError("a prompt mix needs at least one (text, weight) pair")
+    if not 1 <= len(parts) <= MAX_PROMPT_TERMS:
+        raise ValueError(f"a prompt mix needs 1 to {MAX_PROMPT_TERMS} (text, weight) pairs, got {len(parts)}")
     for part in parts:
         if not (isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], str)):
-            raise ValueError(f"a prompt mix is a list of (text, weight) pairs, got {part!r}")
+            raise ValueError(f"a prompt mix is a list of (text, weight) pairs, got {part!r:.80}")
+        _check_prompt_text(part[0])
         w = part[1]
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"prompt weights must be finite numbers >= 0, got {w!r} for {part[0]!r}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not 0 <= w <= MAX_WEIGHT:
+            raise ValueError(f"prompt weights must be numbers from 0 to {MAX_WEIGHT:g}, got {w!r} for {part[0]!r}")
     total = sum(w for _, w in parts)
     if total <= 0:
         raise ValueError("prompt weights must not all be zero")
     return tuple((text, float(w) / total) for text, w in parts)
+
+
+def _check_prompt_text(text: str) -> None:
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValueError(f"a prompt is at most {MAX_PROMPT_CHARS} characters, got {len(text)}")
+
+
+def _check_meter(beats_per_bar: object) -> int | None:
+    """None, or a whole number of beats per bar within METER_RANGE; else ValueError naming the range."""
+    lo, hi = METER_RANGE
+    if beats_per_bar is not None and (isinstance(beats_per_bar, bool) or not isinstance(beats_per_bar, int) or not lo <= beats_per_bar <= hi):
+        raise ValueError(f"beats_per_bar must be a whole number from {lo} to {hi}, got {beats_per_bar!r}")
+    return beats_per_bar
 
 
 class LiveSession:
@@ -146,8 +170,11 @@ class LiveSession:
         jam: bool = True,
         jam_follow: str | None = None,
         clock_beat: bool = True,
+        threads: int | None = PLAY_THREADS,
     ):
         self.model = model
+        # torch intra-op threads while this session computes a block (lmdm/threads.py); None: torch's own
+        self.threads = None if threads is None else check_threads(threads)
         cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
         steps = getattr(model, "steps", 8) if steps is None else steps  # None: the steps the model is made for
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)
@@ -285,8 +312,7 @@ class LiveSession:
         model with a clock input is conditioned on it every block. A prompt naming a tempo
         ("at 96 bpm", "96bpm", "tempo 96") sets it too."""
         bpm = check_tempo(bpm)
-        if beats_per_bar is not None and (isinstance(beats_per_bar, bool) or not isinstance(beats_per_bar, int) or not 1 <= beats_per_bar <= 16):
-            raise ValueError(f"beats_per_bar must be a whole number from 1 to 16, got {beats_per_bar!r}")
+        _check_meter(beats_per_bar)
         if at_block is not None and (isinstance(at_block, bool) or not isinstance(at_block, int) or at_block < 0):
             raise ValueError(f"at_block must be a block number >= 0, got {at_block!r}")
         self._later(lambda: self._retempo(bpm, beats_per_bar, at_block))
@@ -371,6 +397,9 @@ class LiveSession:
         model was trained with sketches of the whole mix only, never with a player.
         """
         self._require("sketch")
+        if bpm is not None:
+            check_tempo(bpm)
+        _check_meter(beats_per_bar)
         changes: dict[str, object] = {}
         if isinstance(kind, dict):
             changes.update(kind)
@@ -496,10 +525,10 @@ class LiveSession:
             settings = None
         else:
             self._require("delay")
-            settings = delay_settings(
+            settings = check_delay_frames(delay_settings(
                 None if blocks is _UNSET else blocks, beats=beats, bpm=self._clock.bpm if bpm is None else bpm, block_seconds=self.block_seconds,
                 strength=strength, feedback=feedback, mix=mix, prompts=prompts,
-            )
+            ), self.model.config.block_frames)
         conds = {} if settings is None else {p: self._encode(normalise_prompt(p)) for p in settings.prompts}
 
         def change() -> None:
@@ -578,7 +607,8 @@ class LiveSession:
     def next_latents(self) -> torch.Tensor:
         """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded,
         so neither the delay's feedback nor the output mix happen)."""
-        return self._make_block()[0]
+        with torch_threads(self.threads):
+            return self._make_block()[0]
 
     def _accomp(self, block: int) -> torch.Tensor | None:
         """The accomp channels for the stream's history before `block` (zeros unless jamming)."""
@@ -686,10 +716,11 @@ class LiveSession:
         if n < 0:
             raise ValueError(f"cannot read a negative number of samples ({n})")
         parts, have = [self._leftover], len(self._leftover)
-        while have < n:
-            block = self._generate_audio()
-            parts.append(block)
-            have += len(block)
+        with torch_threads(self.threads):
+            while have < n:
+                block = self._generate_audio()
+                parts.append(block)
+                have += len(block)
         audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self._leftover = audio[n:]
         return audio[:n]

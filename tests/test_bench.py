@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from lmdm import ModelConfig
 from lmdm.bench import MODES, count_flops, main, run
 
@@ -68,3 +70,40 @@ def test_cfg_doubles_the_work_and_the_ceiling_is_measured(capsys) -> None:
         linear.set_kernel(before)  # --linear sets the kernel for the whole process
     out = capsys.readouterr().out
     assert "CFG 2" in out and "linear kernel aten" in out and "matmul ceiling" in out
+
+
+def test_load_starts_cpu_hogs_and_always_stops_them(capsys) -> None:
+    from lmdm.bench import cpu_load
+
+    with pytest.raises(KeyboardInterrupt), cpu_load(2) as hogs:
+        assert len(hogs) == 2 and all(h.poll() is None for h in hogs)
+        raise KeyboardInterrupt  # Ctrl-C in the middle of a bench
+    assert all(h.poll() is not None for h in hogs)
+    assert main(["--config", "tiny", "--blocks", "1", "--warmup", "0", "--steps", "1", "--modes", "block_causal", "--load", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 threads" in out and "under load: 1 CPU-bound process" in out
+
+
+def test_bench_options_are_checked(tmp_path, capsys) -> None:
+    for argv in (["--load", "-1"], ["--play", str(tmp_path / "none.lmdm")], ["--threads", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2, argv
+    assert "--load must be" in capsys.readouterr().err
+
+
+@pytest.mark.audio
+def test_play_bench_reports_real_time_factor_and_dropouts(jack_server, tmp_path, capsys) -> None:
+    from lmdm.bench import format_play, play_set
+    from lmdm.model.lmdm import build_model
+
+    model = build_model(ModelConfig.tiny(), seed=0)
+    if model.sample_rate != jack_server.rate:
+        pytest.skip(f"JACK runs at {jack_server.rate} Hz, the tiny model at {model.sample_rate} Hz")
+    set_file = tmp_path / "set.lmdm"
+    set_file.write_text("tempo 120\nprompt \"techno\"\n")
+    report = play_set(model, set_file, 1.0, threads=1)
+    assert report["blocks"] >= 3 and 0 < report["real_time_factor"] < 1 and report["set_errors"] == []
+    assert report["device_losses"] == 0
+    line = format_play(report, 1)
+    assert "with 1 CPU-bound process running" in line and "underruns" in line and "output underflows" in line

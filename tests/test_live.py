@@ -449,3 +449,120 @@ def test_offline_set_plays_along_with_an_input_file(tmp_path, capsys):
     assert live.main([str(path), "--offline", "--seconds", "1", "-o", str(tmp_path / "x.wav"), "--model", "tiny",
                       "--input", str(tmp_path / "missing.wav")]) != 0
     assert "cannot read the input file" in capsys.readouterr().err
+
+
+# === one thread policy (issue #20, class 8) =====================================================
+
+
+@pytest.mark.parametrize("command", [["render", "x"], ["live"], ["delay", "in.wav"], ["bench"]])
+@pytest.mark.parametrize("threads", ["0", str((os.cpu_count() or 1) + 1), "two"])
+def test_every_playing_command_takes_the_same_checked_threads_option(command, threads, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        lmdm_main([*command, "--threads", threads])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--threads: must be a whole number from 1 to {os.cpu_count()}" in err
+
+
+def test_a_session_computes_on_its_own_threads_and_gives_the_process_its_setting_back():
+    import torch
+
+    from lmdm.threads import PLAY_THREADS, check_threads
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    try:
+        torch.set_num_threads(os.cpu_count() or 1)
+        session = lmdm.LiveSession(model)
+        assert session.threads == PLAY_THREADS == 1
+        session.add_hook(lambda s, block: seen.append(torch.get_num_threads()))
+        session.next_block()
+        assert seen == [1] and torch.get_num_threads() == (os.cpu_count() or 1)
+        lmdm.LiveSession(model, threads=None).next_block()  # None: torch's own setting, untouched
+        assert torch.get_num_threads() == (os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(before)
+    for bad in (0, -1, 1.5, True, (os.cpu_count() or 1) + 1):
+        with pytest.raises(ValueError, match="threads must be a whole number from 1 to"):
+            check_threads(bad)
+        with pytest.raises(ValueError, match="threads must be"):
+            lmdm.LiveSession(model, threads=bad)
+
+
+# === the audio device goes away mid-set (issue #20, class 12) ===================================
+
+
+def _lines(stream, into: list[str]) -> threading.Thread:
+    def read() -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("ending", ["seconds", "sigterm"])
+def test_a_set_survives_its_jack_server_vanishing_and_still_ends(tmp_path, ending):
+    """A JACK server of our own (named, so the session's shared one is untouched) is killed under
+    a running `lmdm live --no-repl`: one line says so, the recording goes on at real-time pace,
+    and the set ends at --seconds, or at once on SIGTERM, with exit code 0."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.jack import JACK_ENV, _unavailable
+
+    if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
+        _unavailable("jackd not found (apt-get install jackd2)")
+    name = f"lmdm-loss-{os.getpid()}-{ending}"
+    env = {**os.environ, **JACK_ENV, "JACK_DEFAULT_SERVER": name, "OMP_NUM_THREADS": "1"}
+    jackd = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "16000", "-p", "256"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = 8 if ending == "seconds" else 60
+    try:
+        assert _wait_for(lambda: subprocess.run(["jack_lsp"], env=env, capture_output=True).returncode == 0, 10, 0.1)
+        set_file = _set(tmp_path, 'record "take.wav"\n')
+        command = [sys.executable, "-m", "lmdm.cli", "live", str(set_file), "--model", "tiny", "--no-repl", "--no-osc",
+                   "--seconds", str(seconds)]
+        player = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out: list[str] = []
+        err: list[str] = []
+        readers = [_lines(player.stdout, out), _lines(player.stderr, err)]
+        try:
+            assert _wait_for(lambda: any("playing until" in line for line in out), 30), (out, err)
+            time.sleep(1.0)
+            jackd.kill()
+            jackd.wait(5)
+            lost_at = time.monotonic()
+            assert _wait_for(lambda: any("audio device lost" in line for line in err), 5), err
+            time.sleep(2.5)  # generation and the recording go on without a device
+            if ending == "sigterm":
+                player.send_signal(signal.SIGTERM)
+                asked = time.monotonic()
+                player.wait(10)
+                assert time.monotonic() - asked < 5
+            else:
+                asked = time.monotonic()
+                player.wait(seconds + 15)
+        finally:
+            if player.poll() is None:
+                player.kill()
+                player.wait()
+        for reader in readers:
+            reader.join(5)
+        assert player.returncode == 0, (out, err)
+        assert sum("audio device lost" in line for line in err) == 1
+        assert any("NO AUDIO DEVICE" in line for line in out) or ending == "sigterm"
+        assert "stopped after" in out[-1]
+        recorded = sf.info(str(tmp_path / "take.wav")).duration
+        # at real-time pace: the second before the loss and the time after it, less some slack
+        assert recorded >= 0.5 + (asked - lost_at), (recorded, out)
+        if ending == "seconds":
+            assert seconds - 1 <= recorded <= seconds + 3
+    finally:
+        if jackd.poll() is None:
+            jackd.kill()
+            jackd.wait(5)

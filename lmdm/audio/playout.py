@@ -78,3 +78,31 @@ class Playout:
         # count + 1 points from 1 to 0, dropping the leading 1: the last frame gets gain 0
         ramp = np.linspace(1.0, 0.0, count + 1, dtype=np.float32)[1:, None]
         frames[len(frames) - count :] *= ramp
+
+
+class Pacer:
+    """The wall clock in place of a lost device: takes frames out of the ring at ``rate`` frames a
+    second, so the generation thread (and the recording) keeps going at real-time pace while no
+    device plays. Runs off the real-time path (the engine's watchdog thread); it allocates."""
+
+    def __init__(self, ring: RingBuffer, rate: int) -> None:
+        self.ring = ring
+        self.rate = rate
+        self.frames = 0  # frames taken out of the ring unheard
+        self._last: float | None = None
+        self._owed = 0.0  # fractional frames carried to the next tick
+
+    def start(self, now: float) -> None:
+        self._last, self._owed = now, 0.0
+
+    def advance(self, now: float) -> int:
+        """Drop the frames the device would have played since the last call; returns how many."""
+        if self._last is None:
+            self.start(now)
+        self._owed += max(0.0, now - self._last) * self.rate
+        self._last = now
+        due = int(self._owed)
+        self._owed -= due
+        taken = len(self.ring.read(due))
+        self.frames += taken
+        return taken
