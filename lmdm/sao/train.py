@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -29,10 +29,10 @@ from lmdm.sao.load import OOBLECK_KIND, assign_checked, is_stable_audio_director
 # additive inputs, not these
 WEIGHT_FIELDS = ("latent_dim", "sample_rate", "channels", "frame_rate", "width", "depth", "heads", "rotary_dims",
                  "rope_base", "mlp_ratio", "timestep_features", "cond_dim", "cond_tokens")
-def init_from_sao(path: str | Path, recipe: Any, latents_meta: dict[str, Any], seed: int) -> LMDM:
-    """The model `lmdm train lmdm` starts from when train.init is an SAO directory (docs/sao.md)."""
-    from lmdm.train.loop import model_config  # the loop imports this module
+def init_from_sao(path: str | Path, latents_meta: dict[str, Any], seed: int, configure: Callable[[ModelConfig], ModelConfig]) -> LMDM:
+    """The model `lmdm train lmdm` starts from when train.init is an SAO directory (docs/sao.md).
 
+    `configure(base)`: the run's ModelConfig from the checkpoint's (the loop's recipe overrides)."""
     reference = latents_meta.get("codec")
     if not (isinstance(reference, dict) and reference.get("kind") == OOBLECK_KIND):
         raise ValueError(f"train.init {path} is an SAO model, but the latents were encoded with {reference!r}: "
@@ -44,7 +44,7 @@ def init_from_sao(path: str | Path, recipe: Any, latents_meta: dict[str, Any], s
         model = load_converted(path)
         base, text, codec, fresh = model.config, model.text, model.codec, set()
         state = {k: v.detach() for k, v in model.dit.state_dict().items()}
-    config: ModelConfig = model_config(recipe, latents_meta, {"model": base.to_dict()})
+    config = configure(base)
     changed = [f"{k} {getattr(base, k)!r} -> {getattr(config, k)!r}" for k in WEIGHT_FIELDS if getattr(base, k) != getattr(config, k)]
     if changed:
         raise ValueError(f"the recipe changes what the SAO weights fix: {', '.join(changed)}; only block_frames, context_blocks and extra_add_inputs may change")

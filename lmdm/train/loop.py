@@ -172,7 +172,8 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     # data and model ---------------------------------------------------------------------
     data = LatentSet(recipe.data.latents, recipe.data.split, shard=(d.rank, d.world))
     init_doc = None
-    sao = init_from_sao(t.init, recipe, data.meta, t.seed) if t.init and is_sao_directory(t.init) else None  # docs/sao.md
+    configure = lambda base: model_config(recipe, data.meta, {"model": base.to_dict()})  # noqa: E731
+    sao = init_from_sao(t.init, data.meta, t.seed, configure) if t.init and is_sao_directory(t.init) else None  # docs/sao.md
     if t.init and sao is None:
         init_dir = resolve(t.init)
         init_doc = read_config(init_dir)
