@@ -534,7 +534,7 @@ def test_a_set_survives_its_jack_server_vanishing_and_still_ends(tmp_path, endin
         try:
             assert _wait_for(lambda: any("playing until" in line for line in out), 30), (out, err)
             time.sleep(1.0)
-            jackd.kill()
+            jackd.terminate()  # the server goes; SIGKILL leaves JACK's shared-memory registry broken for later servers
             jackd.wait(5)
             lost_at = time.monotonic()
             assert _wait_for(lambda: any("audio device lost" in line for line in err), 5), err
@@ -564,5 +564,5 @@ def test_a_set_survives_its_jack_server_vanishing_and_still_ends(tmp_path, endin
             assert seconds - 1 <= recorded <= seconds + 3
     finally:
         if jackd.poll() is None:
-            jackd.kill()
+            jackd.terminate()
             jackd.wait(5)
