@@ -29,9 +29,13 @@ import numpy as np
 import torch
 
 from lmdm.codec.base import Codec
+from lmdm.conditioning.clock import check_tempo
 from lmdm.conditioning.jam import Timeline
+from lmdm.threads import add_threads_argument
+from lmdm_dsl.values import MAX_DELAY_TURNS, MAX_PROMPT_CHARS  # the language's limits, one home
 
-MAX_DELAY_BLOCKS = 64.0  # 128 s at 2 s blocks: the input audio the session keeps for the delay
+MAX_DELAY_BLOCKS = 64.0  # 128 s at 2 s blocks: the input audio the session keeps for the delay; the least is a latent frame (check_delay_frames)
+MAX_TAIL_SECONDS = 3600.0  # `lmdm delay --tail`: at most an hour after the input ends
 EPS = 1e-9
 
 
@@ -54,8 +58,8 @@ def _strengths(value) -> tuple[float, ...]:
 
 
 def _check_strengths(instance, attribute, value: tuple) -> None:
-    if not value:
-        raise ValueError("delay strength: give at least one value")
+    if not 1 <= len(value) <= MAX_DELAY_TURNS:
+        raise ValueError(f"delay strength: give 1 to {MAX_DELAY_TURNS} values (one per repeat, in turn), got {len(value)}")
     for s in value:
         _level("strength")(instance, attribute, s)
 
@@ -66,9 +70,11 @@ def _check_time(instance, attribute, value: float) -> None:
 
 
 def _check_prompts(instance, attribute, value: tuple) -> None:
+    if len(value) > MAX_DELAY_TURNS:
+        raise ValueError(f"a delay takes turns between at most {MAX_DELAY_TURNS} prompts, got {len(value)}")
     for p in value:
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"delay prompts must be non-empty texts, got {p!r}")
+        if not isinstance(p, str) or not p.strip() or len(p) > MAX_PROMPT_CHARS:
+            raise ValueError(f"delay prompts must be non-empty texts of at most {MAX_PROMPT_CHARS} characters, got {p!r:.80}")
 
 
 @attrs.frozen
@@ -98,6 +104,18 @@ class DelaySettings:
         return f"{self.time_blocks:g} blocks strength {s} feedback {self.feedback:g} mix {self.mix:g}{p}"
 
 
+def check_delay_frames(settings: DelaySettings, block_frames: int) -> DelaySettings:
+    """``settings``, or ValueError when its time is shorter than one latent frame (1 / block_frames blocks):
+    the shortest time the model can tell apart, and a bound that keeps the repeat count finite."""
+    shortest = 1.0 / block_frames
+    if settings.time_blocks < shortest * (1 - EPS):
+        raise ValueError(
+            f"delay time must be from one latent frame ({shortest:.3g} blocks) to {MAX_DELAY_BLOCKS:g} blocks, "
+            f"got {settings.time_blocks!r}"
+        )
+    return settings
+
+
 def delay_settings(
     blocks: object = None, *, beats: float | None = None, bpm: float = 120.0, block_seconds: float = 2.0,
     strength: float | Sequence[float] = 0.5, feedback: float = 0.3, mix: float = 0.5, prompts: Sequence[str] = (),
@@ -111,8 +129,7 @@ def delay_settings(
     if (blocks is None) == (beats is None):
         raise ValueError("give the delay time in blocks (set_delay(2)) or in beats (set_delay(beats=3, bpm=120))")
     if beats is not None:
-        if isinstance(bpm, bool) or not isinstance(bpm, (int, float)) or not 20 <= bpm <= 400:
-            raise ValueError(f"bpm must be between 20 and 400, got {bpm!r}")
+        bpm = check_tempo(bpm)
         if isinstance(beats, bool) or not isinstance(beats, (int, float)) or not math.isfinite(beats):
             raise ValueError(f"beats must be a number, got {beats!r}")
         blocks = beats * 60.0 / bpm / block_seconds
@@ -188,11 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpm", type=float, default=120.0)
     p.add_argument("--feedback", type=float, default=0.3)
     p.add_argument("--mix", type=float, default=0.5, help="wet level; the dry input is mixed in at 1 - mix")
-    p.add_argument("--tail", type=float, default=None, help="seconds after the input ends (default: two delay times)")
+    p.add_argument("--tail", type=float, default=None,
+                   help=f"seconds after the input ends, 0 to {MAX_TAIL_SECONDS:g} (default: two delay times)")
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's recommended)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    add_threads_argument(p)  # lmdm/threads.py: the same --threads as every command that plays
     return p
 
 
@@ -205,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     import lmdm
     from lmdm.cli import check_audio_out, note_if_random, resolve_model, stream_to_file
 
+    if a.tail is not None and not (math.isfinite(a.tail) and 0 <= a.tail <= MAX_TAIL_SECONDS):
+        p.error(f"--tail must be a number of seconds from 0 to {MAX_TAIL_SECONDS:g}, got {a.tail:g}")
     out = Path(a.out)
     check_audio_out(p, out)
     try:
@@ -213,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"cannot read {a.input}: {e}")
     model = resolve_model(a.model)
     try:
-        session = lmdm.LiveSession(model, prompt=a.stream_prompt, steps=a.steps, seed=a.seed, mix_input=True)
+        session = lmdm.LiveSession(model, prompt=a.stream_prompt, steps=a.steps, seed=a.seed, mix_input=True, threads=a.threads)
         time = dict(beats=a.beats, bpm=a.bpm) if a.beats is not None else dict(blocks=a.blocks)
         settings = delay_settings(**time, block_seconds=session.block_seconds, strength=a.strength, feedback=a.feedback,
                                   mix=a.mix, prompts=tuple(a.prompt or ()))
@@ -224,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.quiet:
         note_if_random(model, a.model)
     delay_seconds = settings.time_blocks * session.block_seconds
-    tail = 2 * delay_seconds if a.tail is None else max(0.0, a.tail)
+    tail = 2 * delay_seconds if a.tail is None else a.tail
     total = round(len(audio) / rate * session.sample_rate + tail * session.sample_rate)
     stream_to_file(session, out, total, desc="delay", quiet=a.quiet)
     if not a.quiet:

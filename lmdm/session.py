@@ -127,7 +127,7 @@ def normalise_prompt(prompt: PromptSpec) -> tuple[tuple[str, float], ...]:
         return ((prompt, 1.0),)
     parts = tuple(prompt)
     if not 1 <= len(parts) <= MAX_PROMPT_TERMS:
-        raise ValueError(f"a prompt mix needs 1 to {MAX_PROMPT_TERMS} (text, weight) pairs, got {len(parts)}")
+        raise ValueError(f"a prompt mix needs at least one and at most {MAX_PROMPT_TERMS} (text, weight) pairs, got {len(parts)}")
     for part in parts:
         if not (isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], str)):
             raise ValueError(f"a prompt mix is a list of (text, weight) pairs, got {part!r:.80}")

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from lmdm_dsl.mini import Pattern, render
-from lmdm_dsl.values import Span
+from lmdm_dsl.values import MAX_SPAN, Span
 
 EPS = 1e-9  # tolerance, in blocks or grid periods, for times that should land exactly on a boundary
 
@@ -48,6 +48,22 @@ class Clock:
     def cycle_at(self, block: float, block_seconds: float) -> float:
         """Position in bars (pattern cycles) of the start of ``block``."""
         return (block - self.origin_block) * block_seconds / self.bar_seconds
+
+
+def checked_seconds(clock: Clock, span: Span, block_seconds: float, frame_seconds: float) -> float:
+    """``span`` in seconds at this tempo; ValueError unless it is 0 or lasts at least one latent frame.
+
+    The shortest musical time is what the model can tell apart: one frame of its latents. A
+    ``Span`` is at most ``MAX_SPAN`` of its unit already, so the result is finite.
+    """
+    seconds = clock.seconds(span, block_seconds)
+    if span.amount > 0 and not seconds >= frame_seconds * (1 - EPS):  # an amount so small its seconds round to 0 too
+        at = "" if span.unit == "block" else f" at {clock.bpm:g} BPM"
+        raise ValueError(
+            f"a time must be 0 or from one latent frame ({frame_seconds * 1000:.3g} ms) to {MAX_SPAN:g} {span.unit}s; "
+            f"{span.to_source()} is {seconds * 1000:.3g} ms{at}"
+        )
+    return seconds
 
 
 def first_block_at_or_after(seconds: float, block_seconds: float) -> int:

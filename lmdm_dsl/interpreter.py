@@ -5,6 +5,9 @@
 the session, works through before each block on the generation thread. ``run`` never raises on
 performer input: every problem becomes one message starting with ``error:``.
 
+The scheduler isolates what it runs: an entry whose time cannot be worked out, or a sketch that
+fails, is reported once and dropped; the other entries, and the sketches, go on.
+
 Threads: one lock guards the interpreter's own state (tempo, schedule, scenes, sketches). The
 session is never called while that lock is held, so a session that holds its own lock while
 calling hooks cannot deadlock with a REPL thread calling ``run``.
@@ -24,25 +27,28 @@ from typing import Callable, Protocol, Sequence
 
 import attrs
 
-from lmdm_dsl.clock import EPS, Clock, after, next_boundary, pattern_frames, ramp_frames
+from lmdm_dsl.clock import (
+    EPS, Clock, after, checked_seconds, first_block_at_or_after, next_boundary, pattern_frames, ramp_frames,
+)
 from lmdm_dsl import values as v
 from lmdm_dsl.errors import DSLError
 from lmdm_dsl.mini import KINDS
 from lmdm_dsl.parser import parse_located
 
-MAX_SCHEDULED = 256  # queued + repeating statements
-MAX_PLAY_DEPTH = 16  # scenes playing scenes
 MAX_MESSAGES = 256  # messages from the generation thread kept until drained
+FALLBACK_FRAME_RATE = 25.0  # latent frames per second of lmdm's models, for a session that does not tell its own
 
 
 class Session(Protocol):
-    """The part of ``lmdm.LiveSession`` the interpreter uses (``frame_rate`` and ``set_sketch(kind,
-    frames)``, ``set_delay(DelaySpec | None)`` and ``set_jam(bool)`` only when the session supports
-    sketches, the delay or jamming). A session with ``set_tempo(bpm, at_block=...)`` (LiveSession)
+    """The part of ``lmdm.LiveSession`` the interpreter uses (``set_sketch(kind, frames)``,
+    ``set_delay(DelaySpec | None)`` and ``set_jam(bool)`` only when the session supports sketches,
+    the delay or jamming; ``frame_rate``, latent frames per second, is the shortest time a statement
+    may give, and is needed for sketches). A session with ``set_tempo(bpm, at_block=...)`` (LiveSession)
     is told every ``tempo``, so its one clock, and a model with a clock input, keep the set's tempo."""
 
     block_seconds: float
     block_index: int
+    frame_rate: float
 
     def set_prompt(self, prompt: str | Sequence[tuple[str, float]], *, over_blocks: int = 0) -> None: ...
     def set_steps(self, n: int) -> None: ...
@@ -83,15 +89,27 @@ class _Active:
     ramp_seconds: float = 0.0
 
 
+@attrs.define
+class _Budget:
+    """What is left of the statements one ``play`` may run (``MAX_PLAYED``), its scenes' plays included."""
+
+    left: int = v.MAX_PLAYED
+    told: bool = False  # the error has been given
+
+
 @attrs.frozen
 class _Context:
     now: int  # the block the statement applies to
     tag: str | None = None
     playing: tuple[str, ...] = ()  # scenes being played, outermost first
+    budget: _Budget | None = None  # shared by a `play` and the plays inside it
 
 
 class Interpreter:
     def __init__(self, session: Session, *, recorder: Recorder | None = None, beats_per_bar: int = 4):
+        lo, hi = v.METER_RANGE
+        if isinstance(beats_per_bar, bool) or not isinstance(beats_per_bar, int) or not lo <= beats_per_bar <= hi:
+            raise ValueError(f"beats_per_bar must be a whole number from {lo} to {hi}, got {beats_per_bar!r}")
         self.session = session
         self.recorder = recorder
         self._lock = threading.Lock()
@@ -177,30 +195,70 @@ class Interpreter:
     # --- the hook: runs on the generation thread before each block ----------------------------
 
     def _on_block(self, session: Session, index: int) -> None:
+        """Follow the session's clock, fire what is due, send the sketches; never raises. Each part
+        fails on its own, and so does each entry and each sketch (``_fire``, ``_send_sketches``)."""
         try:
-            block_seconds = session.block_seconds
-            self._follow_session_clock(session, index)
+            block_seconds = float(session.block_seconds)
             with self._lock:
                 if self._hooked is not None and index < self._hooked:  # the stream restarted its count
                     self._shift(index - (self._hooked + 1))
                 self._hooked = index
-                due = sorted((e for e in self._schedule if e.block <= index), key=lambda e: (e.block, e.order))
-                bodies = [(e.body, e.tag) for e in due]
-                for entry in due:
-                    if entry.every is None:
-                        self._schedule.remove(entry)
-                    else:
-                        entry.last_fired = index
-                        entry.block = next_boundary(
-                            self._clock, entry.every, index, block_seconds, strictly_after=True
-                        )
-            for body, tag in bodies:
-                for statement in body:
-                    for message in self._apply(statement, _Context(now=index, tag=tag)):
-                        self._tell(index, message)
-            self._send_sketches(index, block_seconds)
+                waiting = list(self._schedule)
         except Exception as error:  # never into the generation thread
             self._tell(index, f"error: {type(error).__name__}: {_one_line(error)}")
+            return
+        try:
+            self._follow_session_clock(session, index)
+        except Exception as error:
+            self._tell(index, f"error: following the session's tempo: {type(error).__name__}: {_one_line(error)}")
+        self._fire(waiting, index, block_seconds)
+        self._send_sketches(index, block_seconds)
+
+    def _fire(self, waiting: list[_Scheduled], index: int, block_seconds: float) -> None:
+        """Run the entries of ``waiting`` (those scheduled before this block) that are due at ``index``.
+
+        Soonest first, in rounds until none is due: an entry that a statement fired here moves
+        onto this block (a ``tempo`` restarting the grid here) fires here too, not a block late.
+        Each entry fires at most once per block. An entry that fails (its next time cannot be
+        worked out, or running it raises) is reported once and dropped; the others go on.
+        """
+        fired: set[int] = set()
+        while True:
+            runs, failed = [], []
+            with self._lock:
+                live = {id(e) for e in self._schedule}
+                due = sorted(
+                    (e for e in waiting if id(e) in live and id(e) not in fired and e.block <= index),
+                    key=lambda e: (e.block, e.order),
+                )
+                for entry in due:
+                    fired.add(id(entry))
+                    if entry.every is None:
+                        self._schedule.remove(entry)
+                        runs.append(entry)
+                        continue
+                    try:
+                        entry.block = next_boundary(self._clock, entry.every, index, block_seconds, strictly_after=True)
+                    except Exception as error:
+                        self._schedule.remove(entry)
+                        failed.append((entry, error))
+                        continue
+                    entry.last_fired = index
+                    runs.append(entry)
+            if not due:
+                return
+            for entry, error in failed:
+                self._tell(index, _dropped(entry, error))
+            for entry in runs:
+                try:
+                    for statement in entry.body:
+                        for message in self._apply(statement, _Context(now=index, tag=entry.tag)):
+                            self._tell(index, message)
+                except Exception as error:  # _apply does not raise; this is the last guard
+                    with self._lock:
+                        if entry in self._schedule:
+                            self._schedule.remove(entry)
+                    self._tell(index, _dropped(entry, error))
 
     def _tell(self, index: int, message: str) -> None:
         """Keep a message from the generation thread for ``messages()``, marked with its block."""
@@ -210,11 +268,16 @@ class Interpreter:
             self._outbox.append(f"[block {index}] {message}")
 
     def _send_sketches(self, index: int, block_seconds: float) -> None:
+        """Each sketch in force, rendered for this block; one that fails is reported once and turned off."""
         with self._lock:
             active, clock = dict(self._sketches), self._clock
         if not active:
             return
-        frame_rate = float(self.session.frame_rate)
+        try:
+            frame_rate = float(self.session.frame_rate)
+        except Exception as error:
+            self._tell(index, f"error: sketches: {type(error).__name__}: {_one_line(error)}")
+            return
         for kind, entry in active.items():
             try:
                 sketch = entry.sketch
@@ -228,7 +291,14 @@ class Interpreter:
                     )
                 self.session.set_sketch(kind, frames)
             except Exception as error:
-                self._tell(index, f"error: sketch {kind}: {_one_line(error)}")
+                with self._lock:
+                    if self._sketches.get(kind) is entry:
+                        del self._sketches[kind]
+                self._tell(index, f"error: sketch {kind}: {_one_line(error)}; that sketch is off")
+                try:
+                    self.session.set_sketch(kind, None)
+                except Exception:
+                    pass  # already said; the session keeps no frames from this block
 
     def _shift(self, delta: int) -> None:
         """Move every block number the interpreter holds by ``delta`` (lock held)."""
@@ -259,29 +329,52 @@ class Interpreter:
         if not self.session.supports(feature):
             raise Refused(f"{feature} is not available in this model")
 
-    def _tempo(self, s: v.Tempo, c: _Context) -> str:
-        clock = self._retime(s.bpm, c.now)
+    def _frame_seconds(self) -> float:
+        """One latent frame of the session, in seconds: the shortest time a statement may give."""
+        rate = getattr(self.session, "frame_rate", None)
+        return 1.0 / float(rate) if rate else 1.0 / FALLBACK_FRAME_RATE
+
+    def _seconds(self, span: v.Span, clock: Clock | None = None) -> float:
+        """``span`` in seconds at the current (or ``clock``'s) tempo; ValueError if shorter than a frame."""
+        return checked_seconds(self.clock if clock is None else clock, span, self.session.block_seconds, self._frame_seconds())
+
+    def _tempo(self, s: v.Tempo, c: _Context) -> list[str]:
+        clock, problems = self._retime(s.bpm, c.now)
         set_tempo = getattr(self.session, "set_tempo", None)
         if callable(set_tempo):  # the session's clock: bar 1 at the same block as ours
             set_tempo(s.bpm, beats_per_bar=clock.beats_per_bar, at_block=c.now)
-        return f"tempo {v.num(s.bpm)} BPM; bar 1 starts at block {c.now}"
+        return [f"tempo {v.num(s.bpm)} BPM; bar 1 starts at block {c.now}", *problems]
 
-    def _retime(self, bpm: float, origin_block: int) -> Clock:
-        """A new tempo with bar 1 at ``origin_block``: re-arm repeating entries, keep a delay in bars or beats in time."""
+    def _retime(self, bpm: float, origin_block: int) -> tuple[Clock, list[str]]:
+        """A new tempo with bar 1 at ``origin_block``: re-arm repeating entries, keep a delay in bars or beats in time.
+
+        The tempo always changes. An entry that cannot be re-armed is dropped, and a delay that
+        cannot follow (too long or too short at the new tempo) keeps its time in blocks; each
+        gives one ``error:`` message, returned.
+        """
         block_seconds = self.session.block_seconds
+        problems: list[str] = []
         with self._lock:
             self._clock = attrs.evolve(self._clock, bpm=bpm, origin_block=origin_block)
-            for entry in self._schedule:
-                if entry.every is not None and entry.every.unit != "block":
+            for entry in list(self._schedule):
+                if entry.every is None or entry.every.unit == "block":
+                    continue
+                try:
                     entry.block = next_boundary(self._clock, entry.every, origin_block, block_seconds)
                     if entry.last_fired is not None and entry.block <= entry.last_fired:
                         entry.block = next_boundary(
                             self._clock, entry.every, entry.last_fired, block_seconds, strictly_after=True
                         )
+                except Exception as error:
+                    self._schedule.remove(entry)
+                    problems.append(_dropped(entry, error))
             delay, clock = self._delay, self._clock
         if delay is not None and delay.time.unit != "block":
-            self.session.set_delay(_delay_spec(delay, clock, block_seconds))
-        return clock
+            try:
+                self.session.set_delay(_delay_spec(delay, clock, block_seconds, self._frame_seconds()))
+            except (Refused, ValueError) as error:
+                problems.append(f"error: the delay ({delay.time.to_source()}) keeps its time: {_one_line(error)}")
+        return clock, problems
 
     def _follow_session_clock(self, session: Session, index: int) -> None:
         """Adopt a tempo set on the session itself (a prompt naming one, ``set_tempo`` from Python): one clock."""
@@ -292,11 +385,13 @@ class Interpreter:
         with self._lock:
             ours = self._clock
         if theirs.bpm != ours.bpm or theirs.origin_block != ours.origin_block:
-            self._retime(theirs.bpm, theirs.origin_block)
+            _, problems = self._retime(theirs.bpm, theirs.origin_block)
             self._tell(index, f"tempo {v.num(theirs.bpm)} BPM (from the session); bar 1 at block {theirs.origin_block}")
+            for message in problems:
+                self._tell(index, message)
 
     def _prompt(self, s: v.Prompt, c: _Context) -> str:
-        over = 0 if s.over is None else self.clock.blocks(s.over, self.session.block_seconds)
+        over = 0 if s.over is None else first_block_at_or_after(self._seconds(s.over), self.session.block_seconds)
         self.session.set_prompt(s.session_prompt, over_blocks=over)
         return s.to_source() + (f" ({over} blocks)" if s.over is not None else "")
 
@@ -367,9 +462,8 @@ class Interpreter:
         self._require("sketch")
         if not getattr(self.session, "frame_rate", None):
             raise Refused("sketch needs the session's frame_rate")
-        block_seconds = self.session.block_seconds
+        ramp = self._seconds(s.over) if isinstance(s, v.SketchRamp) else 0.0
         with self._lock:
-            ramp = self._clock.seconds(s.over, block_seconds) if isinstance(s, v.SketchRamp) else 0.0
             self._sketches[s.kind] = _Active(s, c.now, ramp)
         if isinstance(s, v.SketchRamp):
             return f"{s.to_source()} (from block {c.now})"
@@ -392,7 +486,7 @@ class Interpreter:
         block_seconds = self.session.block_seconds
         with self._lock:
             delay, clock = s.updating(self._delay), self._clock
-        spec = _delay_spec(delay, clock, block_seconds)
+        spec = _delay_spec(delay, clock, block_seconds, self._frame_seconds())
         self.session.set_delay(spec)
         with self._lock:
             self._delay = delay
@@ -415,11 +509,13 @@ class Interpreter:
                                 "listen": " (the model hears the input)"}.get(follow, "")
 
     def _at_next(self, s: v.AtNext, c: _Context) -> str:
+        self._seconds(s.span)
         block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)
         self._enqueue(_Scheduled(block, 0, s.body, tag=c.tag))
         return f"at block {block}: {v.body_source(s.body)}"
 
     def _after(self, s: v.After, c: _Context) -> str:
+        self._seconds(s.span)
         block = after(self.clock, s.span, c.now, self.session.block_seconds)
         self._enqueue(_Scheduled(block, 0, s.body, tag=c.tag))
         return f"at block {block}: {v.body_source(s.body)}"
@@ -428,19 +524,22 @@ class Interpreter:
         with self._lock:
             if any(e.every == s.span and e.body == s.body for e in self._schedule):
                 return f"already running: {s.to_source()}"
+        self._seconds(s.span)
         block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)
         self._enqueue(_Scheduled(block, 0, s.body, every=s.span, tag=c.tag))
         return f"{s.to_source()} (first at block {block})"
 
     def _enqueue(self, entry: _Scheduled) -> None:
         with self._lock:
-            if len(self._schedule) >= MAX_SCHEDULED:
-                raise Refused(f"too many scheduled statements ({MAX_SCHEDULED}); use cancel")
+            if len(self._schedule) >= v.MAX_SCHEDULED:
+                raise Refused(f"too many scheduled statements (at most {v.MAX_SCHEDULED}); use cancel")
             entry.order = next(self._order)
             self._schedule.append(entry)
 
     def _scene(self, s: v.SceneDef, c: _Context) -> str:
         with self._lock:
+            if s.name not in self._scenes and len(self._scenes) >= v.MAX_SCENES:
+                raise Refused(f"too many scenes (at most {v.MAX_SCENES}); define one again to replace it")
             self._scenes[s.name] = s.body
         count = len(s.body)
         return f"scene {s.name} defined ({count} statement{'' if count == 1 else 's'})"
@@ -454,21 +553,41 @@ class Interpreter:
             raise Refused(f"no scene named '{s.name}'{hint}")
         if s.name in c.playing:
             raise Refused(f"scene '{s.name}' plays itself (via {' -> '.join(c.playing + (s.name,))})")
-        if len(c.playing) >= MAX_PLAY_DEPTH:
-            raise Refused(f"scenes play scenes more than {MAX_PLAY_DEPTH} deep")
-        inner = attrs.evolve(c, playing=c.playing + (s.name,))
+        if len(c.playing) >= v.MAX_PLAY_DEPTH:
+            raise Refused(f"scenes play scenes at most {v.MAX_PLAY_DEPTH} deep")
+        budget = _Budget() if c.budget is None else c.budget
+        inner = attrs.evolve(c, playing=c.playing + (s.name,), budget=budget)
         messages = [f"play {s.name}"]
         for statement in body:
+            if budget.left <= 0:
+                if not budget.told:
+                    budget.told = True
+                    messages.append(
+                        f"error: a play runs at most {v.MAX_PLAYED} statements, its scenes' included; "
+                        f"the rest of scene '{s.name}' is skipped"
+                    )
+                break
+            budget.left -= 1
             messages += self._apply(statement, inner)
         return messages
 
 
-def _delay_spec(delay: v.Delay, clock: Clock, block_seconds: float) -> v.DelaySpec:
-    seconds = clock.seconds(delay.time, block_seconds)
+def _delay_spec(delay: v.Delay, clock: Clock, block_seconds: float, frame_seconds: float) -> v.DelaySpec:
+    """The delay as the session takes it, its time at ``clock``'s tempo (ValueError if shorter than a frame)."""
+    seconds = checked_seconds(clock, delay.time, block_seconds, frame_seconds)
     return v.DelaySpec(
         time_blocks=seconds / block_seconds, time_seconds=seconds,
         strength=delay.strength, feedback=delay.feedback, mix=delay.mix, prompts=delay.prompts or (),
     )
+
+
+def _dropped(entry: _Scheduled, error: BaseException) -> str:
+    """The one message for a scheduled entry that failed and is dropped."""
+    try:
+        what = v.Every(entry.every, entry.body).to_source() if entry.every is not None else v.body_source(entry.body)
+    except Exception:  # the message must not fail too
+        what = "a scheduled statement"
+    return f"error: {what}: {type(error).__name__}: {_one_line(error)}; dropped from the schedule"
 
 
 def _one_line(error: BaseException) -> str:

@@ -2,7 +2,9 @@
 
 ``parse(text)`` returns a Program (a tuple of statement values from ``values.py``) or raises one
 ``DSLError`` pointing at the first problem: a syntax error from Lark, or a value out of range
-found while building the values (the caret then sits under the offending token).
+found while building the values (the caret then sits under the offending token). A text longer
+than ``MAX_TEXT_CHARS`` or nesting bodies deeper than ``MAX_NESTING`` is refused before Lark
+reads it (``check_size``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from lmdm_dsl import values as v
-from lmdm_dsl.errors import DSLError, from_lark
+from lmdm_dsl.errors import DSLError, from_lark, position_of
 from lmdm_dsl.mini import parse_pattern
 
 _PARSER = Lark(
@@ -60,6 +62,9 @@ def parse(text: str) -> tuple:
 
 def parse_located(text: str) -> tuple[Located, ...]:
     """Like ``parse``, keeping the line and column where each top-level statement starts."""
+    if not isinstance(text, str):
+        raise DSLError(f"the program must be text, got {type(text).__name__}")
+    check_size(text)
     try:
         tree = _PARSER.parse(text)
     except UnexpectedInput as error:
@@ -70,13 +75,73 @@ def parse_located(text: str) -> tuple[Located, ...]:
         if isinstance(error.orig_exc, DSLError):
             raise error.orig_exc.with_source(text) from None
         raise
-    except RecursionError:
-        raise DSLError("the text nests too deeply", 1, 1).with_source(text) from None
+    except RecursionError:  # the last guard; check_size keeps the tree far shallower than this
+        raise DSLError(f"bodies nest at most {v.MAX_NESTING} deep", 1, 1).with_source(text) from None
+
+
+def check_size(text: str) -> None:
+    """DSLError unless ``text`` is at most ``MAX_TEXT_CHARS`` long and nests at most ``MAX_NESTING`` bodies."""
+    if len(text) > v.MAX_TEXT_CHARS:
+        line, column = position_of(text, v.MAX_TEXT_CHARS)
+        raise DSLError(
+            f"a text is at most {v.MAX_TEXT_CHARS} characters, got {len(text)}",
+            line, column,
+        ).with_source(text)
+    offset = too_deep(text, v.MAX_NESTING)
+    if offset is not None:
+        raise DSLError(f"bodies nest at most {v.MAX_NESTING} deep", *position_of(text, offset)).with_source(text)
+
+
+def too_deep(text: str, limit: int) -> int | None:
+    """The offset of the body opener (``:`` of ``at``/``in``/``every``, ``=`` of ``scene``) that
+    nests bodies more than ``limit`` deep, or None. A scan of the text, strings and comments
+    skipped: an opener counts until its statement ends (``;`` or a line break outside its body)."""
+    openers = [0]  # per open { }: the openers of the statement being read at that level
+    pending = continued = False  # the last token opened a body (which may start on the next line); a \ ends the line
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == '"':  # a string, to its closing quote or the end of its line
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            pending = continued = False
+        elif char == "#" or text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif char in ":=":
+            openers[-1] += 1
+            if sum(openers) > limit:
+                return i
+            pending = True
+        elif char == "{":
+            openers.append(0)
+            pending = False
+        elif char == "}":
+            if len(openers) > 1:
+                openers.pop()
+        elif char == ";" or (char == "\n" and not pending and not continued):
+            openers[-1] = 0
+        elif char == "\\":
+            continued = True
+        elif not char.isspace():
+            pending = continued = False
+        if char == "\n":
+            continued = False
+        i += 1
+    return None
 
 
 def number(token: Token) -> int | float:
-    """A NUMBER token as int when written without a point or exponent, else float."""
-    return int(token) if _INTEGER.match(token) else float(token)
+    """A NUMBER token as int when written without a point or exponent, else float (a whole number
+    too long for Python's int conversion is a float too: inf, refused by every range)."""
+    if _INTEGER.match(token):
+        try:
+            return int(token)
+        except ValueError:  # more than sys.get_int_max_str_digits() digits
+            return float(token)
+    return float(token)
 
 
 def string(token: Token) -> str:

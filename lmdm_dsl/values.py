@@ -6,6 +6,10 @@ source text with ``to_source()``: ``parse(s.to_source()) == (s,)`` for every sta
 
 A validator that fails raises ``FieldError``, which names the offending field so that the parser
 can put the caret under the right token.
+
+Every range and limit of the language has its home here (the mini-notation's own limits are in
+``mini.py``); the SDK checks the same ones where values enter it from Python (``lmdm.session``,
+``lmdm.delay``). docs/language.md has them in one table.
 """
 
 from __future__ import annotations
@@ -23,13 +27,25 @@ REGIMES = ("block_causal", "encdec", "naive")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
 TEMPO_RANGE = (20.0, 400.0)
+METER_RANGE = (1, 16)  # beats per bar
 STEPS_RANGE = (1, 64)
 CFG_RANGE = (0.0, 20.0)
 SEED_RANGE = (0, 2**63 - 1)
-MAX_SPAN = 100_000.0  # longest time span, in its own unit
+MAX_SPAN = 100_000.0  # longest time span, in its own unit; one above 0 also lasts a latent frame (clock.checked_seconds)
 MAX_WEIGHT = 100.0
-MAX_PROMPT_CHARS = 500
+MAX_PROMPT_CHARS = 500  # one prompt text
+MAX_PROMPT_TERMS = 16  # texts in one prompt mix
+MAX_DELAY_TURNS = 16  # delay prompts (and, from Python, strengths) taking turns, one per repeat
 MAX_PATH_CHARS = 1024
+MAX_NAME_CHARS = 64  # a scene name
+
+# limits on what one text may hold and on what the interpreter keeps
+MAX_TEXT_CHARS = 20_000  # one run: a statement typed or sent, or a whole set file
+MAX_NESTING = 16  # bodies inside bodies (`at`, `in`, `every`, `scene`)
+MAX_SCHEDULED = 256  # queued + repeating statements
+MAX_SCENES = 256
+MAX_PLAY_DEPTH = 16  # scenes playing scenes
+MAX_PLAYED = 1024  # statements one `play` runs, those of the scenes it plays included
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -102,6 +118,8 @@ def _prompt_text(instance, attribute, value: str) -> None:
 
 
 def _scene_name(instance, attribute, value: str) -> None:
+    if len(value) > MAX_NAME_CHARS:
+        raise FieldError(attribute.name, f"a scene name is at most {MAX_NAME_CHARS} characters, got {len(value)}")
     if not _NAME.match(value):
         raise FieldError(attribute.name, f"a scene name is letters, digits and _, got {value!r}")
 
@@ -218,6 +236,8 @@ class PromptTerm:
 def _terms(instance, attribute, value: tuple) -> None:
     if not value:
         raise FieldError(attribute.name, "a prompt needs at least one text")
+    if len(value) > MAX_PROMPT_TERMS:
+        raise FieldError(attribute.name, f"a prompt mixes at most {MAX_PROMPT_TERMS} texts, got {len(value)}")
     if any(t.weight is not None for t in value) and sum(1.0 if t.weight is None else t.weight for t in value) <= 0:
         raise FieldError(attribute.name, "prompt weights add up to zero; give at least one a positive weight")
 
@@ -287,6 +307,8 @@ class SketchOff:
 
 
 def _delay_prompts(instance, attribute, value: tuple) -> None:
+    if len(value) > MAX_DELAY_TURNS:
+        raise FieldError(attribute.name, f"a delay takes turns between at most {MAX_DELAY_TURNS} prompts, got {len(value)}")
     for text in value:
         _prompt_text(instance, attribute, text)
 

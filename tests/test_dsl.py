@@ -603,8 +603,8 @@ def test_hook_never_raises():
     session = Broken()
     interpreter = Interpreter(session)
     interpreter.run('sketch melody "c4"')
-    session.generate(1)
-    assert interpreter.messages() == ["error: [block 0] sketch melody: boom"]
+    session.generate(3)  # reported once, then that sketch is off: no error on every block
+    assert interpreter.messages() == ["error: [block 0] sketch melody: boom; that sketch is off"]
 
 
 def test_run_and_hook_on_two_threads():
@@ -891,3 +891,223 @@ def test_status_shows_the_sketches_and_the_delay_in_force():
     session, interpreter = make()
     interpreter.run('sketch rhythm "x ~"; delay 2 blocks mix 0.2')
     assert "| sketch rhythm | delay 2 blocks strength 0.5 feedback 0.3 mix 0.2" in interpreter.run("status")[0]
+
+
+# === bounded inputs (issue 20, class 1): every number and length has a range, named in one line ===
+
+
+def one_line_error(message: str) -> bool:
+    """An error is one line: the reason, then (for a text that did not parse) the source line and a caret."""
+    lines = message.split("\n")
+    return message.startswith("error: ") and (len(lines) == 1 or (len(lines) == 3 and lines[2].strip() == "^"))
+
+
+FRAME_RANGE = "a time must be 0 or from one latent frame (40 ms) to 100000"
+
+
+@pytest.mark.parametrize("text", [
+    "delay 1e-310 blocks",                           # repeats counted by dividing by the time: overflow on every block
+    "delay 5e-324 bars",
+    "every 1e-310 bars: steps 2",                    # the scheduler failed on every block, sketches with it
+    "every 5e-324 blocks: steps 2",                  # its seconds round to 0: a division by zero
+    "at next 1e-310 blocks: steps 2",
+    "in 1e-300 bars: steps 2",
+    'prompt "a" over 1e-300 bars',
+    "sketch loudness ramp 0 1 over 1e-300 beats",
+    "every 0.01 beats: steps 2",                     # 5 ms at 120 BPM: less than a frame
+])
+def test_a_time_shorter_than_one_latent_frame_is_refused_in_one_line(text):
+    session, interpreter = make()  # 25 latent frames per second: a frame is 40 ms
+    replies = interpreter.run(text)
+    assert len(replies) == 1 and one_line_error(replies[0]) and FRAME_RANGE in replies[0]
+    session.generate(4)
+    assert interpreter.messages() == [] and interpreter.scheduled == []
+    assert session.calls_named("set_delay") == []
+
+
+def test_zero_and_exactly_one_frame_are_times_too():
+    session, interpreter = make()  # 2 s blocks, 25 frames/s: a frame is 0.02 blocks
+    assert not errors(interpreter.run("in 0 blocks: steps 3\nprompt \"a\" over 0 bars\nevery 0.02 blocks: cfg 2"))
+    session.generate(3)
+    assert len(session.calls_named("set_cfg")) == 3  # at most once per block
+    assert fired_before(session, ("set_steps", 3)) == 0
+
+
+def test_a_time_is_checked_against_the_session_s_own_frame():
+    session, interpreter = make(frame_rate=2.0)  # a frame is 0.5 s
+    [reply] = interpreter.run("every 1 beat: steps 2")  # 0.5 s at 120 BPM: one frame, allowed
+    assert not reply.startswith("error")
+    [reply] = interpreter.run("tempo 240\nevery 1 beat: cfg 2")[1:]  # 0.25 s
+    assert reply == "error: line 2: a time must be 0 or from one latent frame (500 ms) to 100000 beats; 1 beat is 250 ms at 240 BPM"
+
+
+def test_a_tempo_change_that_the_delay_cannot_follow_still_changes_the_tempo():
+    class Bounded(FakeLiveSession):
+        def set_delay(self, spec):
+            if spec is not None and spec.time_blocks > 64:
+                raise ValueError(f"delay time must be more than 0 and at most 64 blocks, got {spec.time_blocks!r}")
+            super().set_delay(spec)
+
+    session = Bounded()
+    interpreter = Interpreter(session)
+    interpreter.run("delay 16 bars")  # 32 s = 16 blocks at 120 BPM
+    replies = interpreter.run("tempo 20")  # 192 s: too long for the delay
+    assert replies[0] == "tempo 20 BPM; bar 1 starts at block 0"
+    assert replies[1].startswith("error: the delay (16 bars) keeps its time: delay time must be")
+    assert interpreter.clock.bpm == 20.0 and session.calls_named("set_delay")[-1][1].time_blocks == 16.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seed 1" + "0" * 5000, "seed must be a whole number, got inf"),  # beyond Python's int conversion: was a VisitError
+    ("steps 1e999", "steps must be a whole number, got inf"),
+    ("every 1e999 bars: steps 2", "a time span must be between 0 and 100000, got inf"),
+    ('prompt "a" * 1e400', "a prompt weight must be between 0 and 100, got inf"),
+    ("prompt " + " + ".join(['"a"'] * 17), "a prompt mixes at most 16 texts, got 17"),
+    ("delay prompt <" + " ".join(['"a"'] * 17) + ">", "a delay takes turns between at most 16 prompts, got 17"),
+    ("scene " + "a" * 65 + " = steps 2", "a scene name is at most 64 characters, got 65"),
+    ('prompt "' + "a" * 501 + '"', "a prompt is at most 500 characters, got 501"),
+])
+def test_numbers_and_lengths_out_of_range_are_one_line_errors(text, message):
+    session, interpreter = make()
+    [reply] = interpreter.run(text)
+    assert one_line_error(reply) and message in reply.split("\n")[0]
+    assert session.calls == []
+
+
+def test_limits_sit_at_their_edges():
+    _, interpreter = make()
+    assert not errors(interpreter.run("prompt " + " + ".join(['"a"'] * 16)))
+    assert not errors(interpreter.run("delay prompt <" + " ".join(['"a"'] * 16) + ">"))
+    assert not errors(interpreter.run("scene " + "a" * 64 + " = steps 2"))
+    assert not errors(interpreter.run("seed 9223372036854775807"))
+    assert not errors(interpreter.run("at next bar: " * 16 + "steps 2"))
+
+
+def test_a_long_text_and_deep_nesting_are_refused_before_lark_reads_them(monkeypatch):
+    import lmdm_dsl.parser as parser
+
+    class NoLark:
+        def parse(self, text):
+            raise AssertionError("Lark was given the text")
+
+    monkeypatch.setattr(parser, "_PARSER", NoLark())
+    long_text = "prompt " + " + ".join(['"a"'] * 20_000)  # 120 kB: held the parser and the encoder for seconds
+    [reply] = Interpreter(FakeLiveSession()).run(long_text)
+    assert one_line_error(reply) and "a text is at most 20000 characters, got 120004" in reply
+    for deep in ["at next bar: " * 200 + "steps 2",                     # was a Python RecursionError message
+                 "scene a = " + "{ every 1 bar: " * 17 + "steps 2" + " }" * 17,
+                 "in 1 block:\n" * 17 + "steps 2"]:
+        [reply] = Interpreter(FakeLiveSession()).run(deep)
+        assert one_line_error(reply) and "bodies nest at most 16 deep" in reply
+        assert "RecursionError" not in reply
+
+
+def test_too_deep_counts_body_openers_only():
+    from lmdm_dsl.parser import too_deep
+
+    assert too_deep("at next bar: at next bar: steps 2", 2) is None
+    assert too_deep("at next bar: at next bar: at next bar: steps 2", 2) == len("at next bar: at next bar: at next bar")
+    assert too_deep("at next bar: steps 2; at next bar: steps 2; at next bar: steps 2", 1) is None  # ; ends a statement
+    assert too_deep("every 1 bar:\n  every 1 bar: steps 2\nin 1 bar: steps 3", 2) is None  # a body on the next line
+    continued = "every 1 bar: in 1 \\\n  bar: steps 2"  # a \ continues the line
+    assert too_deep(continued, 1) == continued.rindex(":")
+    assert too_deep(continued.replace("\\", ""), 1) is None  # without it, the line ends the statement
+    assert too_deep('prompt "a: b: c = d"  # : : : =\nsteps 2 // : :', 0) is None  # strings and comments skipped
+    assert too_deep("scene a = {\n  every 1 bar: steps 2\n  in 1 bar: steps 3\n}", 2) is None
+    assert too_deep("scene a = {\n  every 1 bar: { in 1 bar: steps 2 }\n}", 2) is not None
+
+
+def test_scenes_and_what_one_play_runs_are_capped():
+    session, interpreter = make()
+    for k in range(v.MAX_SCENES):
+        interpreter.run(f"scene s{k} = steps 2")
+    assert interpreter.run("scene one_more = steps 2") == ["error: too many scenes (at most 256); define one again to replace it"]
+    assert not errors(interpreter.run("scene s0 = steps 3"))  # replacing one is fine
+    session, interpreter = make()
+    interpreter.run("scene x0 = steps 2")
+    for k in range(1, 6):  # x5 would run 10^5 statements
+        interpreter.run(f"scene x{k} = {{ " + "; ".join([f"play x{k - 1}"] * 10) + " }")
+    replies = interpreter.run("play x5")
+    assert errors(replies) == ["error: a play runs at most 1024 statements, its scenes' included; the rest of scene 'x1' is skipped"]
+    assert len(session.calls_named("set_steps")) <= v.MAX_PLAYED
+
+
+def test_the_interpreter_refuses_a_meter_out_of_range():
+    with pytest.raises(ValueError, match="beats_per_bar must be a whole number from 1 to 16, got 0"):
+        Interpreter(FakeLiveSession(), beats_per_bar=0)
+
+
+# === the scheduler isolates its entries (issue 20, class 2) ======================================
+
+
+def test_a_failing_entry_is_reported_once_and_dropped_and_the_others_go_on(monkeypatch):
+    import lmdm_dsl.interpreter as interpreter_module
+
+    real = interpreter_module.next_boundary
+
+    def next_boundary(clock, span, block, block_seconds, *, strictly_after=False):
+        if span == v.Span(3, "block") and strictly_after:
+            raise OverflowError("cannot convert float infinity to integer")
+        return real(clock, span, block, block_seconds, strictly_after=strictly_after)
+
+    monkeypatch.setattr(interpreter_module, "next_boundary", next_boundary)
+    session, interpreter = make()
+    interpreter.run('every 1 block: steps 2\nevery 3 blocks: seed 1\nevery 2 blocks: cfg 2\nsketch rhythm "x ~"')
+    session.generate(6)
+    messages = interpreter.messages()
+    assert errors(messages) == [
+        "error: [block 0] every 3 blocks: seed 1: OverflowError: cannot convert float infinity to integer; dropped from the schedule"
+    ]
+    assert len(session.calls_named("set_steps")) == 6 and len(session.calls_named("set_cfg")) == 3
+    assert len(session.calls_named("set_sketch")) == 6  # the sketch too, every block
+    assert session.calls_named("set_seed") == []  # it failed before it ran
+    assert [body for _, body in interpreter.scheduled] == [(v.Steps(2),), (v.Cfg(2.0),)]
+
+
+def test_an_entry_that_cannot_follow_a_tempo_change_is_dropped_alone(monkeypatch):
+    import lmdm_dsl.interpreter as interpreter_module
+
+    real = interpreter_module.next_boundary
+    monkeypatch.setattr(
+        interpreter_module, "next_boundary",
+        lambda clock, span, block, bs, strictly_after=False: (
+            1 // 0 if span == v.Span(3, "bar") and clock.bpm == 90 else real(clock, span, block, bs, strictly_after=strictly_after)
+        ),
+    )
+    session, interpreter = make()
+    interpreter.run("every 3 bars: seed 1\nevery 1 bar: steps 2")
+    session.generate(1)
+    replies = interpreter.run("tempo 90")
+    assert replies[0] == "tempo 90 BPM; bar 1 starts at block 1"
+    assert replies[1:] == ["error: every 3 bars: seed 1: ZeroDivisionError: integer division or modulo by zero; dropped from the schedule"]
+    session.generate(4)
+    assert len(session.calls_named("set_steps")) == 4 and not errors(interpreter.messages())
+
+
+# === every after a tempo change (issue 20, class 10) ==============================================
+
+
+def fired_blocks(session: FakeLiveSession, call: tuple) -> list[int]:
+    return [fired_before_index(session, i) for i, c in enumerate(session.calls) if c == call]
+
+
+@pytest.mark.parametrize("tempo_change, expected", [
+    ("at next block: tempo 120", [0, 4, 8, 10, 14, 18]),  # was 0, 4, 8, 11, 14: a block late, then 3 apart
+    ("in 0 blocks: tempo 160", [0, 4, 8, 10, 13, 16, 19]),  # 4 bars at 160 BPM: 6 s, 3 blocks
+    ("tempo 120", [0, 4, 8, 10, 14, 18]),  # typed: it always fired on the new grid's bar 1
+])
+def test_every_fires_on_the_new_grid_from_the_block_a_tempo_restarts_it(tempo_change, expected):
+    session, interpreter = make()  # 2 s blocks at 120 BPM: 4 bars are 4 blocks
+    interpreter.run("every 4 bars: cfg 2")
+    session.generate(10)  # now is block 10
+    interpreter.run(tempo_change)
+    session.generate(10)
+    assert fired_blocks(session, ("set_cfg", 2.0))[: len(expected)] == expected
+    assert not errors(interpreter.messages())
+
+
+def test_a_grid_restarted_by_a_fired_statement_fires_each_entry_once_in_that_block():
+    session, interpreter = make()
+    interpreter.run("every 1 bar: cfg 2\nevery 2 blocks: tempo 120")  # the grid restarts every 2 blocks
+    session.generate(6)
+    assert fired_blocks(session, ("set_cfg", 2.0)) == [0, 1, 2, 3, 4, 5]

@@ -266,3 +266,63 @@ def test_a_loud_stream_is_limited_and_says_so(model) -> None:
     quiet = lmdm.LiveSession(model, prompt="techno", steps=2, seed=0)
     audio = quiet.render(seconds=2.0)
     assert (quiet.stats.limited_samples == 0) == bool(np.max(np.abs(audio)) <= 0.8)  # counted iff above the knee
+
+
+# --- ranges where values enter from Python (issue 20, class 1): the language's, one home ----------
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: s.set_delay(1e-310), r"delay time must be from one latent frame \(0.125 blocks\) to 64 blocks"),
+    (lambda s: s.set_delay(beats=1e-300), "delay time must be from one latent frame"),
+    (lambda s: s.set_delay(beats=1, bpm=float("nan")), "tempo must be between 20 and 400 BPM"),
+    (lambda s: s.set_delay(1, prompts=["a"] * 17), "at most 16 prompts"),
+    (lambda s: s.set_delay(1, strength=[0.5] * 17), "give 1 to 16 values"),
+    (lambda s: s.set_delay(1, prompts=["a" * 501]), "at most 500 characters"),
+    (lambda s: s.set_prompt([("a", 1.0)] * 17), "at most 16"),
+    (lambda s: s.set_prompt("a" * 501), "a prompt is at most 500 characters, got 501"),
+    (lambda s: s.set_prompt([("a", 1e308), ("b", 1e308)]), "prompt weights must be numbers from 0 to 100"),
+    (lambda s: s.set_tempo(120, beats_per_bar=0), "beats_per_bar must be a whole number from 1 to 16"),
+])
+def test_api_values_out_of_range_are_refused_at_once_in_one_line(model, call, message) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    with pytest.raises(ValueError, match=message) as caught:
+        call(s)
+    assert "\n" not in str(caught.value)
+    assert np.isfinite(s.next_block()).all()
+
+
+def test_set_sketch_checks_its_tempo_and_meter() -> None:
+    from lmdm.conditioning.sketch import SKETCH_INPUTS
+
+    sketchy = lmdm.build_model(lmdm.ModelConfig.tiny(extra_add_inputs=SKETCH_INPUTS), seed=0)
+    s = lmdm.LiveSession(sketchy, steps=1)
+    assert s.supports("sketch")
+    for kwargs, message in [({"bpm": 0.0}, "tempo must be between 20 and 400"), ({"bpm": float("inf")}, "tempo"),
+                            ({"beats_per_bar": 10**9}, "beats_per_bar must be a whole number from 1 to 16")]:
+        with pytest.raises(ValueError, match=message):
+            s.set_sketch(melody="c4 e4", **kwargs)
+
+
+def test_a_tiny_delay_time_never_reaches_the_stream(model) -> None:
+    """Was: every block failed with an overflow (repeats counted by dividing by the time)."""
+    from lmdm_dsl import DelaySpec
+
+    s = lmdm.LiveSession(model, steps=1, mix_input=True)
+    s.feed_input(np.zeros((4 * model.block_samples, 1), np.float32), sample_rate=model.sample_rate)
+    for tiny in (1e-310, DelaySpec(1e-310, 1e-310, 0.5, 0.3, 0.5)):
+        with pytest.raises(ValueError, match="one latent frame"):
+            s.set_delay(tiny)
+    s.set_delay(1 / model.config.block_frames)  # exactly one frame is allowed
+    out = s.render(3 * s.block_seconds)
+    assert np.isfinite(out).all() and s.stats.errors == 0
+
+
+@pytest.mark.parametrize("tail", ["inf", "nan", "-1", "3601"])
+def test_lmdm_delay_refuses_a_tail_out_of_range_in_one_line(tail, capsys) -> None:
+    from lmdm.delay import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["missing.wav", "--tail", tail])
+    assert caught.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f"--tail must be a number of seconds from 0 to 3600, got {float(tail):g}")
