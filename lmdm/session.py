@@ -573,8 +573,17 @@ class LiveSession:
         self.errors.append(message)
         log.warning(message)
 
+    def _apply_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for change in pending:
+            change()
+
     def _start_block(self) -> tuple[Conditioning, Settings]:
-        """Run hooks, apply queued changes, advance a glide: the state this block is made with."""
+        """Apply queued changes, run hooks, apply what the hooks queued, advance a glide: the state this
+        block is made with. Changes queued from Python (a tempo, a prompt naming one) apply before the
+        hooks, so the language's scheduler sees this block's clock, not the last one's."""
+        self._apply_pending()
         with self._lock:
             hooks = list(self._hooks)
         for hook in hooks:
@@ -582,10 +591,7 @@ class LiveSession:
                 hook(self, self.block_index)
             except Exception as e:  # a performer's hook must never stop the music
                 self._report(f"hook {getattr(hook, '__name__', hook)!r} failed: {e}")
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for change in pending:
-            change()
+        self._apply_pending()
         with self._lock:
             inbox, self._inbox = self._inbox, []
         for audio, rate in inbox:

@@ -151,8 +151,6 @@ def test_every_fires_on_bar_1_of_a_grid_restarted_by_a_scheduled_tempo(two_secon
     assert session.clock.origin_block == 10 == interp.clock.origin_block
 
 
-@pytest.mark.xfail(strict=True, reason="LiveSession applies set_tempo/set_prompt after the hooks of the block they take effect "
-                                       "in, so the language sees the new bar 1 a block late (lmdm/session.py _start_block)")
 @pytest.mark.parametrize("how", ["prompt", "set_tempo"])
 def test_every_fires_on_bar_1_of_a_grid_restarted_from_python(two_second_model, how) -> None:
     session = lmdm.LiveSession(two_second_model, prompt="x", steps=1)
