@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from pathlib import Path
 
@@ -121,8 +122,8 @@ def render_main(argv: list[str] | None = None) -> int:
         if (problem := plot_unavailable()) is not None:
             print(f"{p.prog}: --plot: {problem}", file=sys.stderr)
             return 2
-    if not (a.seconds > 0):
-        p.error("--seconds must be > 0")
+    if not (math.isfinite(a.seconds) and 0 < a.seconds <= 86_400):
+        p.error(f"--seconds must be a number from 0 to 86400 (24 h), got {a.seconds:g}")
     import torch
 
     torch.set_flush_denormal(True)  # a command-line process of its own: no subnormal slow paths

@@ -38,9 +38,12 @@ from lmdm.session import LiveSession
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter, run_repl, watch_file
 from lmdm_dsl.repl import PROMPT
+from lmdm_dsl.values import SEED_RANGE
 
 OFFLINE_SECONDS = 60.0  # --offline without --seconds
 AHEAD_SECONDS = 1.0  # generate when less than this much audio (and at least one block) is queued
+MIN_AHEAD_SECONDS, MAX_AHEAD_SECONDS = 0.01, 8.0  # up to the engine's output ring (EngineConfig.buffer_seconds)
+MAX_SECONDS = 86_400.0  # --seconds: at most a day of audio
 STATUS_SECONDS = 5.0  # a status line this often when nobody is typing
 WATCH_SECONDS = 0.5  # how often --watch looks at the set file
 HISTORY_FILE = "~/.lmdm_history"
@@ -209,8 +212,10 @@ def _device(text: str) -> int | str:
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     a = p.parse_args(argv)
-    if a.seconds is not None and not (math.isfinite(a.seconds) and a.seconds > 0):
-        p.error(f"--seconds must be a number > 0, got {a.seconds:g}")
+    if a.seconds is not None and not (math.isfinite(a.seconds) and 0 < a.seconds <= MAX_SECONDS):
+        p.error(f"--seconds must be a number from 0 to {MAX_SECONDS:g} (24 h), got {a.seconds:g}")
+    if not 0 <= a.seed <= SEED_RANGE[1]:
+        p.error(f"--seed must be a whole number from 0 to {SEED_RANGE[1]}, got {a.seed}")
     if a.offline:
         if a.watch:
             p.error("--watch plays live; leave out --offline")
@@ -225,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--seconds needs --no-repl when playing live (the REPL plays until Ctrl-D)")
         if not 0 <= a.osc_port <= 65535:
             p.error(f"--osc-port must be from 0 to 65535, got {a.osc_port}")
-        if not (math.isfinite(a.ahead) and a.ahead > 0):
-            p.error(f"--ahead must be a number of seconds > 0, got {a.ahead:g}")
+        if not (math.isfinite(a.ahead) and MIN_AHEAD_SECONDS <= a.ahead <= MAX_AHEAD_SECONDS):
+            p.error(f"--ahead must be {MIN_AHEAD_SECONDS:g} to {MAX_AHEAD_SECONDS:g} seconds (the output buffer), got {a.ahead:g}")
 
     text = ""
     if a.set is not None:

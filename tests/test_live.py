@@ -234,6 +234,19 @@ def test_argument_mistakes_are_usage_errors(tmp_path, capsys):
     assert "--seconds needs --no-repl" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--offline", "--seed", "-1"], "--seed must be a whole number from 0"),
+    (["--offline", "--seconds", "inf"], "--seconds must be a number from 0 to 86400"),
+    (["--offline", "--seconds", "1e12"], "--seconds must be a number from 0 to 86400"),
+    (["--no-repl", "--ahead", "inf"], "--ahead must be 0.01 to 8 seconds"),
+    (["--no-repl", "--ahead", "1e-300"], "--ahead must be 0.01 to 8 seconds"),
+])
+def test_numbers_out_of_range_are_one_line_usage_errors(argv, words, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        live.main([*argv, "-o", str(tmp_path / "x.wav"), "--model", "tiny"] if "--offline" in argv else [*argv, "--model", "tiny"])
+    assert exit_.value.code == 2 and words in capsys.readouterr().err.splitlines()[-1]
+
+
 # === the REPL ===================================================================================
 
 
