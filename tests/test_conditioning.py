@@ -745,3 +745,11 @@ def test_a_delay_without_any_input_leaves_the_stream_playing_unchanged() -> None
     delayed.feed_input(np.zeros(model.sample_rate, np.float32))  # a player arrives: the delay takes over
     delayed.render(1.0)
     assert not delayed.stats.delay.endswith("(waiting for input)")
+
+
+@pytest.mark.parametrize("notes", [[(1e12, 1, 60)], [(0, 1e7, 60)]])
+def test_a_note_list_too_long_is_refused_before_anything_is_allocated(notes) -> None:
+    from lmdm.conditioning.sketch_sources import MAX_TRACK_FRAMES, notes_to_frames
+
+    with pytest.raises(ValueError, match=f"at most .* s \\({MAX_TRACK_FRAMES} frames\\)"):
+        notes_to_frames(notes, "melody")

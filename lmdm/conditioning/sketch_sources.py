@@ -128,6 +128,9 @@ def notes_to_frames(notes: Sequence[Sequence[float]], kind: str, frame_rate: flo
     if not parsed:
         raise ValueError("a note list needs at least one note")
     end = max(s + d for s, d, _, _ in parsed) if length_s is None else float(length_s)
+    if not (math.isfinite(end) and end * frame_rate <= MAX_TRACK_FRAMES):  # checked before allocating
+        raise ValueError(f"a {kind} sketch lasts at most {MAX_TRACK_FRAMES / frame_rate:g} s ({MAX_TRACK_FRAMES} frames), "
+                         f"these notes end at {end:g} s")
     frames = max(1, math.ceil(end * frame_rate - 1e-9))
     out = np.zeros(frames, dtype=np.float32)
     for start, dur, pitch, velocity in parsed:
