@@ -43,7 +43,7 @@ from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
 from lmdm.conditioning.sketch_sources import ArrayTrack, Track, as_track, sketch_add
 from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
-from lmdm.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, check_delay_frames, delay_settings, gain_ramp, mix_out
+from lmdm.conditioning.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, check_delay_frames, delay_settings, gain_ramp, mix_out
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import check_regime
 from lmdm.sampling import check_sampler
@@ -507,11 +507,11 @@ class LiveSession:
         mix: float = 0.5,
         prompts: Sequence[str] = (),
     ) -> None:
-        """The generative delay: each repeat of the input is re-imagined by the model (lmdm/delay.py).
+        """The generative delay: each repeat of the input is re-imagined by the model (lmdm/conditioning/delay.py).
 
             set_delay(2, strength=0.6, feedback=0.3, mix=0.5, prompts=["glass bells", "warm strings"])
             set_delay(beats=3, bpm=124)       # delay time in beats
-            set_delay(spec)                   # a lmdm.delay.DelaySettings or lmdm_dsl.DelaySpec
+            set_delay(spec)                   # a lmdm.conditioning.delay.DelaySettings or lmdm_dsl.DelaySpec
             set_delay(None)                   # off
 
         strength 0 returns the delayed input itself (through the codec), 1 ignores it; prompts (and

@@ -9,7 +9,7 @@ can put the caret under the right token.
 
 Every range and limit of the language has its home here (the mini-notation's own limits are in
 ``mini.py``); the SDK checks the same ones where values enter it from Python (``lmdm.session``,
-``lmdm.delay``). docs/language.md has them in one table.
+``lmdm.conditioning.delay``, ``lmdm.delay``). docs/language.md has them in one table.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from lmdm.conditioning.sketch import SKETCH_DIM
 from lmdm.conditioning.sketch_sources import (
     ArrayTrack, as_track, check_values, notes_to_frames, onset_frames, sketch_add, sketch_from_audio, yin,
 )
-from lmdm.delay import DelaySettings, delay_settings, gain_ramp
+from lmdm.conditioning.delay import DelaySettings, delay_settings, gain_ramp
 from lmdm.sampling import sample, schedule
 from lmdm.stream import BlockStream
 
