@@ -8,6 +8,15 @@ from tests.jack import jack_server  # noqa: F401  (session fixture for @pytest.m
 TINY_LATENT_DIM = 8  # ModelConfig.tiny()'s
 
 
+@pytest.fixture(autouse=True)
+def denormals_back_after_each_test():
+    """`lmdm render` / `lmdm live` run in-process turn on flush-to-zero for the whole process
+    (torch.set_flush_denormal(True)); Hypothesis's floats() then sees 0.0 as the smallest subnormal
+    and fails to draw. Every test leaves the process as it found it."""
+    yield
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models on a busy 2-core machine: one thread is faster (no spinning) and the same everywhere.
