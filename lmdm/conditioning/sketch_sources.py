@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 import torch
 
+from lmdm.conditioning.clock import check_tempo
 from lmdm.conditioning.sketch import LOUDNESS_FLOOR_DB, SKETCH_NAMES, sketch_features
 
 KINDS = SKETCH_NAMES  # ("melody", "rhythm", "loudness")
@@ -94,8 +95,7 @@ def from_mini(text: str, kind: str, *, bpm: float = 120.0, frame_rate: float = 2
     from lmdm_dsl.errors import DSLError
     from lmdm_dsl.mini import parse_pattern
 
-    if not (isinstance(bpm, (int, float)) and math.isfinite(bpm) and 20 <= bpm <= 400):
-        raise ValueError(f"bpm must be between 20 and 400, got {bpm!r}")
+    bpm = check_tempo(bpm)
     try:
         pattern = parse_pattern(text, kind)
     except DSLError as e:
