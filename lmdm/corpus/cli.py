@@ -13,7 +13,7 @@ from pathlib import Path
 
 import soundfile
 
-from lmdm.corpus.example import make_example
+from lmdm.corpus.example import INSTRUMENT_SOURCES, make_example
 from lmdm.corpus.reader import CorpusReader
 from lmdm.corpus.styles import STYLE_NAMES
 from lmdm.corpus.writer import write_corpus
@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--any-tempo", type=float, default=0.0, metavar="SHARE",
                       help="share of songs (0..1) whose tempo is drawn from 60-180 BPM whatever their style (default 0)")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
+    make.add_argument("--instruments", choices=INSTRUMENT_SOURCES, default="synth",
+                      help="synth: the numpy voices (default); sampled: a General MIDI soundfont through FluidSynth")
+    make.add_argument("--soundfont", metavar="SF2", help="soundfont for --instruments sampled: a path or a file name in "
+                      "/usr/share/sounds/sf2 (default: FluidR3_GM.sf2, else TimGM6mb.sf2)")
 
     example = commands.add_parser("example", help="render one example to a WAV file to listen to")
     example.add_argument("--seed", type=int, default=0)
@@ -44,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("--seconds", type=float, default=20.0)
     example.add_argument("--out", type=Path, default=Path("example.wav"))
     example.add_argument("--stems", action="store_true", help="also write OUT-<stem>.wav per stem")
+    example.add_argument("--sample-rate", type=int, default=16000)
+    example.add_argument("--instruments", choices=INSTRUMENT_SOURCES, default="synth",
+                      help="synth: the numpy voices (default); sampled: a General MIDI soundfont through FluidSynth")
+    example.add_argument("--soundfont", metavar="SF2", help="soundfont for --instruments sampled: a path or a file name in "
+                      "/usr/share/sounds/sf2 (default: FluidR3_GM.sf2, else TimGM6mb.sf2)")
 
     show = commands.add_parser("show", help="summarise a corpus directory")
     show.add_argument("dir", type=Path)
@@ -64,6 +73,8 @@ def run_make(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         frame_rate=args.frame_rate,
         any_tempo=args.any_tempo,
+        instruments=args.instruments,
+        soundfont=args.soundfont,
     )
     print(
         f"{args.out}: {report.examples} examples, {report.audio_hours:.2f} h audio, "
@@ -74,7 +85,8 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_example(args: argparse.Namespace) -> int:
-    example = make_example(args.seed, args.seconds, style=args.style)
+    example = make_example(args.seed, args.seconds, style=args.style, sample_rate=args.sample_rate,
+                           instruments=args.instruments, soundfont=args.soundfont)
     soundfile.write(args.out, example.audio, example.sample_rate)
     if args.stems:
         for name, stem in example.stems.items():
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "example":
             return run_example(args)
         return run_show(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"lmdm corpus: error: {error}", file=sys.stderr)
         return 2
 

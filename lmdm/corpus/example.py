@@ -16,9 +16,13 @@ from lmdm.corpus.annotate import Annotations, annotate, hop_size
 from lmdm.corpus.arrange import arrange, draw_song, part_rng, pick
 from lmdm.corpus.caption import CaptionFacts, caption
 from lmdm.corpus.render import render_score
+from lmdm.corpus.sampled import SampledInstruments, find_soundfont
 from lmdm.corpus.score import STEM_NAMES, Note
 from lmdm.corpus.styles import STYLE_NAMES, STYLES
 from lmdm.corpus.theory import key_name, pitch_class_name
+
+
+INSTRUMENT_SOURCES = ("synth", "sampled")
 
 
 @attrs.frozen
@@ -33,6 +37,7 @@ class Attributes:
     seconds: float
     sample_rate: int
     frame_rate: float
+    renderer: str = "synth"  # "synth" (numpy voices) or "sampled:<soundfont file name>"
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
@@ -80,24 +85,31 @@ def make_example(
     sample_rate: int = 16000,
     frame_rate: float = 25.0,
     any_tempo: float = 0.0,
+    instruments: str = "synth",
+    soundfont: str | None = None,
 ) -> Example:
     """Generate one example. ``seconds`` is rounded to a whole number of frames.
 
     ``any_tempo``: the chance that the song's tempo is drawn from 60-180 BPM (styles.ANY_TEMPO)
-    instead of its style's usual range; 0 gives the same example as always."""
+    instead of its style's usual range; 0 gives the same example as always.
+    ``instruments``: "synth" (the numpy voices) or "sampled" (a General MIDI soundfont played by
+    FluidSynth: `soundfont`, a path or file name, or the first installed of sampled.SOUNDFONTS)."""
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
     if style is not None and style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLE_NAMES)}")
+    if instruments not in INSTRUMENT_SOURCES:
+        raise ValueError(f"instruments must be one of {', '.join(INSTRUMENT_SOURCES)}, got {instruments!r}")
+    sampled = SampledInstruments(find_soundfont(soundfont), sample_rate) if instruments == "sampled" else None
     hop = hop_size(sample_rate, frame_rate)
     frames = max(1, int(round(seconds * frame_rate)))
     seconds = frames * hop / sample_rate
     style_name = style if style is not None else pick(part_rng(seed, "style"), STYLE_NAMES)
     song = draw_song(seed, STYLES[style_name], any_tempo)
     score = arrange(song, STYLES[style_name], seed, seconds)
-    mix, stems = render_score(score, sample_rate, seed)
+    mix, stems = render_score(score, sample_rate, seed, sampled)
     attributes = Attributes(
         style=style_name,
         tempo=song.tempo,
@@ -109,6 +121,7 @@ def make_example(
         seconds=seconds,
         sample_rate=sample_rate,
         frame_rate=frame_rate,
+        renderer="synth" if sampled is None else f"sampled:{sampled.soundfont.name}",
     )
     facts = CaptionFacts(
         style=style_name,

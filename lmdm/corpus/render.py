@@ -1,5 +1,8 @@
 """Score -> audio: notes into four stems, stem effects, levels, and one master gain.
 
+A note sounds through a numpy voice (``instruments``, ``drums``) or, for a sampled corpus,
+through a soundfont program (``sampled``); everything after the note is the same.
+
 How the stems relate to the mix (exactly):
 
 1. Every note is rendered by its instrument and added to its stem (drums, bass, harmony, lead).
@@ -23,6 +26,7 @@ import numpy as np
 from lmdm.corpus.drums import DRUM_KITS, render_drum
 from lmdm.corpus.effects import echo, reverb, reverb_impulse
 from lmdm.corpus.instruments import PITCHED_VOICES
+from lmdm.corpus.sampled import SampledInstruments
 from lmdm.corpus.score import STEM_NAMES, Note, Score
 from lmdm.corpus.synth import soft_clip
 from lmdm.corpus.theory import midi_to_hz
@@ -51,9 +55,12 @@ def render_key(note: Note) -> RenderKey:
     return (note.instrument, note.pitch, gate, velocity_step(note.velocity))
 
 
-def render_sound(key: RenderKey, sample_rate: int, seed: int) -> np.ndarray:
-    """One note's sound at unit level (velocity only shapes the timbre here)."""
+def render_sound(key: RenderKey, sample_rate: int, seed: int, sampled: SampledInstruments | None = None) -> np.ndarray:
+    """One note's sound at unit level (velocity only shapes the timbre here): by the numpy voices,
+    or with `sampled` by a soundfont program (lmdm.corpus.sampled)."""
     instrument, pitch, gate_steps, velocity = key
+    if sampled is not None:
+        return sampled.sound(instrument, pitch, gate_steps * GATE_STEP, velocity)
     rng = note_rng(seed, key)
     if instrument in DRUM_KITS:
         return render_drum(instrument, pitch, velocity, sample_rate, rng)
@@ -67,7 +74,8 @@ def note_start_sample(note: Note, sample_rate: int) -> int:
 
 
 def place_notes(
-    notes: tuple[Note, ...], length: int, preroll: int, sample_rate: int, seed: int
+    notes: tuple[Note, ...], length: int, preroll: int, sample_rate: int, seed: int,
+    sampled: SampledInstruments | None = None,
 ) -> dict[str, np.ndarray]:
     """Dry stems of ``length`` samples, of which the first ``preroll`` come before the example."""
     stems = {name: np.zeros(length, dtype=np.float32) for name in STEM_NAMES}
@@ -76,7 +84,7 @@ def place_notes(
         key = render_key(note)
         sound = sounds.get(key)
         if sound is None:
-            sound = sounds[key] = render_sound(key, sample_rate, seed)
+            sound = sounds[key] = render_sound(key, sample_rate, seed, sampled)
         start = note_start_sample(note, sample_rate) + preroll
         begin, end = max(start, 0), min(start + len(sound), length)
         if end > begin:
@@ -155,11 +163,14 @@ def master(stems: dict[str, np.ndarray], headroom_db: float = HEADROOM_DB) -> tu
     return sum_stems(stems), dict(stems)
 
 
-def render_score(score: Score, sample_rate: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render a score to (mix, stems), each ``round(score.seconds * sample_rate)`` samples."""
+def render_score(
+    score: Score, sample_rate: int, seed: int, sampled: SampledInstruments | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Render a score to (mix, stems), each ``round(score.seconds * sample_rate)`` samples; the
+    notes by the numpy voices, or by `sampled`'s soundfont."""
     n = int(round(score.seconds * sample_rate))
     pre = int(round(score.preroll * sample_rate))
-    dry = saturate_drums(place_notes(score.notes, pre + n, pre, sample_rate, seed))
+    dry = saturate_drums(place_notes(score.notes, pre + n, pre, sample_rate, seed, sampled))
     # Levels are measured on the dry stems including the pre-roll, so a stem whose notes all
     # fall in the pre-roll is judged by those notes, not by the quiet tail that reaches the example.
     gains = stem_gains(dry, score.mixing.stem_level_db, sample_rate)

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from lmdm.corpus.example import make_example
+from lmdm.corpus.example import INSTRUMENT_SOURCES, make_example
 from lmdm.corpus.files import (
     FORMAT_VERSION,
     META_NAME,
@@ -30,6 +30,7 @@ from lmdm.corpus.files import (
     write_index,
     write_meta,
 )
+from lmdm.corpus.sampled import find_soundfont
 from lmdm.corpus.score import STEM_NAMES
 from lmdm.corpus.styles import STYLE_NAMES, STYLES
 from lmdm.progress import advance, progress as progress_bar
@@ -45,6 +46,8 @@ class Job:
     frame_rate: float
     root: str
     any_tempo: float = 0.0
+    instruments: str = "synth"
+    soundfont: str | None = None
 
 
 @attrs.frozen
@@ -75,10 +78,13 @@ def plan_jobs(
     sample_rate: int,
     frame_rate: float,
     any_tempo: float = 0.0,
+    instruments: str = "synth",
+    soundfont: str | None = None,
 ) -> list[Job]:
     count = max(1, math.ceil(hours * 3600.0 / seconds_per_example))
     return [
-        Job(i, example_seed(seed, i), styles[i % len(styles)], seconds_per_example, sample_rate, frame_rate, str(root), any_tempo)
+        Job(i, example_seed(seed, i), styles[i % len(styles)], seconds_per_example, sample_rate, frame_rate, str(root),
+            any_tempo, instruments, soundfont)
         for i in range(count)
     ]
 
@@ -86,7 +92,8 @@ def plan_jobs(
 def run_job(job: Job) -> dict[str, Any]:
     """Make one example and write its files (runs in a worker process)."""
     example = make_example(
-        job.seed, job.seconds, style=job.style, sample_rate=job.sample_rate, frame_rate=job.frame_rate, any_tempo=job.any_tempo
+        job.seed, job.seconds, style=job.style, sample_rate=job.sample_rate, frame_rate=job.frame_rate, any_tempo=job.any_tempo,
+        instruments=job.instruments, soundfont=job.soundfont,
     )
     name = example_id(job.index)
     write_example(Path(job.root), name, example)
@@ -98,7 +105,8 @@ def _check_meta(root: Path, meta: dict[str, Any]) -> None:
         return
     old = read_meta(root)
     keys = ("format_version", "seed", "sample_rate", "frame_rate", "seconds_per_example", "styles")
-    if any(old.get(k) != meta.get(k) for k in keys) or old.get("any_tempo", 0.0) != meta.get("any_tempo", 0.0):
+    defaults = {"any_tempo": 0.0, "instruments": "synth"}  # settings older corpora do not name
+    if any(old.get(k) != meta.get(k) for k in keys) or any(old.get(k, d) != meta.get(k, d) for k, d in defaults.items()):
         raise ValueError(
             f"{root} holds a corpus made with other settings ({old}); use a new directory or the same settings"
         )
@@ -116,12 +124,16 @@ def write_corpus(
     sample_rate: int = 16000,
     frame_rate: float = 25.0,
     any_tempo: float = 0.0,
+    instruments: str = "synth",
+    soundfont: str | Path | None = None,
 ) -> WriteReport:
     """Write about ``hours`` of examples to ``out_dir`` (see ``files`` for the format).
 
     ``workers > 1`` renders in that many ``spawn``-ed processes, so a script calling this must
     do so under ``if __name__ == "__main__":``. ``any_tempo``: the share of songs whose tempo is
-    drawn from 60-180 BPM whatever their style (styles.ANY_TEMPO). ``progress`` shows a bar on stderr when it is a
+    drawn from 60-180 BPM whatever their style (styles.ANY_TEMPO). ``instruments``: "synth" (numpy
+    voices) or "sampled" (a GM soundfont through FluidSynth, lmdm.corpus.sampled; `soundfont` a
+    path or file name, default the first installed). ``progress`` shows a bar on stderr when it is a
     terminal. Returns what was done; the corpus is then readable with ``CorpusReader``.
     """
     if hours <= 0 or seconds_per_example <= 0:
@@ -134,6 +146,9 @@ def write_corpus(
     unknown = [s for s in styles if s not in STYLES]
     if unknown:
         raise ValueError(f"unknown styles {unknown}; choose from {', '.join(STYLE_NAMES)}")
+    if instruments not in INSTRUMENT_SOURCES:
+        raise ValueError(f"instruments must be one of {', '.join(INSTRUMENT_SOURCES)}, got {instruments!r}")
+    font = str(find_soundfont(soundfont)) if instruments == "sampled" else None  # fails here, not in a worker
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -148,10 +163,13 @@ def write_corpus(
     }
     if any_tempo:
         meta["any_tempo"] = any_tempo
+    if font is not None:
+        meta["instruments"] = "sampled"
+        meta["soundfont"] = Path(font).name
     _check_meta(root, meta)
     write_meta(root, meta)
 
-    jobs = plan_jobs(root, hours, seed, seconds_per_example, styles, sample_rate, frame_rate, any_tempo)
+    jobs = plan_jobs(root, hours, seed, seconds_per_example, styles, sample_rate, frame_rate, any_tempo, instruments, font)
     done = {r["id"]: r for r in read_index(root)}
     todo = [j for j in jobs if example_id(j.index) not in done]
     total_hours = len(jobs) * seconds_per_example / 3600.0
