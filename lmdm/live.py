@@ -34,6 +34,8 @@ from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, Recorder, Re
 from lmdm.audio.record import output_problem, recording_path, recordings_folder
 from lmdm.cli import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
+from lmdm.sync.midi import VIRTUAL as MIDI_VIRTUAL
+from lmdm.sync.midi import engine_heard, start_midi
 from lmdm.session import LiveSession
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter, run_repl, watch_file
@@ -202,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--osc-port", type=int, default=57120, help="OSC port (default 57120; 0 picks a free one)")
     live.add_argument("--osc-host", default="127.0.0.1", help="OSC address to listen on (default 127.0.0.1: this machine only)")
     live.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    live.add_argument("--midi-in", metavar="PORT", help="MIDI input for `midi cc/notes/clock in` statements: a port's name "
+                      f"or part of it, or '{MIDI_VIRTUAL}' for lmdm's own port ([midi] extra; docs/play_with_others.md)")
+    live.add_argument("--midi-out", metavar="PORT", help=f"MIDI output for `midi clock out`: a port's name or part of it, or '{MIDI_VIRTUAL}'")
+    live.add_argument("--midi-api", metavar="NAME", help="the MIDI system: alsa, jack, core, winmm (default: the first that answers)")
     return p
 
 
@@ -219,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.offline:
         if a.watch:
             p.error("--watch plays live; leave out --offline")
+        if a.midi_in is not None or a.midi_out is not None:
+            p.error("--midi-in and --midi-out play live; leave out --offline")
         problem = output_problem(a.out)  # the policy of every command's output (lmdm.audio.record)
         if problem:
             complain(f"lmdm live: {problem}")
@@ -404,6 +412,9 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
             except AudioUnavailable as error:
                 complain(f"lmdm live: {error}. To render without an audio device: lmdm live SET --offline -o set.wav")
                 return 2
+            if a.midi_in is not None or a.midi_out is not None:  # a port that cannot open is one line; play goes on
+                running.callback(start_midi(stage.interpreter, session, port_in=a.midi_in, port_out=a.midi_out, api=a.midi_api,
+                                            heard=lambda: engine_heard(engine), say=lambda line: complain(f"lmdm live: {line}")))
             started = time.monotonic()
             say(banner(a, session, engine, osc))
             if a.no_repl:

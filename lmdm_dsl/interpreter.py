@@ -30,6 +30,7 @@ import attrs
 from lmdm_dsl.clock import (
     EPS, Clock, after, checked_seconds, first_block_at_or_after, next_boundary, pattern_frames, ramp_frames,
 )
+from lmdm_dsl import midi as m
 from lmdm_dsl import values as v
 from lmdm_dsl.errors import DSLError
 from lmdm_dsl.mini import KINDS
@@ -89,6 +90,18 @@ class _Active:
     ramp_seconds: float = 0.0
 
 
+@attrs.define(eq=False)
+class _Knob:
+    """A controller mapping in force, and where its knob stands (changed on the generation thread only)."""
+
+    map: v.MidiMap
+    armed: int  # the controller's change number when mapped: it turns the knob from the next change on
+    pos: float | None = None  # the smoothed position, 0..1 (None: the controller has not moved yet)
+    applied: float | None = None  # the position the session was last given
+    level: float | None = None  # a loudness knob: the level its last frames ended at
+    ramped: bool = False  # a loudness knob's last frames were a ramp (so the next block sends the level flat)
+
+
 @attrs.define
 class _Budget:
     """What is left of the statements one ``play`` may run (``MAX_PLAYED``), its scenes' plays included."""
@@ -126,6 +139,12 @@ class Interpreter:
         self._delay: v.Delay | None = None
         self._hooked: int | None = None  # the last block whose hook ran
         self._outbox: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
+        # MIDI (lmdm_dsl/midi.py): a MIDI thread fills the bridge, the hook turns it into knobs
+        self.midi = m.MidiBridge()
+        self._knobs: dict[tuple[int | None, int], _Knob] = {}
+        self._midi_notes: v.MidiNotes | None = None
+        self._notes_sent = False  # the keyboard's melody is the session's melody sketch
+        self._midi_bodies: dict[str, tuple] = {}  # "start" / "stop" -> body
         self._handlers: dict[type, Callable] = {
             v.Tempo: self._tempo, v.Prompt: self._prompt, v.Steps: self._steps, v.Cfg: self._cfg,
             v.Seed: self._seed, v.Regime: self._regime, v.Reset: self._reset, v.Status: self._status,
@@ -133,6 +152,8 @@ class Interpreter:
             v.SketchPattern: self._sketch, v.SketchRamp: self._sketch, v.SketchOff: self._sketch_off,
             v.Delay: self._delay_on, v.DelayOff: self._delay_off, v.Jam: self._jam, v.AtNext: self._at_next,
             v.After: self._after, v.Every: self._every, v.SceneDef: self._scene, v.Play: self._play,
+            v.MidiMap: self._midi_map, v.MidiUnmap: self._midi_unmap, v.MidiNotes: self._midi_notes_on,
+            v.MidiClock: self._midi_clock, v.MidiTransport: self._midi_transport, v.MidiOff: self._midi_off,
         }
         session.add_hook(self._on_block)
 
@@ -211,8 +232,17 @@ class Interpreter:
             self._follow_session_clock(session, index)
         except Exception as error:
             self._tell(index, f"error: following the session's tempo: {type(error).__name__}: {_one_line(error)}")
+        try:
+            midi = self.midi.take()
+            self._follow_midi_clock(midi, index)  # before the schedule, which then fires on the new grid
+        except Exception as error:
+            midi = None
+            self._tell(index, f"error: MIDI: {type(error).__name__}: {_one_line(error)}")
         self._fire(waiting, index, block_seconds)
         self._send_sketches(index, block_seconds)
+        if midi is not None:  # after the sketches: a knob or the keys played win over a typed sketch
+            self._turn_knobs(midi, index, block_seconds)
+            self._play_keys(midi, index, block_seconds)
 
     def _fire(self, waiting: list[_Scheduled], index: int, block_seconds: float) -> None:
         """Run the entries of ``waiting`` (those scheduled before this block) that are due at ``index``.
@@ -437,6 +467,9 @@ class Interpreter:
             parts.append(delay.to_source())
         if scenes:
             parts.append("scenes " + ", ".join(scenes))
+        midi = self._midi_status()
+        if midi:
+            parts.append("midi " + midi)
         return "status: " + " | ".join(parts)
 
     def _cancel(self, s: v.Cancel, c: _Context) -> str:
@@ -570,6 +603,170 @@ class Interpreter:
             budget.left -= 1
             messages += self._apply(statement, inner)
         return messages
+
+    # --- MIDI: the statements -------------------------------------------------------------------
+
+    def _midi_map(self, s: v.MidiMap, c: _Context) -> str:
+        """Map a controller to a knob. The same mapping again (a set file re-run) keeps the knob where
+        it stands; a new one turns the knob from the controller's next move on."""
+        if s.knob.startswith("delay "):
+            self._require("delay")
+        if s.knob == "sketch loudness":
+            self._require("sketch")
+            if not getattr(self.session, "frame_rate", None):
+                raise Refused("sketch needs the session's frame_rate")
+        self._seconds(s.smooth or v.MIDI_SMOOTH)
+        armed = self.midi.last_change(s.key)
+        with self._lock:
+            old = self._knobs.get(s.key)
+            if old is not None and old.map == s:
+                return f"{s.to_source()} (already mapped)"
+            if old is None and len(self._knobs) >= v.MAX_MIDI_MAPS:
+                raise Refused(f"too many MIDI mappings (at most {v.MAX_MIDI_MAPS}); use midi cc N off")
+            self._knobs[s.key] = _Knob(s, armed)
+        replaced = f" (was {old.map.to_source()})" if old is not None else ""
+        return f"{s.to_source()}{replaced}; it turns when the controller moves"
+
+    def _midi_unmap(self, s: v.MidiUnmap, c: _Context) -> str:
+        with self._lock:
+            gone = self._knobs.pop((s.channel, s.control), None)
+        return s.to_source() + ("" if gone is not None else " (it was not mapped)")
+
+    def _midi_notes_on(self, s: v.MidiNotes, c: _Context) -> str:
+        if s.on:
+            self._require("sketch")
+            if not getattr(self.session, "frame_rate", None):
+                raise Refused("sketch needs the session's frame_rate")
+        with self._lock:
+            self._midi_notes = s if s.on else None
+        if not s.on:
+            return s.to_source()
+        return s.to_source() + " (the keys held and those pressed since the last block, one per beat)"
+
+    def _midi_clock(self, s: v.MidiClock, c: _Context) -> str:
+        if s.way in (None, "in"):
+            self.midi.clock_in = s.on
+        if s.way in (None, "out"):
+            self.midi.clock_out = s.on
+        if s.way == "in" and s.on:
+            return s.to_source() + " (the tempo follows the external clock; its start puts bar 1 at the next block)"
+        if s.way == "out" and s.on:
+            return s.to_source() + " (24 ppqn and start/stop from the session's clock, to the MIDI output)"
+        return s.to_source()
+
+    def _midi_transport(self, s: v.MidiTransport, c: _Context) -> str:
+        with self._lock:
+            self._midi_bodies[s.event] = s.body
+        count = len(s.body)
+        return f"midi {s.event} plays {count} statement{'' if count == 1 else 's'}"
+
+    def _midi_off(self, s: v.MidiOff, c: _Context) -> str:
+        self.midi.clock_in = self.midi.clock_out = False
+        with self._lock:
+            self._knobs, self._midi_notes, self._midi_bodies = {}, None, {}
+        return "midi off (mappings, notes, clock and start/stop bodies)"
+
+    def _midi_status(self) -> str:
+        with self._lock:
+            knobs, notes = sorted(self._knobs, key=lambda k: (k[1], k[0] or 0)), self._midi_notes
+        parts = [f"cc {control}" + ("" if channel is None else f"/{channel}") for channel, control in knobs]
+        if notes is not None:
+            parts.append("notes")
+        parts += [f"clock {way}" for way, on in (("in", self.midi.clock_in), ("out", self.midi.clock_out)) if on]
+        return ", ".join(parts)
+
+    # --- MIDI: the hook's part, on the generation thread -------------------------------------------
+
+    def _follow_midi_clock(self, midi: m.MidiSnapshot, index: int) -> None:
+        """An external clock's start/stop (and their ``midi start:`` bodies) and its tempo, as statements
+        applied at this block: ``start`` (and a followed tempo that moved ``TEMPO_STEP_BPM``) puts bar 1 here."""
+        context = _Context(now=index)
+        with self._lock:
+            bodies = dict(self._midi_bodies)
+        for event in midi.transport:
+            if event == "start" and self.midi.clock_in:
+                bpm = self.clock.bpm if midi.tempo is None else round(midi.tempo, 1)
+                for message in self._apply(v.Tempo(bpm), context):
+                    self._tell(index, f"{message} (MIDI start)")
+            elif event != "start":
+                self._tell(index, f"MIDI {event}")
+            for statement in bodies.get(event, ()):
+                for message in self._apply(statement, context):
+                    self._tell(index, message)
+        if self.midi.clock_in:
+            bpm = m.tempo_change(midi.tempo, self.clock.bpm)
+            if bpm is not None:
+                for message in self._apply(v.Tempo(bpm), context):
+                    self._tell(index, f"{message} (MIDI clock)")
+
+    def _turn_knobs(self, midi: m.MidiSnapshot, index: int, block_seconds: float) -> None:
+        """Each mapped controller that moved, smoothed one block further, given to the session; a
+        mapping that fails is reported once and dropped, the others go on."""
+        with self._lock:
+            knobs = list(self._knobs.values())
+        for knob in knobs:
+            change = midi.controls.get(knob.map.key)
+            if change is None or (knob.pos is None and change[0] <= knob.armed):
+                continue  # the controller has not moved since it was mapped
+            try:
+                alpha = m.smoothing(block_seconds, self._seconds(knob.map.smooth or v.MIDI_SMOOTH))
+                knob.pos = m.smooth_step(knob.pos, change[1], alpha)
+                if knob.pos != knob.applied or knob.ramped:
+                    self._turn(knob, index, block_seconds)
+                    knob.applied = knob.pos
+            except Exception as error:
+                with self._lock:
+                    if self._knobs.get(knob.map.key) is knob:
+                        del self._knobs[knob.map.key]
+                self._tell(index, f"error: {knob.map.to_source()}: {_one_line(error)}; that mapping is off")
+
+    def _turn(self, knob: _Knob, index: int, block_seconds: float) -> None:
+        """Give the session the knob's value at its position, as the matching statement would."""
+        s, pos = knob.map, knob.pos
+        if s.knob == "prompt":
+            self.session.set_prompt(m.crossfade(s.prompts[0], s.prompts[1], pos))
+            return
+        value = m.knob_value(pos, *s.span)
+        if s.knob == "cfg":
+            self.session.set_cfg(value)
+        elif s.knob.startswith("delay "):
+            with self._lock:
+                on = self._delay is not None
+            if on:  # a delay knob turns the delay in force; it does not turn one on
+                self._delay_on(v.Delay(**{s.knob.split()[1]: value}), _Context(now=index))
+        else:  # sketch loudness: a ramp from last block's level, then that level held
+            start = value if knob.level is None else knob.level
+            with self._lock:
+                self._sketches.pop("loudness", None)  # the knob takes over from a typed loudness sketch
+            frames = m.loudness_frames(start, value, round(block_seconds * float(self.session.frame_rate)))
+            self.session.set_sketch("loudness", frames)
+            knob.level, knob.ramped = value, start != value
+
+    def _play_keys(self, midi: m.MidiSnapshot, index: int, block_seconds: float) -> None:
+        """``midi notes -> melody``: the keys of this block as the melody sketch; when none are played,
+        the melody goes back to a typed melody sketch, or off."""
+        with self._lock:
+            notes, clock, typed = self._midi_notes, self._clock, "melody" in self._sketches
+        try:
+            order: tuple[int, ...] = ()
+            if notes is not None:
+                held = {note: n for (channel, note), n in midi.held.items() if notes.channel in (None, channel)}
+                pressed = [(n, note) for n, channel, note in midi.pressed if notes.channel in (None, channel)]
+                order = m.note_order(held, pressed)
+            if order:
+                frame_rate = float(self.session.frame_rate)
+                frames = m.note_frames(order, clock.bpm, clock.origin_block, index, block_seconds,
+                                       round(block_seconds * frame_rate), frame_rate)
+                self.session.set_sketch("melody", frames)
+                self._notes_sent = True
+            elif self._notes_sent:
+                self._notes_sent = False
+                if not typed:  # a typed melody was sent again this block (_send_sketches)
+                    self.session.set_sketch("melody", None)
+        except Exception as error:
+            with self._lock:
+                self._midi_notes = None
+            self._tell(index, f"error: midi notes: {_one_line(error)}; midi notes off")
 
 
 def _delay_spec(delay: v.Delay, clock: Clock, block_seconds: float, frame_seconds: float) -> v.DelaySpec:

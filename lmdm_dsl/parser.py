@@ -158,6 +158,16 @@ def _make(cls, at, fields: dict | None = None, **kwargs):
         raise DSLError(str(error), where.line, where.column) from None
 
 
+def _knob(name: str):
+    """The transformer method of a knob without arguments (``cfg``, ``delay mix``, ...): (name, None, where)."""
+
+    @v_args(meta=True)
+    def make(self, meta, children: list) -> tuple:
+        return name, None, meta
+
+    return make
+
+
 @v_args(inline=True)
 class _ToValues(Transformer):
     # --- program structure --------------------------------------------------------------------
@@ -316,3 +326,70 @@ class _ToValues(Transformer):
 
     def play(self, name: Token) -> v.Play:
         return _make(v.Play, name, name=str(name))
+
+    # --- MIDI ---------------------------------------------------------------------------------
+
+    def midi_map(self, control: Token, channel: Token | None, knob: tuple, span: tuple | None, smooth: _SpanAt | None) -> v.MidiMap:
+        name, prompts, at = knob
+        low, high = (None, None) if span is None else span
+        fields = {"channel": channel, "knob": at, "prompts": at, "low": low, "high": high,
+                  "smooth": None if smooth is None else smooth.at}
+        return _make(
+            v.MidiMap, control, fields, control=number(control), knob=name, prompts=prompts,
+            low=None if low is None else number(low), high=None if high is None else number(high),
+            channel=None if channel is None else number(channel), smooth=None if smooth is None else smooth.span,
+        )
+
+    def midi_unmap(self, control: Token, channel: Token | None) -> v.MidiUnmap:
+        return _make(v.MidiUnmap, control, {"channel": channel},
+                     control=number(control), channel=None if channel is None else number(channel))
+
+    def midi_channel(self, token: Token) -> Token:
+        return token
+
+    knob_cfg = _knob("cfg")
+    knob_delay_strength = _knob("delay strength")
+    knob_delay_feedback = _knob("delay feedback")
+    knob_delay_mix = _knob("delay mix")
+    knob_loudness = _knob("sketch loudness")
+
+    def knob_prompt(self, first: Token, second: Token) -> tuple:
+        return "prompt", (string(first), string(second)), first
+
+    def midi_range(self, low: Token, high: Token) -> tuple[Token, Token]:
+        return low, high
+
+    def midi_smooth(self, span: _SpanAt) -> _SpanAt:
+        return span
+
+    @v_args(meta=True)
+    def midi_notes(self, meta, children: list) -> v.MidiNotes:
+        channel, = children
+        return _make(v.MidiNotes, meta, {"channel": channel}, on=True, channel=None if channel is None else number(channel))
+
+    def midi_notes_off(self) -> v.MidiNotes:
+        return v.MidiNotes(False)
+
+    def midi_clock_in(self) -> v.MidiClock:
+        return v.MidiClock("in")
+
+    def midi_clock_out(self) -> v.MidiClock:
+        return v.MidiClock("out")
+
+    def midi_clock_in_off(self) -> v.MidiClock:
+        return v.MidiClock("in", on=False)
+
+    def midi_clock_out_off(self) -> v.MidiClock:
+        return v.MidiClock("out", on=False)
+
+    def midi_clock_off(self) -> v.MidiClock:
+        return v.MidiClock(None, on=False)
+
+    def midi_start(self, body: tuple) -> v.MidiTransport:
+        return v.MidiTransport("start", body)
+
+    def midi_stop(self, body: tuple) -> v.MidiTransport:
+        return v.MidiTransport("stop", body)
+
+    def midi_off(self) -> v.MidiOff:
+        return v.MidiOff()
