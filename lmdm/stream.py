@@ -17,7 +17,12 @@ block_causal  every step: full masked pass over the history    a KVCache of the 
                                                                own pass or fused into the next block's
                                                                first step; the window slides by one block
 
-With a fixed prompt the two columns give the same stream to float32 rounding (tests check this).
+The two columns give the same stream to float32 rounding (tests check this), across prompt
+changes too. In block_causal a frame's cached K/V are computed once, under the prompt in force when
+it is committed (the block after the one that made it) or when the cache is rebuilt; the stream
+records that prompt per history frame (`made_under`), and the reference reads each frame's prompt
+tokens under its own record (a cross-attention mask over several prompts' tokens side by side), so
+it is the uncached counterpart of exactly what the cache holds.
 Positions: the current context sits at 1..C, the target at C+1..C+B, the t-token at 0; older
 history (block_causal reference only) at positions <= 0. RoPE depends only on differences, so
 this is the same as what the cache sees after its keys are re-rotated on every slide.
@@ -79,6 +84,7 @@ class BlockStream:
         """Back to the start of a stream: an all-zero clean context (as in training), no cache."""
         self.history = torch.zeros(1, self.config.latent_dim, self.C)
         self.accomp = self._no_accomp(self.C)  # [1, 1 + D, n] aligned with history (None: no accomp input)
+        self.made_under: list[tuple[Conditioning, ...] | None] = [None] * self.C  # per history frame (block_causal)
         self.blocks_since_reset = 0
         self.invalidate()
 
@@ -86,7 +92,12 @@ class BlockStream:
         """Drop the cache; it is rebuilt exactly from the history when next needed."""
         self.cache: KVCache | None = None
         self.pending: torch.Tensor | None = None  # last block, not yet committed to the cache
+        # block_causal bookkeeping, the same with and without the cache (`_plan`): is there a
+        # (real or virtual) cache, for what batch, what accomp its frames were computed with,
+        # and how many newest frames are not committed yet
+        self._built: int | None = None  # the batch the cache was built for (None: none built)
         self._cache_accomp: torch.Tensor | None = None  # accomp of the committed history the cache was made with
+        self._unmade = 0
         self._cross: tuple[tuple[Conditioning, ...], list[KV], torch.Tensor] | None = None
 
     def _no_accomp(self, n: int) -> torch.Tensor | None:
@@ -96,6 +107,7 @@ class BlockStream:
         """Keep only the history (and its accomp) that can still reach a target."""
         keep = max(self.keep, self.C)
         self.history = self.history[:, :, -keep:]
+        self.made_under = self.made_under[-keep:]
         if self.accomp is not None:
             self.accomp = self.accomp[:, :, -keep:]
 
@@ -119,6 +131,7 @@ class BlockStream:
     def prime(self, latents: torch.Tensor) -> None:
         """Continue from given clean latents [1, D, n] (e.g. an encoded audio clip)."""
         self.history = torch.cat((self.history, latents.to(self.history.dtype)), dim=2)
+        self.made_under = self.made_under + [None] * latents.shape[2]
         if self.accomp is not None:
             self.accomp = torch.cat((self.accomp, self._no_accomp(latents.shape[2])), dim=2)
         self._trim()
@@ -131,6 +144,7 @@ class BlockStream:
             raise ValueError(f"context must be [1, {self.config.latent_dim}, n], got {list(context.shape)}")
         self.reset()
         self.history = context.to(self.history.dtype).clone()
+        self.made_under = [None] * context.shape[2]
         self.accomp = self._no_accomp(context.shape[2])
 
     def detach_cache(self) -> None:
@@ -239,6 +253,7 @@ class BlockStream:
             raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
         self._target = self._check_target_add(target_add)
         conds = (cond,) if cfg == 1.0 else (cond, uncond)
+        self._rebuild = self._plan(conds) if self.regime == "block_causal" else False
         return {
             ("naive", False): self._naive, ("naive", True): self._naive,
             ("encdec", False): self._encdec_reference, ("encdec", True): self._encdec_cached,
@@ -249,24 +264,30 @@ class BlockStream:
         """A finished block's clean latents [1, D, B] join the history (block_causal with the cache:
         as the pending block, committed by the next block's first step), as at the end of `generate`."""
         self.history = torch.cat((self.history, x0), dim=2)
+        self.made_under = self.made_under + [None] * self.B
+        self._unmade += self.B
         if self.accomp is not None:
             self.accomp = torch.cat((self.accomp, self._no_accomp(self.B)), dim=2)  # the target is never heard
         self._trim()
         self.pending = x0 if (self.regime == "block_causal" and self.use_cache) else None
         self.blocks_since_reset += 1
 
-    def _full_pass(self, conds: Sequence[Conditioning], scale: float, generator, ctx: torch.Tensor, regime: str):
+    def _full_pass(
+        self, conds: Sequence[Conditioning], scale: float, generator, ctx: torch.Tensor, regime: str,
+        made: Sequence[tuple[Conditioning, ...] | None] | None = None,
+    ):
         """Every step, one full `DiT.forward` over [ctx | target | t]: the uncached path.
 
         encdec / block_causal: routed, clean context (the reference the cache must equal).
         naive: the baseline, context re-noised to t each step, no routing.
         The window's inputs come from `window_inputs`, exactly as in training (lmdm.train), with
         the accomp of the context frames and this block's target add written in (as
-        lmdm.train.objective.add_accomp / add_sketch do).
+        lmdm.train.objective.add_accomp / add_sketch do). ``made``: the prompts each context frame was
+        made under (block_causal); the target and the t-token read ``conds``.
         """
         n = ctx.shape[2]
         renoise = regime == "naive"
-        tokens = torch.stack([c.tokens for c in conds])
+        tokens, cross_mask = _prompt_tokens(tuple(conds), made, self.B + 1)
         pooled = torch.stack([c.pooled for c in conds])
         w = window_inputs(regime, self._context_add(ctx, self._accomp_of_last(n)), self.B, self.C, self.window)
         w.add[:, :, n:] = self._target
@@ -274,7 +295,7 @@ class BlockStream:
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
             c = noised(ctx, torch.randn(ctx.shape, generator=generator), t) if renoise else torch.zeros_like(ctx)
             full = torch.cat((c, x), dim=2).expand(len(conds), -1, -1)
-            v = self.dit(full, torch.full((len(conds),), t), w.add, tokens, pooled, w.route, w.positions, w.mask)
+            v = self.dit(full, torch.full((len(conds),), t), w.add, tokens, pooled, w.route, w.positions, w.mask, cross_mask)
             return self._combine(v[:, :, n:], scale)
 
         return denoise
@@ -306,7 +327,24 @@ class BlockStream:
         return self._positions(self.C - frames + 1, frames)
 
     def _block_causal_reference(self, conds: Sequence[Conditioning], scale: float, generator):
-        return self._full_pass(conds, scale, generator, self.history[:, :, -self.keep:], "block_causal")
+        ctx = self.history[:, :, -self.keep:]
+        return self._full_pass(conds, scale, generator, ctx, "block_causal", self.made_under[-ctx.shape[2]:])
+
+    def _plan(self, conds: tuple[Conditioning, ...]) -> bool:
+        """Before a block_causal block, with or without the cache: which history frames have their K/V
+        computed now, under ``conds``. True: the cache is (re)built from the whole history (stream
+        start, after `invalidate`, a new CFG batch, an accomp heard late); else the frames appended
+        since the last block are committed. Records ``made_under`` and the accomp of the cache's frames."""
+        n = self.history.shape[2]
+        rebuild = self._built != len(conds) or self._stale()
+        now = n if rebuild else self._unmade  # the newest frames whose K/V are computed now
+        if now:
+            self.made_under = self.made_under[: n - now] + [conds] * now
+        if self.accomp is not None and now:
+            new = self._accomp_of_last(now)
+            self._cache_accomp = new.clone() if rebuild else torch.cat((self._cache_accomp, new), dim=2)[:, :, -self.keep :]
+        self._built, self._unmade = len(conds), 0
+        return rebuild
 
     def _bootstrap(self, cross_kv: list[KV], batch: int) -> None:
         """Fill the cache from the history in one masked pass (stream start, or after invalidate)."""
@@ -317,7 +355,6 @@ class BlockStream:
         _, kv = self.dit.run(self._context_tokens(hist, batch, accomp), self._history_positions(n), mask, cross_kv)
         self.cache = KVCache([(k[:, :, -self.C:], v[:, :, -self.C:]) for k, v in kv])
         self.pending = None
-        self._cache_accomp = None if accomp is None else accomp.clone()
         if self.blocks_since_reset > 0:
             self.rebuilds += 1
 
@@ -325,14 +362,12 @@ class BlockStream:
         """Has the accomp of a frame the cache was computed from changed since (heard late)?"""
         if self.accomp is None or self._cache_accomp is None:
             return False
-        committed = self.accomp[:, :, : self.accomp.shape[2] - (0 if self.pending is None else self.B)]
+        committed = self.accomp[:, :, : self.accomp.shape[2] - self._unmade]
         n = min(committed.shape[2], self._cache_accomp.shape[2])
         return not torch.equal(committed[:, :, committed.shape[2] - n :], self._cache_accomp[:, :, self._cache_accomp.shape[2] - n :])
 
     def _committed(self) -> None:
-        """The pending block joined the cache: remember the accomp it was committed with."""
-        if self._cache_accomp is not None:
-            self._cache_accomp = torch.cat((self._cache_accomp, self._accomp_of_last(self.B)), dim=2)[:, :, -self.keep :]
+        """The pending block joined the cache (its record was made by `_plan`)."""
         self.pending = None
 
     def _commit_separately(self, conds: Sequence[Conditioning]) -> None:
@@ -348,9 +383,7 @@ class BlockStream:
     def _block_causal_cached(self, conds: Sequence[Conditioning], scale: float, generator):
         C, B = self.C, self.B
         cross_kv, pooled = self._cross_inputs(tuple(conds))
-        if self.cache is not None and self._stale():
-            self.cache = self.pending = None  # a chunk was committed before its accomp was heard: rebuild exactly
-        if self.cache is None or self.cache.batch != len(conds):
+        if self._rebuild:  # no cache yet, a new CFG batch, or a chunk committed before its accomp was heard
             self._bootstrap(cross_kv, len(conds))
         freqs = self.dit.inv_freq
         if self.pending is not None and self.commit == "separate":
@@ -377,3 +410,29 @@ class BlockStream:
             return self._combine(self.dit.head(h[:, :-1]), scale)
 
         return denoise
+
+
+def _prompt_tokens(
+    conds: tuple[Conditioning, ...], made: Sequence[tuple[Conditioning, ...] | None] | None, tail: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The prompt tokens of a full pass [batch, G * N, cond_dim] and the cross-attention mask
+    [len(made) + tail, G * N] that has each context frame read the prompt it was made under (G
+    distinct prompts side by side) and the ``tail`` (target and t-token) read ``conds``. One prompt
+    for all: ``conds``' tokens and no mask."""
+    groups: list[tuple[Conditioning, ...]] = [conds]
+
+    def group(m: tuple[Conditioning, ...] | None) -> int:
+        m = conds if m is None else m
+        for i, g in enumerate(groups):
+            if len(g) == len(m) and all(a is b for a, b in zip(g, m)):
+                return i
+        groups.append(m)
+        return len(groups) - 1
+
+    owner = [group(m) for m in (made or ())] + [0] * tail
+    tokens = torch.cat([torch.stack([c.tokens for c in g]) for g in groups], dim=1)
+    if len(groups) == 1:
+        return tokens, None
+    n = conds[0].tokens.shape[0]
+    mask = (torch.arange(len(groups) * n) // n)[None, :] == torch.tensor(owner)[:, None]
+    return tokens, mask

@@ -89,7 +89,11 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Frames read the conditioning tokens. No RoPE, no mask (padding tokens are zeros)."""
+    """Frames read the conditioning tokens. No RoPE; padding tokens are zeros and are read too.
+
+    ``mask`` [Lq, N] (bool, optional): which tokens each query reads. Only the uncached reference of
+    a stream uses it, to read each chunk's history under the prompt it was made with (several
+    prompts' tokens side by side, lmdm.stream); a model always reads one prompt's N tokens whole."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -105,12 +109,12 @@ class CrossAttention(nn.Module):
         k, v = self.to_kv(cond).chunk(2, dim=-1)
         return self.k_norm(_heads(k, self.heads)), _heads(v, self.heads)
 
-    def forward(self, x: torch.Tensor, kv: KV) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: KV, mask: torch.Tensor | None = None) -> torch.Tensor:
         q = self.q_norm(_heads(self.to_q(x), self.heads))
         k, v = kv
         if k.shape[0] != q.shape[0]:  # one prompt shared by a batch of sequences
             k, v = k.expand(q.shape[0], -1, -1, -1), v.expand(q.shape[0], -1, -1, -1)
-        return self.to_out(_merge(F.scaled_dot_product_attention(q, k, v)))
+        return self.to_out(_merge(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)))
 
 
 class FeedForward(nn.Module):
@@ -137,10 +141,12 @@ class Block(nn.Module):
         self.ff_norm = LayerNorm(cfg.width)
         self.ff = FeedForward(cfg)
 
-    def forward(self, x, cos, sin, mask, cross_kv: KV, past: KV | KVBuffer | None) -> tuple[torch.Tensor, KV]:
+    def forward(
+        self, x, cos, sin, mask, cross_kv: KV, past: KV | KVBuffer | None, cross_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, KV]:
         a, new = self.self_attn(self.pre_norm(x), cos, sin, mask, past)
         x = x + a
-        x = x + self.cross_attn(self.cross_attend_norm(x), cross_kv)
+        x = x + self.cross_attn(self.cross_attend_norm(x), cross_kv, cross_mask)
         x = x + self.ff(self.ff_norm(x))
         return x, new
 
@@ -203,12 +209,13 @@ class DiT(nn.Module):
         cross_kv: list[KV],
         past: list[KV] | list[KVBuffer] | None = None,
         exit_layer: int | None = None,
+        cross_mask: torch.Tensor | None = None,  # [Lq, N]: which prompt tokens each query reads (None: all)
     ) -> tuple[torch.Tensor, list[KV]]:
         """Run the layers; returns the hidden states and each layer's new (k, v) for these tokens."""
         cos, sin = self.rope(positions)
         new_kv: list[KV] = []
         for i, layer in enumerate(self.layers[:exit_layer]):
-            h, kv = layer(h, cos, sin, mask, cross_kv[i], None if past is None else past[i])
+            h, kv = layer(h, cos, sin, mask, cross_kv[i], None if past is None else past[i], cross_mask)
             new_kv.append(kv)
         return h, new_kv
 
@@ -228,10 +235,11 @@ class DiT(nn.Module):
         route: torch.Tensor | None,  # [B|1, 1, L]
         positions: torch.Tensor,  # [L + 1], the t-token's last
         mask: torch.Tensor | None,  # [L + 1, L + 1]
+        cross_mask: torch.Tensor | None = None,  # [L + 1, N]: which of cond's tokens each frame reads (None: all)
     ) -> torch.Tensor:
         """The full (uncached) forward over a whole sequence, as used in training: v [B, D, L]."""
         h = torch.cat((self.embed_frames(x, add, route), self.embed_time(t, pooled)), dim=1)
-        h, _ = self.run(h, positions, mask, self.cross_kv(cond))
+        h, _ = self.run(h, positions, mask, self.cross_kv(cond), cross_mask=cross_mask)
         return self.head(h[:, :-1])
 
 
