@@ -73,6 +73,7 @@ class ModeResult:
     commit: str
     block_ms: float  # median generation time per block
     block_ms_min: float
+    block_ms_max: float
     decode_ms: float  # median decode time per block
     gflops: float  # forward FLOPs per block, counted
     real_time_factor: float  # (generation + decode) / block duration
@@ -120,7 +121,7 @@ def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: st
     block_s = model.config.block_seconds
     return ModeResult(
         mode=label, regime=regime, use_cache=use_cache, commit=commit,
-        block_ms=statistics.median(gen), block_ms_min=min(gen), decode_ms=statistics.median(dec),
+        block_ms=statistics.median(gen), block_ms_min=min(gen), block_ms_max=max(gen), decode_ms=statistics.median(dec),
         gflops=flops / 1e9, real_time_factor=(statistics.median(gen) + statistics.median(dec)) / 1000 / block_s,
         cache_bytes=stream.cache_bytes,
     )
@@ -236,6 +237,7 @@ def format_table(report: dict[str, Any]) -> str:
             f"{r['real_time_factor']:>8.3f}{r['cache_bytes'] / 2**20:>8.2f}"
         )
     lines.append(f"first audio: {report['first_audio_ms']:.0f} ms from a new LiveSession to its first block (block_causal, model loaded)")
+    lines += noisy(report)
     m = report.get("matmul_ceiling")
     if m:
         lines.append(
@@ -243,6 +245,22 @@ def format_table(report: dict[str, Any]) -> str:
             f"and {m['naive_gflops']:.0f} GFLOP/s with {m['naive_rows']} rows (naive step): the best efficiency the matmuls allow is {m['ceiling']:.0%}"
         )
     return "\n".join(lines)
+
+
+NOISY_SPREAD = 0.25  # the slowest timed block this far above the median: the timings are not to be trusted
+
+
+def noisy(report: dict[str, Any]) -> list[str]:
+    """Warning lines when the timings are noisy: blocks of one mode that spread by more than
+    ``NOISY_SPREAD`` of their median, or a cached mode more efficient than its FLOPs allow (>100 %)."""
+    spread = {r["mode"]: (r.get("block_ms_max", r["block_ms"]) - r["block_ms_min"]) / r["block_ms"] for r in report["results"] if r["block_ms"] > 0}
+    wide = {mode: x for mode, x in spread.items() if x > NOISY_SPREAD}
+    impossible = [r["mode"] for r in report["results"] if r["efficiency"] > 1.05]
+    if not wide and not impossible:
+        return []
+    why = [f"block times spread {max(wide.values()):.0%} of the median in {', '.join(wide)}"] if wide else []
+    why += [f"efficiency over 100 % in {', '.join(impossible)} (faster than its FLOPs allow)"] if impossible else []
+    return [f"warning: the timings are noisy ({'; '.join(why)}): is another process busy? Rerun on an idle machine, or with more --blocks"]
 
 
 # --- a busy machine, and live play ----------------------------------------------------------------
@@ -305,13 +323,13 @@ def format_play(report: dict[str, Any], load: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmdm bench", description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="small", choices=["tiny", "small"], help="model size preset (random weights)")
-    p.add_argument("--model", help="bench a trained model instead: 'default' (bundled) or a checkpoint directory")
+    p.add_argument("--config", choices=["tiny", "small"], help="bench a model size preset with random weights instead of --model")
+    p.add_argument("--model", default="default", help="the model: 'default' (the bundled one, the default) or a checkpoint directory")
     p.add_argument("--modes", nargs="*", choices=[m[0] for m in MODES], help="which modes (default: all)")
-    p.add_argument("--blocks", type=int, default=10, help="blocks timed per mode (median reported)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"])
+    p.add_argument("--blocks", type=int, default=6, help="blocks timed per mode (median reported; default 6)")
+    p.add_argument("--warmup", type=int, default=1, help="blocks run before timing (default 1)")
+    p.add_argument("--steps", type=int, default=8, help="sampler steps (default 8)")
+    p.add_argument("--sampler", default="pingpong", choices=["euler", "pingpong"], help="(default pingpong)")
     add_threads_argument(p)
     p.add_argument("--load", type=int, default=0, metavar="N",
                    help="run with N CPU-bound processes spinning (started and stopped by the bench): a busy machine")
@@ -332,12 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no set file {a.play}")
     if a.linear:
         linear.set_kernel(a.linear)
-    model = None
-    if a.model:
+    if a.config is not None:  # a random preset
+        model, config = None, getattr(ModelConfig, a.config)()
+    else:
         from lmdm.cli import resolve_model
 
-        model = resolve_model(a.model)
-    config = getattr(ModelConfig, a.config)()
+        model, config = resolve_model(a.model), None
     if a.play is not None:
         model = model or build_model(config, seed=0)
         with cpu_load(a.load):

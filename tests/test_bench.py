@@ -25,6 +25,22 @@ def test_bench_counts_flops_for_every_mode(capsys) -> None:
     assert "naive" in out and "encdec" in out and "GFLOP" in out
 
 
+def test_plain_bench_is_the_bundled_model_and_noisy_timings_are_said(monkeypatch, capsys) -> None:
+    import lmdm.bench as bench
+
+    seen = {}
+    monkeypatch.setattr(bench, "run", lambda config, model=None, **kw: seen.update(config=config, model=model) or run(ModelConfig.tiny(), blocks=1, warmup=0, steps=1, modes=["naive"]))
+    assert main([]) == 0
+    assert seen["config"] is None and seen["model"].name == "lmdm-default"
+    report = run(ModelConfig.tiny(), blocks=3, warmup=0, steps=1, modes=["naive", "block_causal"])
+    assert bench.noisy(report) == [] or "noisy" in bench.noisy(report)[0]
+    r = dict(report["results"][0], block_ms=10.0, block_ms_min=9.0, block_ms_max=20.0)
+    warned = bench.noisy(dict(report, results=[r]))
+    assert len(warned) == 1 and "spread 110% of the median in naive" in warned[0]
+    fast = dict(report["results"][1], block_ms=10.0, block_ms_min=10.0, block_ms_max=10.0, efficiency=26.66)
+    assert "efficiency over 100 % in block_causal" in bench.noisy(dict(report, results=[fast]))[0]
+
+
 def test_cpu_attention_is_counted() -> None:
     import torch
 
