@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 import lmdm
@@ -27,6 +26,7 @@ from lmdm.audio import AudioUnavailable
 from lmdm.cli import main as lmdm_main
 from lmdm_dsl import Interpreter
 from lmdm_dsl.repl import MORE, PROMPT
+from tests.osc_client import OscClient
 
 FIRST_SET = Path(__file__).resolve().parent.parent / "examples" / "first_set.lmdm"
 TINY_RATE = 16000
@@ -324,35 +324,6 @@ def test_sigterm_stops_a_performance_like_ctrl_c():
 
 
 # === real time, against JACK's dummy backend ====================================================
-
-
-class OscClient:
-    """A UDP socket on 127.0.0.1 that sends OSC messages and collects the replies."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-
-    def ask(self, address: str, *args, count: int = 1, timeout: float = 3.0) -> list[tuple[str, str]]:
-        builder = OscMessageBuilder(address=address)
-        for arg in args:
-            builder.add_arg(arg)
-        self.sock.sendto(builder.build().dgram, ("127.0.0.1", self.port))
-        replies: list[tuple[str, str]] = []
-        deadline = time.monotonic() + timeout
-        while len(replies) < count and (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except socket.timeout:
-                break
-            message = OscMessage(data)
-            replies.append((message.address, *message.params))
-        return replies
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _wait_for(condition, timeout: float = 5.0, step: float = 0.05) -> bool:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +22,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from lmdm.sync import midi as lm
 from lmdm_dsl import Interpreter, parse, program_source
@@ -33,6 +29,7 @@ from lmdm_dsl import midi as m
 from lmdm_dsl import values as v
 from lmdm_dsl.clock import Clock
 from tests.fakes import FakeLiveSession
+from tests.osc_client import OscClient
 
 rtmidi = pytest.importorskip("rtmidi")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -801,18 +798,6 @@ def test_the_session_s_clock_goes_out_through_jack_as_24_ppqn(jack):
 # === `lmdm live --midi-in`: a real session, a real audio device (JACK dummy), real MIDI ==============
 
 
-class Osc:
-    def __init__(self, port: int):
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(3)
-
-    def status(self) -> str:
-        self.sock.sendto(OscMessageBuilder(address="/lmdm/status").build().dgram, ("127.0.0.1", self.port))
-        return OscMessage(self.sock.recvfrom(65535)[0]).params[0]
-
-
 @pytest.mark.audio
 def test_lmdm_live_follows_a_controller_through_a_set_reload_and_plays_on_past_a_missing_port(jack, tmp_path, monkeypatch):
     import re
@@ -833,7 +818,7 @@ def test_lmdm_live_follows_a_controller_through_a_set_reload_and_plays_on_past_a
     osc = None
     try:
         assert wait_for(lambda: any("OSC on 127.0.0.1:" in line for line in printed), timeout=10, step=0.05)
-        osc = Osc(int(re.search(r"OSC on 127\.0\.0\.1:(\d+)", next(l for l in printed if "OSC on" in l)).group(1)))
+        osc = OscClient(int(re.search(r"OSC on 127\.0\.0\.1:(\d+)", next(l for l in printed if "OSC on" in l)).group(1)))
         assert "lmdm live: MIDI in: lmdm:in (virtual)" in printed
         [missing] = [line for line in printed if "MIDI out" in line]
         assert missing.startswith("lmdm live: error: MIDI out: no MIDI output port matches 'no-such-drum-machine'; available: ")
@@ -847,7 +832,7 @@ def test_lmdm_live_follows_a_controller_through_a_set_reload_and_plays_on_past_a
         assert wait_for(lambda: "| cfg 0 |" in osc.status(), timeout=3, step=0.05)  # the mapping survived
     finally:
         if osc is not None:
-            osc.sock.close()
+            osc.close()
         player.join(timeout=20)
         keys.delete()
     assert result == [0] and "| underruns 0 |" in printed[-1] and " | stopped after " in printed[-1]

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
-from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from lmdm.osc import ERROR, REPLY, ROUTES, OscArgumentError, OscError, OscServer, quote, statement_for
+from tests.osc_client import OscClient as Client
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "osc_client.py"
 
@@ -132,49 +132,6 @@ class FakeTarget:
 class RaisingTarget:
     def run(self, text: str) -> list[str]:
         raise RuntimeError("interpreter bug")
-
-
-class Client:
-    """A UDP socket on 127.0.0.1 that sends OSC and collects replies, with timeouts only."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-
-    def send(self, address: str, *args: object) -> None:
-        builder = OscMessageBuilder(address=address)
-        for arg in args:
-            builder.add_arg(arg)
-        self.send_raw(builder.build().dgram)
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendto(data, ("127.0.0.1", self.port))
-
-    def replies(self, count: int, timeout: float = 3.0) -> list[tuple[str, str]]:
-        """Exactly the next ``count`` replies (fewer only if they do not come in time)."""
-        got: list[tuple[str, str]] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < count and (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except socket.timeout:
-                break
-            message = OscMessage(data)
-            got.append((message.address, *message.params))
-        return got
-
-    def silent_for(self, seconds: float) -> bool:
-        self.sock.settimeout(seconds)
-        try:
-            self.sock.recvfrom(65535)
-        except socket.timeout:
-            return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

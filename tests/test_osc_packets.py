@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import struct
 import threading
 import time
@@ -24,6 +23,7 @@ from lmdm.osc import (
 )
 from lmdm.osc.server import MAX_REPLY_CHARS, reply_datagram
 from lmdm.osc.throttle import Throttle, ThrottledLog
+from tests.osc_client import OscClient as Client
 
 BUNDLE = b"#bundle\x00"
 NOW = b"\x00" * 7 + b"\x01"  # the time tag "immediately"
@@ -68,43 +68,6 @@ class GatedTarget(EchoTarget):
         self.busy.set()
         self.gate.wait(10)
         return super().run(text)
-
-
-class Client:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendto(data, ("127.0.0.1", self.port))
-
-    def replies(self, n: int, timeout: float = 3.0) -> list[tuple[str, str]]:
-        got: list[tuple[str, str]] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n and (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except socket.timeout:
-                break
-            reply = OscMessage(data)
-            got.append((reply.address, *reply.params))
-        return got
-
-    def wait_for(self, text: str, timeout: float = 3.0) -> bool:
-        """Read replies until one is ``text`` (others, e.g. errors for earlier packets, are skipped)."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            got = self.replies(1, left)
-            if not got:
-                return False
-            if got[0][1:] == (text,):
-                return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 # ---------------------------------------------------------------- the validator (pure)
@@ -237,10 +200,10 @@ def echo():
 def test_the_negative_size_bundle_neither_freezes_the_server_nor_floods_the_log(echo, caplog) -> None:
     server, client, target = echo
     with caplog.at_level(logging.WARNING):
-        client.send(negative_size_bundle())
+        client.send_raw(negative_size_bundle())
         assert client.replies(1) == [(ERROR, "error: not a valid OSC packet (28 bytes): a bundle element of size -4 "
                                              "(sizes are positive multiples of 4)")]
-        client.send(message("/lmdm/status"))
+        client.send_raw(message("/lmdm/status"))
         assert client.replies(1) == [(REPLY, "ok status")]
     assert server.running and target.statements == ["status"]
     assert len(caplog.records) <= 2
@@ -248,7 +211,7 @@ def test_the_negative_size_bundle_neither_freezes_the_server_nor_floods_the_log(
 
 def test_a_huge_eval_is_refused_before_it_reaches_the_target(echo) -> None:
     server, client, target = echo
-    client.send(message("/lmdm/eval", "tempo 120; " * 5500))  # 60 kB
+    client.send_raw(message("/lmdm/eval", "tempo 120; " * 5500))  # 60 kB
     ((address, text),) = client.replies(1)
     assert address == ERROR and f"more than the {MAX_PACKET_BYTES} a packet may have" in text
     assert target.statements == [] and server.rejected == 1
@@ -259,14 +222,14 @@ def test_a_slow_statement_does_not_block_receiving_and_a_full_queue_drops() -> N
     with OscServer(target, port=0) as server:
         client = Client(server.port)
         try:
-            client.send(message("/lmdm/eval", "first"))
+            client.send_raw(message("/lmdm/eval", "first"))
             assert target.busy.wait(3)  # the worker is stuck in run("first")
-            client.send(b"garbage")  # answered at once, by the receiving thread
-            client.send(message("/no/such"))
+            client.send_raw(b"garbage")  # answered at once, by the receiving thread
+            client.send_raw(message("/no/such"))
             assert [address for address, _ in client.replies(2)] == [ERROR, ERROR]
             for n in range(QUEUE_STATEMENTS):
-                client.send(message("/lmdm/eval", f"queued {n}"))
-            client.send(message("/lmdm/eval", "one too many"))
+                client.send_raw(message("/lmdm/eval", f"queued {n}"))
+            client.send_raw(message("/lmdm/eval", "one too many"))
             ((address, text),) = client.replies(1)
             assert address == ERROR and text.startswith(f"error: busy ({QUEUE_STATEMENTS} statements waiting)")
             assert "one too many" in text and server.dropped == 1
@@ -283,10 +246,10 @@ def test_a_bundle_that_finds_the_queue_full_gets_one_error_line() -> None:
     with OscServer(target, port=0) as server:
         client = Client(server.port)
         try:
-            client.send(message("/lmdm/eval", "first"))
+            client.send_raw(message("/lmdm/eval", "first"))
             assert target.busy.wait(3)
-            client.send(bundle(*[message("/lmdm/eval", f"a {n}") for n in range(QUEUE_STATEMENTS - 2)]))
-            client.send(bundle(*[message("/lmdm/eval", f"b {n}") for n in range(5)]))  # 2 fit, 3 do not
+            client.send_raw(bundle(*[message("/lmdm/eval", f"a {n}") for n in range(QUEUE_STATEMENTS - 2)]))
+            client.send_raw(bundle(*[message("/lmdm/eval", f"b {n}") for n in range(5)]))  # 2 fit, 3 do not
             ((address, text),) = client.replies(1)
             assert (address, text) == (ERROR, f"error: busy ({QUEUE_STATEMENTS} statements waiting); "
                                               "dropped 3 statements, the first 'b 2'")
@@ -367,9 +330,9 @@ def test_any_datagram_is_answered_or_dropped_and_the_server_answers_the_next_mes
     /lmdm/error messages (or there are none: an empty datagram may be dropped by the socket), and
     a good message sent next is answered."""
     server, client = shared
-    client.send(data)
+    client.send_raw(data)
     mark = f"mark {next(marks)}"
-    client.send(message("/lmdm/eval", mark))
+    client.send_raw(message("/lmdm/eval", mark))
     before: list[tuple[str, str]] = []
     while (got := client.replies(1)) and got[0][1:] != (f"ok {mark}",):
         before += got
