@@ -22,21 +22,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="lmdm delay", description="Generative delay on an audio file: each repeat is re-imagined by the model (SDEdit).")
     p.add_argument("input", help="audio file (any rate; resampled to the model's)")
-    p.add_argument("-o", "--out", default="delay.wav", help="audio file (.wav, .flac, .ogg)")
+    p.add_argument("-o", "--out", default="delay.wav", help="audio file: .wav, .flac or .ogg (default delay.wav)")
     p.add_argument("--prompt", action="append", default=None, help="timbre prompt of the repeats; repeat the option to take turns per repeat (default: the stream prompt)")
     p.add_argument("--stream-prompt", default="", help="the session's own prompt (used when no --prompt is given)")
     p.add_argument("--strength", type=float, default=0.6, help="0 = the input itself, 1 = ignore the input (default 0.6)")
     p.add_argument("--blocks", type=float, default=1.0, help="delay time in blocks (default 1)")
     p.add_argument("--beats", type=float, default=None, help="delay time in beats at --bpm (instead of --blocks)")
-    p.add_argument("--bpm", type=float, default=120.0)
-    p.add_argument("--feedback", type=float, default=0.3)
-    p.add_argument("--mix", type=float, default=0.5, help="wet level; the dry input is mixed in at 1 - mix")
+    p.add_argument("--bpm", type=float, default=120.0, help="tempo for --beats (default 120)")
+    p.add_argument("--feedback", type=float, default=0.3, help="how much of each repeat feeds the next (default 0.3)")
+    p.add_argument("--mix", type=float, default=0.5, help="wet level; the dry input is mixed in at 1 - mix (default 0.5)")
     p.add_argument("--tail", type=float, default=None,
                    help=f"seconds after the input ends, 0 to {MAX_TAIL_SECONDS:g} (default: two delay times)")
-    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--model", default="default", help=MODEL_HELP + " (default: default)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's recommended)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_argument(p)  # lmdm/threads.py: the same --threads as every command that plays
     return p
 

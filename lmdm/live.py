@@ -39,7 +39,7 @@ from lmdm.sync.midi import engine_heard, start_midi
 from lmdm.session import LiveSession
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter, run_repl, watch_file
-from lmdm_dsl.repl import PROMPT
+from lmdm_dsl.repl import PROMPT, StatusLine, bar_and_beat, on_a_terminal
 from lmdm_dsl.values import SEED_RANGE
 
 OFFLINE_SECONDS = 60.0  # --offline without --seconds
@@ -510,15 +510,34 @@ def repl(
     """The lmdm> prompt (``lmdm_dsl.run_repl``) until Ctrl-D or ``quit``; prints with ``say``
     unless given a ``print_fn``.
 
-    Ctrl-C clears a half-typed entry; a second Ctrl-C in a row stops. With the real ``input``,
-    readline gives line editing and a history kept in ``history_file``.
+    Ctrl-C clears a half-typed entry; a second Ctrl-C in a row stops. With the real ``input`` on
+    a terminal, prompt_toolkit gives multi-line editing, highlighting, a history kept in
+    ``history_file`` and a bottom line (``repl_status``); elsewhere (a pipe) readline, if any.
     """
     print_fn = print_fn or say
+    if input_fn is input and on_a_terminal():
+        run_repl(stage, input, print_fn, history_file=history_file, status=lambda: repl_status(stage))
+        return
     keys = _Keys(input_fn, print_fn)
     with _line_history(history_file if input_fn is input else None):
         run_repl(stage, keys, print_fn)
     if input_fn is input:
         print_fn("")  # end the last lmdm> line (Ctrl-D / Ctrl-C leave the cursor on it)
+
+
+def repl_status(stage: Stage) -> StatusLine:
+    """The REPL's bottom line: where the music is (block, bar and beat, tempo, prompt) and how the
+    audio keeps up (buffer and ahead, real-time factor, underruns)."""
+    session = stage.interpreter.session
+    stats, clock = session.stats, stage.interpreter.clock
+    bar, beat = bar_and_beat(clock, stats.blocks, session.block_seconds)
+    audio = {}
+    if stage.engine is not None:
+        engine = stage.engine.stats()
+        audio = {"buffer_seconds": engine.buffer_seconds, "underruns": engine.underruns,
+                 "ahead_seconds": stage.engine.config.ahead_blocks * session.block_seconds}
+    return StatusLine(block=stats.blocks, bar=bar, beat=beat, bpm=clock.bpm, prompt=str(stats.prompt),
+                      rtf=stats.real_time_factor, **audio)
 
 
 class _Keys:
