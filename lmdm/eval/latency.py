@@ -1,0 +1,160 @@
+"""How long a live change takes to be heard: from the call to its first changed sample at the device.
+
+    python -m lmdm.eval.latency --model default --trials 20        # on the default device (JACK dummy here)
+
+Each trial plays a fresh ``LiveSession`` through the ``AudioEngine`` as ``lmdm live`` does, makes
+one change at a random moment (a prompt, or a CFG knob), and keeps playing. A second session with
+the same seed renders the same stream offline without the change; the first sample where the two
+part is the change's first sample. A thread polls the engine's count of frames played (``heard``:
+what the device took from the ring) against the wall clock; the change is heard when the device
+takes that sample, plus the device's own output latency as PortAudio reports it. Printed: each
+trial's latency, and the median, p95 and max over all trials.
+
+Pure parts (tested without a device): ``first_change`` and ``heard_at``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+import attrs
+import numpy as np
+
+CHANGES = ("prompt", "cfg")
+POLL_SECONDS = 0.002  # how often the engine's frames played are read
+
+
+def first_change(played: np.ndarray, reference: np.ndarray, tol: float = 1e-4) -> int | None:
+    """The first sample index where ``played`` and ``reference`` differ by more than ``tol``
+    (None: they agree over their common length)."""
+    n = min(len(played), len(reference))
+    differ = np.flatnonzero(np.abs(played[:n] - reference[:n]).reshape(n, -1).max(axis=1) > tol)
+    return int(differ[0]) if len(differ) else None
+
+
+def heard_at(sample: float, timeline: Sequence[tuple[float, int]]) -> float | None:
+    """The wall time at which the device took stream sample ``sample``, from (time, frames played)
+    readings in time order: the first reading past it, interpolated with the one before (None:
+    not played yet)."""
+    for (t0, f0), (t1, f1) in zip(timeline, timeline[1:]):
+        if f1 > sample >= f0:
+            return t0 + (t1 - t0) * (sample - f0) / (f1 - f0)
+    return None
+
+
+@attrs.frozen
+class Trial:
+    change: str
+    at_block: int  # the block being generated when the change was made
+    latency_ms: float  # from the call to the first changed sample at the device
+
+
+def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, threads: int, device: Any = None,
+          ahead: float = 1.0) -> Trial:
+    """One change during play, measured (see the module's docstring)."""
+    from lmdm.audio import AudioEngine, EngineConfig
+    from lmdm.session import LiveSession
+
+    def session() -> LiveSession:
+        return LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
+
+    live, blocks = session(), []
+
+    def produce() -> np.ndarray:
+        block = live.next_block()
+        blocks.append(block)
+        return block
+
+    config = EngineConfig(model_rate=live.sample_rate, channels=live.channels, device=device,
+                          ahead_blocks=max(1.0, ahead / live.block_seconds))
+    engine = AudioEngine(produce, config)
+    timeline: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            s = engine.stats()
+            timeline.append((time.perf_counter(), round((s.frames_played + s.paced_frames) * live.sample_rate / s.device_rate)))
+            time.sleep(POLL_SECONDS)
+
+    with engine:
+        poller = threading.Thread(target=poll, name="lmdm-latency-poll", daemon=True)
+        poller.start()
+        time.sleep(wait_s)
+        at_block = live.block_index
+        called = time.perf_counter()
+        if change == "prompt":
+            live.set_prompt("ambient glass choir, slow")
+        else:
+            live.set_cfg(1.0 if live.settings.cfg != 1.0 else 4.0)
+        time.sleep(after_s)
+        output_latency = _output_latency(engine)
+        done.set()
+        poller.join()
+    played = np.concatenate(blocks)
+    reference = session().render(len(played) / live.sample_rate)
+    sample = first_change(played, reference)
+    if sample is None:
+        raise RuntimeError("the change was never heard: the stream did not change")
+    heard = heard_at(sample, timeline)
+    if heard is None:
+        raise RuntimeError(f"the changed sample {sample} was not played within {after_s:g} s")
+    return Trial(change, at_block, (heard + output_latency - called) * 1000)
+
+
+def _output_latency(engine: Any) -> float:
+    """The device's output latency (seconds) as PortAudio reports it; 0 when unknown."""
+    stream = getattr(engine, "_stream", None)
+    latency = getattr(stream, "latency", 0.0)
+    return float(latency[1] if isinstance(latency, (tuple, list)) else latency or 0.0)
+
+
+def summary(trials: Sequence[Trial]) -> dict[str, float]:
+    ms = sorted(t.latency_ms for t in trials)
+    p95 = float(np.percentile(ms, 95)) if len(ms) > 1 else ms[0]
+    return {"trials": len(ms), "median_ms": statistics.median(ms), "p95_ms": p95, "max_ms": ms[-1], "min_ms": ms[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lmdm.eval.latency", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default", help="'default' (the bundled model), a checkpoint directory, or tiny/small")
+    p.add_argument("--trials", type=int, default=20, help="changes measured, each in its own session (default 20)")
+    p.add_argument("--change", choices=CHANGES + ("both",), default="both", help="what changes (default both, in turn)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--ahead", type=float, default=1.0, help="seconds of audio generated ahead, as `lmdm live --ahead` (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if not 1 <= a.trials <= 1000:
+        p.error(f"--trials must be from 1 to 1000, got {a.trials}")
+    from lmdm.cli import resolve_model
+
+    model = resolve_model(a.model)
+    rng = np.random.default_rng(a.seed)
+    kinds = CHANGES if a.change == "both" else (a.change,)
+    trials = []
+    for i in range(a.trials):
+        block_s = model.config.block_seconds
+        t = trial(model, kinds[i % len(kinds)], seed=a.seed + i, wait_s=float(rng.uniform(2 * block_s, 3 * block_s)),
+                  after_s=a.ahead + 3 * block_s, threads=a.threads, ahead=a.ahead)
+        trials.append(t)
+        if not a.json:
+            print(f"trial {i + 1}: {t.change} at block {t.at_block}: heard after {t.latency_ms:.0f} ms", flush=True)
+    report = {"model": a.model, "block_seconds": model.config.block_seconds, "ahead_seconds": a.ahead, **summary(trials),
+              "trials_ms": [round(t.latency_ms, 1) for t in trials]}
+    if a.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['trials']} changes, {report['block_seconds']:g} s blocks, {a.ahead:g} s ahead: heard after median "
+              f"{report['median_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms, max {report['max_ms']:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The latency benchmark (lmdm/eval/latency.py): its pure parts, and one real trial on JACK's dummy device."""
+
+import numpy as np
+import pytest
+
+from lmdm.eval.latency import first_change, heard_at, summary, Trial
+
+
+def test_the_first_changed_sample_is_found_within_a_tolerance() -> None:
+    a = np.zeros((100, 1), dtype=np.float32)
+    b = a.copy()
+    assert first_change(a, b) is None
+    b[37:] += 1e-5  # below the tolerance
+    assert first_change(a, b) is None
+    b[61, 0] = 0.5
+    assert first_change(a, b) == 61
+    assert first_change(a[:50], b) is None  # only the common length counts
+
+
+def test_a_sample_is_heard_when_the_device_takes_it_interpolated_between_readings() -> None:
+    timeline = [(10.0, 0), (10.1, 0), (10.2, 1600), (10.3, 3200)]
+    assert heard_at(0, timeline) == pytest.approx(10.1)
+    assert heard_at(800, timeline) == pytest.approx(10.15)
+    assert heard_at(3199, timeline) == pytest.approx(10.3 - 0.1 / 1600)
+    assert heard_at(3200, timeline) is None  # not played yet
+
+
+def test_the_summary_reports_median_p95_and_max() -> None:
+    s = summary([Trial("prompt", 3, float(ms)) for ms in range(100, 1100, 100)])
+    assert s["trials"] == 10 and s["median_ms"] == 550 and s["max_ms"] == 1000 and 900 < s["p95_ms"] < 1000
+
+
+@pytest.mark.audio
+def test_one_change_is_heard_after_the_audio_ahead_and_within_two_blocks_more(jack_server) -> None:
+    import lmdm
+    from lmdm.eval.latency import trial
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    block = model.config.block_seconds
+    t = trial(model, "prompt", seed=3, wait_s=3 * block, after_s=1.0 + 3 * block, threads=1, ahead=1.0)
+    assert 0 < t.latency_ms < (1.0 + 2 * block + 0.5) * 1000
