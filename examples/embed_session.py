@@ -1,8 +1,8 @@
 """Embed lmdm in an app: a LiveSession hands you audio block after block; you decide where it goes.
 
-    python examples/embed_session.py                  # writes embed_session.wav (10 s)
-    python examples/embed_session.py my_take.wav
-    python examples/embed_session.py my_take.wav tiny # a tiny random model: tones, not music, in a second
+    .venv/bin/python examples/embed_session.py                  # writes embed_session.wav (10 s)
+    .venv/bin/python examples/embed_session.py my_take.wav
+    .venv/bin/python examples/embed_session.py my_take.wav tiny # a tiny random model: tones, not music, in a second
 
 Loads the bundled default model, renders 10 s into a WAV file as it goes, changes the prompt
 half-way, and prints the session's stats. Takes about 2 s on a 2-core CPU.

@@ -1,7 +1,7 @@
 """The generative delay: each repeat of a phrase comes back re-imagined by the model.
 
-    python examples/generative_delay.py                      # a synthesized phrase as the input
-    python examples/generative_delay.py phrase.wav -o delay.wav --strength 0.6
+    .venv/bin/python examples/generative_delay.py                      # a synthesized phrase as the input
+    .venv/bin/python examples/generative_delay.py phrase.wav -o delay.wav --strength 0.6
 
 The input is fed ahead (as from a file), the delay repeats it every 2 blocks, noised to
 `strength` and denoised under prompts that take turns per repeat, with feedback and a wet/dry

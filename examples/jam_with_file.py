@@ -1,8 +1,8 @@
 """Jamming: the model plays the accompaniment around a player (here: an audio file, fed as if live).
 
-    python examples/jam_with_file.py                          # a synthesized bass line as the player
-    python examples/jam_with_file.py player.wav -o jam.wav --mix-input
-    python examples/jam_with_file.py --follow listen           # hear the player's latents instead
+    .venv/bin/python examples/jam_with_file.py                          # a synthesized bass line as the player
+    .venv/bin/python examples/jam_with_file.py player.wav -o jam.wav --mix-input
+    .venv/bin/python examples/jam_with_file.py --follow listen           # hear the player's latents instead
 
 The file is fed block by block, as an audio callback would: before block n is generated, the
 session has received the player's audio up to the start of block n - 1 (a live engine with one

@@ -1,8 +1,8 @@
 """Drive a running ``lmdm live --osc-port 57120`` from another process, over OSC.
 
-    python examples/osc_client.py                     # talk to 127.0.0.1:57120
-    python examples/osc_client.py --port 57121
-    python examples/osc_client.py --eval "tempo 128" --eval 'prompt "acid" over 2 blocks'
+    .venv/bin/python examples/osc_client.py                     # talk to 127.0.0.1:57120
+    .venv/bin/python examples/osc_client.py --port 57121
+    .venv/bin/python examples/osc_client.py --eval "tempo 128" --eval 'prompt "acid" over 2 blocks'
 
 It first asks for /lmdm/status; if nothing answers within --timeout seconds it says so and
 exits with status 1. Then it turns a few knobs (or sends your --eval statements) and prints each

@@ -1,7 +1,7 @@
 """Sketch-based synthesis: the model follows a melody, a rhythm and a loudness curve you give it.
 
-    python examples/sketch_melody.py                      # writes sketch_melody.wav
-    python examples/sketch_melody.py --model DIR -o take.wav
+    .venv/bin/python examples/sketch_melody.py                      # writes sketch_melody.wav
+    .venv/bin/python examples/sketch_melody.py --model DIR -o take.wav
 
 Three sketches, 8 s each, from three kinds of source: mini-notation (like the language's
 `sketch melody "…"`), a note list (start s, duration s, MIDI) with an array loudness curve, and a
