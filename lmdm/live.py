@@ -36,16 +36,19 @@ from lmdm.cli import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
 from lmdm.sync.midi import VIRTUAL as MIDI_VIRTUAL
 from lmdm.sync.midi import engine_heard, start_midi
+from lmdm.sync.link import engine_output, start_link
 from lmdm.session import LiveSession
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter, run_repl, watch_file
 from lmdm_dsl.repl import PROMPT, StatusLine, bar_and_beat, on_a_terminal
-from lmdm_dsl.values import SEED_RANGE
+from lmdm_dsl.values import METER_RANGE, SEED_RANGE
 
 OFFLINE_SECONDS = 60.0  # --offline without --seconds
 AHEAD_SECONDS = 1.0  # generate when less than this much audio (and at least one block) is queued
 MIN_AHEAD_SECONDS, MAX_AHEAD_SECONDS = 0.01, 8.0  # up to the engine's output ring (EngineConfig.buffer_seconds)
 MAX_SECONDS = 86_400.0  # --seconds: at most a day of audio
+MAX_LINK_QUANTUM = 64  # --link-quantum, in beats
+MAX_LINK_LATENCY_MS = 2000.0  # --link-latency: a PA system far away, a Bluetooth speaker
 STATUS_SECONDS = 5.0  # a status line this often when nobody is typing
 WATCH_SECONDS = 0.5  # how often --watch looks at the set file
 HISTORY_FILE = "~/.lmdm_history"
@@ -208,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
                       f"or part of it, or '{MIDI_VIRTUAL}' for lmdm's own port ([midi] extra; docs/play_with_others.md)")
     live.add_argument("--midi-out", metavar="PORT", help=f"MIDI output for `midi clock out`: a port's name or part of it, or '{MIDI_VIRTUAL}'")
     live.add_argument("--midi-api", metavar="NAME", help="the MIDI system: alsa, jack, core, winmm (default: the first that answers)")
+    live.add_argument("--link", action="store_true", help="join the Ableton Link session on this network: the tempo and the "
+                      "bar lines follow it, a `tempo` is proposed to it ([link] extra; docs/play_with_others.md)")
+    live.add_argument("--link-quantum", type=int, metavar="BEATS",
+                      help="Link's quantum: the beats its bar lines are shared over (default: the set's beats per bar)")
+    live.add_argument("--link-latency", type=float, metavar="MS",
+                      help="the output latency Link's bar lines are heard after, in ms (default: what the audio device reports)")
     return p
 
 
@@ -227,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--watch plays live; leave out --offline")
         if a.midi_in is not None or a.midi_out is not None:
             p.error("--midi-in and --midi-out play live; leave out --offline")
+        if a.link:
+            p.error("--link plays live; leave out --offline")
         problem = output_problem(a.out)  # the policy of every command's output (lmdm.audio.record)
         if problem:
             complain(f"lmdm live: {problem}")
@@ -240,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--osc-port must be from 0 to 65535, got {a.osc_port}")
         if not (math.isfinite(a.ahead) and MIN_AHEAD_SECONDS <= a.ahead <= MAX_AHEAD_SECONDS):
             p.error(f"--ahead must be {MIN_AHEAD_SECONDS:g} to {MAX_AHEAD_SECONDS:g} seconds (the output buffer), got {a.ahead:g}")
+        if a.link_quantum is not None and not METER_RANGE[0] <= a.link_quantum <= MAX_LINK_QUANTUM:
+            p.error(f"--link-quantum must be a whole number of beats from {METER_RANGE[0]} to {MAX_LINK_QUANTUM}, got {a.link_quantum}")
+        if a.link_latency is not None and not (math.isfinite(a.link_latency) and 0 <= a.link_latency <= MAX_LINK_LATENCY_MS):
+            p.error(f"--link-latency must be 0 to {MAX_LINK_LATENCY_MS:g} ms, got {a.link_latency:g}")
 
     text = ""
     if a.set is not None:
@@ -415,6 +430,10 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
             if a.midi_in is not None or a.midi_out is not None:  # a port that cannot open is one line; play goes on
                 running.callback(start_midi(stage.interpreter, session, port_in=a.midi_in, port_out=a.midi_out, api=a.midi_api,
                                             heard=lambda: engine_heard(engine), say=lambda line: complain(f"lmdm live: {line}")))
+            if a.link:  # no [link] extra is one line; play goes on at the set's own tempo
+                latency = None if a.link_latency is None else a.link_latency / 1000.0
+                running.callback(start_link(session, clock=lambda: stage.interpreter.clock, quantum=a.link_quantum,
+                                            heard=lambda: engine_output(engine, latency), say=lambda line: complain(f"lmdm live: {line}")))
             started = time.monotonic()
             say(banner(a, session, engine, osc))
             if a.no_repl:

@@ -297,7 +297,8 @@ class LiveSession:
     # the clock -----------------------------------------------------------------------------
     @property
     def clock(self) -> Clock:
-        """The stream's tempo, meter and the block where its bar 1 starts (lmdm_dsl.clock.Clock)."""
+        """The stream's tempo, meter and the block where its bar 1 starts, a fraction of a block allowed
+        (lmdm_dsl.clock.Clock)."""
         return self._clock
 
     @property
@@ -306,19 +307,32 @@ class LiveSession:
         then does a model with a clock input hear the clock; before, it plays its style's own tempo."""
         return self._tempo_asked
 
-    def set_tempo(self, bpm: float, *, beats_per_bar: int | None = None, at_block: int | None = None) -> None:
+    def set_tempo(self, bpm: float, *, beats_per_bar: int | None = None, at_block: int | None = None,
+                  origin: float | None = None) -> None:
         """The stream's tempo from the next block on (or from `at_block`, a block not yet made):
         bar 1 starts there. Sketches, the delay in beats and the language's bars follow it, and a
         model with a clock input is conditioned on it every block. A prompt naming a tempo
-        ("at 96 bpm", "96bpm", "tempo 96") sets it too."""
+        ("at 96 bpm", "96bpm", "tempo 96") sets it too.
+
+        `origin` instead puts bar 1 anywhere, in blocks of stream time, a fraction of a block
+        allowed, before the next block or after it (bars before it count back): a grid that follows
+        another clock's bar lines, as Ableton Link's are heard (lmdm/sync/link.py). The tempo still
+        applies from the next block."""
         bpm = check_tempo(bpm)
         _check_meter(beats_per_bar)
         if at_block is not None and (isinstance(at_block, bool) or not isinstance(at_block, int) or at_block < 0):
             raise ValueError(f"at_block must be a block number >= 0, got {at_block!r}")
-        self._later(lambda: self._retempo(bpm, beats_per_bar, at_block))
+        if origin is not None:
+            if at_block is not None:
+                raise ValueError("give at_block or origin, not both")
+            if isinstance(origin, bool) or not isinstance(origin, (int, float, np.integer, np.floating)) or not math.isfinite(origin):
+                raise ValueError(f"origin must be a finite number of blocks, got {origin!r}")
+            origin = float(origin)
+        self._later(lambda: self._retempo(bpm, beats_per_bar, at_block, origin))
 
-    def _retempo(self, bpm: float, beats_per_bar: int | None, at_block: int | None = None) -> None:
-        origin = self.block_index if at_block is None else max(at_block, self.block_index)
+    def _retempo(self, bpm: float, beats_per_bar: int | None, at_block: int | None = None, origin: float | None = None) -> None:
+        if origin is None:
+            origin = self.block_index if at_block is None else max(at_block, self.block_index)
         meter = self._clock.beats_per_bar if beats_per_bar is None else beats_per_bar
         self._clock = Clock(bpm=bpm, beats_per_bar=meter, origin_block=origin)
         self._tempo_asked = True

@@ -1,9 +1,11 @@
 """Musical time on top of a stream of fixed-length blocks.
 
 Block ``i`` starts at ``i * block_seconds`` seconds of stream time. A ``Clock`` holds the tempo and
-where its bar grid starts: bar 0 (cycle 0 of every pattern) begins at the start of block
-``origin_block``, which is the block at which the last ``tempo`` change took effect (0 at the
-stream start). Everything here is a small pure function of those numbers.
+where its bar grid starts: bar 0 (cycle 0 of every pattern) begins ``origin_block * block_seconds``
+seconds into the stream. That is the start of the block at which the last ``tempo`` change took
+effect (0 at the stream start), or a fraction of a block into one when the grid follows another
+clock's bar lines (Ableton Link, lmdm/sync/link.py: its bar lines fall anywhere in a block). Bars
+before the origin count negative. Everything here is a small pure function of those numbers.
 
 Quantisation rule: a statement aimed at time ``t`` fires before the first block whose start time
 is at or after ``t``.
@@ -12,6 +14,7 @@ is at or after ``t``.
 from __future__ import annotations
 
 import math
+import numbers
 
 import attrs
 import numpy as np
@@ -22,11 +25,16 @@ from lmdm_dsl.values import MAX_SPAN, Span
 EPS = 1e-9  # tolerance, in blocks or grid periods, for times that should land exactly on a boundary
 
 
+def _finite(_: object, attribute: attrs.Attribute, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+
+
 @attrs.frozen
 class Clock:
     bpm: float = 120.0
     beats_per_bar: int = 4
-    origin_block: int = 0  # bar 0 starts at the start of this block
+    origin_block: float = attrs.field(default=0, validator=_finite)  # bar 0 starts here, in blocks (a fraction allowed)
 
     @property
     def beat_seconds(self) -> float:
@@ -46,8 +54,18 @@ class Clock:
         return first_block_at_or_after(self.seconds(span, block_seconds), block_seconds)
 
     def cycle_at(self, block: float, block_seconds: float) -> float:
-        """Position in bars (pattern cycles) of the start of ``block``."""
+        """Position in bars (pattern cycles) of the start of ``block`` (0 at the origin, any fraction)."""
         return (block - self.origin_block) * block_seconds / self.bar_seconds
+
+
+def nudge(old: Clock, new: Clock, block_seconds: float, within: float) -> float | None:
+    """How far (seconds) ``new``'s bar lines lie after ``old``'s when ``new`` is ``old`` moved by less than
+    ``within`` seconds (same tempo and meter: a grid following another clock's drift, Ableton Link), else None.
+    A nudged grid keeps its bar numbers: what was scheduled on it stays where it is."""
+    if new.bpm != old.bpm or new.beats_per_bar != old.beats_per_bar:
+        return None
+    shift = (new.origin_block - old.origin_block) * block_seconds
+    return shift if abs(shift) < within else None
 
 
 def checked_seconds(clock: Clock, span: Span, block_seconds: float, frame_seconds: float) -> float:
@@ -71,11 +89,12 @@ def first_block_at_or_after(seconds: float, block_seconds: float) -> int:
     return math.ceil(seconds / block_seconds - EPS)
 
 
-def next_boundary(clock: Clock, span: Span, block: int, block_seconds: float, *, strictly_after: bool = False) -> int:
+def next_boundary(clock: Clock, span: Span, block: float, block_seconds: float, *, strictly_after: bool = False) -> int:
     """The block that fires for the first boundary of a ``span`` grid at (or after) ``block``'s start.
 
-    Bar and beat grids start at the clock's origin; block grids at block 0. With ``strictly_after``
-    a boundary exactly at ``block``'s start does not count (used to re-arm ``every`` after firing).
+    Bar and beat grids start at the clock's origin (a fraction of a block allowed), none before it;
+    block grids at block 0. With ``strictly_after`` a boundary exactly at ``block``'s start does not
+    count (used to re-arm ``every`` after firing).
     """
     period = clock.seconds(span, block_seconds)
     origin = 0.0 if span.unit == "block" else clock.origin_block * block_seconds

@@ -28,7 +28,7 @@ from typing import Callable, Protocol, Sequence
 import attrs
 
 from lmdm_dsl.clock import (
-    EPS, Clock, after, checked_seconds, first_block_at_or_after, next_boundary, pattern_frames, ramp_frames,
+    EPS, Clock, after, checked_seconds, first_block_at_or_after, next_boundary, nudge, pattern_frames, ramp_frames,
 )
 from lmdm_dsl import midi as m
 from lmdm_dsl import values as v
@@ -375,8 +375,9 @@ class Interpreter:
             set_tempo(s.bpm, beats_per_bar=clock.beats_per_bar, at_block=c.now)
         return [f"tempo {v.num(s.bpm)} BPM; bar 1 starts at block {c.now}", *problems]
 
-    def _retime(self, bpm: float, origin_block: int) -> tuple[Clock, list[str]]:
-        """A new tempo with bar 1 at ``origin_block``: re-arm repeating entries, keep a delay in bars or beats in time.
+    def _retime(self, bpm: float, origin_block: float) -> tuple[Clock, list[str]]:
+        """A new tempo with bar 1 at ``origin_block`` (a fraction of a block allowed: a bar 1 already
+        passed fires at once): re-arm repeating entries, keep a delay in bars or beats in time.
 
         The tempo always changes. An entry that cannot be re-armed is dropped, and a delay that
         cannot follow (too long or too short at the new tempo) keeps its time in blocks; each
@@ -407,18 +408,25 @@ class Interpreter:
         return clock, problems
 
     def _follow_session_clock(self, session: Session, index: int) -> None:
-        """Adopt a tempo set on the session itself (a prompt naming one, ``set_tempo`` from Python): one clock."""
+        """Adopt a tempo set on the session itself (a prompt naming one, ``set_tempo`` from Python, Ableton
+        Link): one clock. A grid only nudged (moved by less than a latent frame: Link following the
+        audio device's drift) is taken quietly, and what is scheduled on it stays where it is."""
         theirs = getattr(session, "clock", None)
         if not isinstance(theirs, Clock) or theirs == self._session_clock:
             return  # unchanged since the last block (our own `tempo` may still be queued there)
         self._session_clock = theirs
         with self._lock:
             ours = self._clock
-        if theirs.bpm != ours.bpm or theirs.origin_block != ours.origin_block:
-            _, problems = self._retime(theirs.bpm, theirs.origin_block)
-            self._tell(index, f"tempo {v.num(theirs.bpm)} BPM (from the session); bar 1 at block {theirs.origin_block}")
-            for message in problems:
-                self._tell(index, message)
+        if theirs.bpm == ours.bpm and theirs.origin_block == ours.origin_block:
+            return
+        if nudge(ours, theirs, float(session.block_seconds), self._frame_seconds()) is not None:
+            with self._lock:
+                self._clock = attrs.evolve(self._clock, origin_block=theirs.origin_block)
+            return
+        _, problems = self._retime(theirs.bpm, theirs.origin_block)
+        self._tell(index, f"tempo {v.num(theirs.bpm)} BPM (from the session); bar 1 at block {v.num(round(theirs.origin_block, 3))}")
+        for message in problems:
+            self._tell(index, message)
 
     def _prompt(self, s: v.Prompt, c: _Context) -> str:
         over = 0 if s.over is None else first_block_at_or_after(self._seconds(s.over), self.session.block_seconds)

@@ -85,10 +85,11 @@ def note_order(held: dict[int, int], pressed: Sequence[tuple[int, int]]) -> tupl
 
 
 def note_frames(
-    notes: Sequence[int], bpm: float, origin_block: int, block: int, block_seconds: float, n_frames: int, frame_rate: float
+    notes: Sequence[int], bpm: float, origin_block: float, block: int, block_seconds: float, n_frames: int, frame_rate: float
 ) -> np.ndarray:
     """The melody sketch [n_frames] (MIDI numbers) of ``block``: ``notes`` one per beat in turn, beats
-    counted from the start of ``origin_block`` (the clock's bar 1), so one held key fills the block."""
+    counted from ``origin_block`` (the clock's bar 1, a fraction of a block allowed), so one held key
+    fills the block."""
     if not notes:
         return np.zeros(n_frames, dtype=np.float32)
     t = (block - origin_block) * block_seconds + np.arange(n_frames) / frame_rate

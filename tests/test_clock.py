@@ -185,3 +185,113 @@ def test_the_beat_grid_read_off_an_annotation_is_the_clocks(bpm: int, block: int
     beats_at_start = (block - origin) * frames * bpm / 60.0 / rate
     phase, _ = grid_phases(beats_at_start, bpm, 4, frames, rate)
     assert np.array_equal(phase_onsets(torch.from_numpy(phase)[None])[0].numpy(), beat_onsets(bpm, origin, block, frames, rate))
+
+
+# --- a fractional origin: bar 1 a fraction of a block in (Ableton Link's bar lines fall anywhere) ----------
+
+
+GEOMETRY = st.sampled_from([(25, 25.0), (8, 25.0), (50, 25.0), (8, 12.5)])  # (frames a block, frames a second)
+
+
+@given(bpm=st.floats(20, 400), meter=st.integers(1, 16), origin=st.floats(-50, 50), first=st.integers(-60, 60),
+       blocks=st.integers(1, 12), geometry=GEOMETRY)
+@settings(max_examples=80, deadline=None)
+def test_bars_with_a_fractional_origin_run_on_across_blocks_and_bar_0_starts_exactly_there(
+        bpm: float, meter: int, origin: float, first: int, blocks: int, geometry: tuple[int, float]) -> None:
+    from lmdm_dsl.clock import Clock, next_boundary
+    from lmdm_dsl.values import Span
+
+    frames, rate = geometry
+    block_s = frames / rate
+    clock = Clock(bpm, meter, origin)
+    assert clock.cycle_at(origin, block_s) == 0.0  # bar 0 starts at the origin itself, a fraction of a block in
+    per_block = block_s / clock.bar_seconds
+    for b in range(first, first + blocks):  # each block starts where the last one ended, in bars
+        assert clock.cycle_at(b + 1, block_s) == pytest.approx(clock.cycle_at(b, block_s) + per_block, abs=1e-9)
+    # the model's clock channels and the beat as a rhythm: the blocks one after another are one grid
+    beats_at_start = (first - origin) * block_s * bpm / 60.0
+    beat, bar = grid_phases(beats_at_start, bpm, meter, frames * blocks, rate)
+    features = torch.cat([block_clock_features(bpm, meter, origin, b, frames, rate) for b in range(first, first + blocks)], 2)[0]
+    assert torch.allclose(features[0], torch.from_numpy(np.sin(2 * np.pi * beat)), atol=2e-4)
+    assert torch.allclose(features[2], torch.from_numpy(np.sin(2 * np.pi * bar)), atol=2e-4)
+    assert torch.allclose(features[3], torch.from_numpy(np.cos(2 * np.pi * bar)), atol=2e-4)
+    onsets = np.concatenate([beat_onsets(bpm, origin, b, frames, rate) for b in range(first, first + blocks)])
+    starts = beats_at_start + np.arange(frames * blocks + 1) * bpm / 60.0 / rate  # frame edges, in beats from bar 0
+    expected = (np.floor(starts[1:] - 1e-9) > np.floor(starts[:-1] - 1e-9)).astype(np.float32)
+    assert np.array_equal(onsets, expected)
+    # bar 0 is a beat: the frame holding the origin has an onset (when the origin is in these blocks)
+    at = math.floor((origin - first) * frames + 1e-6)
+    if 0 <= at < len(onsets) and abs((origin - first) * frames - round((origin - first) * frames)) > 1e-6:
+        assert onsets[at] == 1.0
+    # `at next bar` from a block before the origin fires at the first block at or after it, and no later
+    if first <= origin:
+        assert next_boundary(clock, Span(1, "bar"), first, block_s) == math.ceil(origin - 1e-9)
+
+
+@given(bpm=st.floats(40, 300), origin=st.floats(0, 20), block=st.integers(0, 40), notes=st.lists(st.integers(40, 90), min_size=1, max_size=4))
+@settings(max_examples=50, deadline=None)
+def test_a_pattern_and_the_keys_played_count_from_a_fractional_origin(bpm: float, origin: float, block: int, notes: list[int]) -> None:
+    from lmdm_dsl.clock import Clock, pattern_frames
+    from lmdm_dsl.midi import note_frames
+    from lmdm_dsl.mini import parse_pattern
+
+    frames, rate = 25, 25.0
+    clock = Clock(bpm, 4, origin)
+    t = (block - origin) + np.arange(frames) / rate  # seconds from bar 0 of each frame's start (1 s blocks)
+    beats = np.floor(t * bpm / 60.0 + 1e-9).astype(np.int64)
+    assert np.array_equal(note_frames(notes, bpm, origin, block, 1.0, frames, rate), np.asarray(notes, np.float32)[beats % len(notes)])
+    hits = pattern_frames(parse_pattern("x ~ ~ ~", "rhythm"), clock, block, 1.0, rate)  # one hit a bar, on bar lines
+    bar_lines = np.arange(math.ceil((block - origin) / clock.bar_seconds - 1e-9), math.floor((block + 1 - origin) / clock.bar_seconds) + 1)
+    at = np.floor((origin + bar_lines * clock.bar_seconds - block) * rate + 1e-9).astype(int)
+    expected = np.zeros(frames, np.float32)
+    expected[at[(at >= 0) & (at < frames)]] = 1.0
+    assert np.array_equal(hits, expected)
+
+
+def test_a_clock_origin_must_be_a_finite_number() -> None:
+    from lmdm_dsl.clock import Clock, nudge
+
+    for bad in (float("nan"), float("inf"), "1", True):
+        with pytest.raises(ValueError, match="origin_block must be a finite number"):
+            Clock(origin_block=bad)
+    assert Clock(origin_block=np.int64(3)) == Clock(origin_block=3) == Clock(origin_block=3.0)
+    a = Clock(120.0, 4, 10.0)
+    assert nudge(a, Clock(120.0, 4, 10.002), 1.0, 0.04) == pytest.approx(0.002)  # Link following the drift
+    assert nudge(a, Clock(120.0, 4, 10.5), 1.0, 0.04) is None and nudge(a, Clock(121.0, 4, 10.0), 1.0, 0.04) is None
+
+
+def test_the_session_takes_a_fractional_origin_and_the_language_follows_it() -> None:
+    import lmdm
+    from lmdm_dsl.interpreter import Interpreter
+
+    model = _clock_model()
+    cfg = model.config
+    session = lmdm.LiveSession(model, prompt="x", steps=1, cfg=1.0)
+    interp = Interpreter(session)
+    interp.run("every 1 bar: cfg 2")
+    session.next_latents()
+    session.set_tempo(100.0, origin=3.37)  # bar 1 a fraction of a block after the next
+    session.next_latents()
+    assert session.clock == lmdm_dsl_clock(100.0, 4, 3.37) and session.tempo_asked
+    where = cfg.add_slice("clock")
+    add = session._target_add(5, False, {})
+    assert torch.allclose(add[:, where], block_clock_features(100.0, 4, 3.37, 5, cfg.block_frames, cfg.frame_rate))
+    session.next_latents()
+    assert interp.clock == session.clock
+    assert any("bar 1 at block 3.37" in m for m in interp.messages())
+    assert interp.scheduled[0][0] == 4  # `every 1 bar` re-armed on the new bar 1: the first block at or after 3.37
+    session.set_tempo(100.0, origin=3.37 + 0.002 / session.block_seconds)  # nudged 2 ms: taken quietly, nothing re-armed
+    before = interp.scheduled
+    session.next_latents()
+    assert interp.clock == session.clock and interp.scheduled == before and not interp.messages()
+    with pytest.raises(ValueError, match="origin must be a finite number of blocks"):
+        session.set_tempo(100.0, origin=float("nan"))
+    with pytest.raises(ValueError, match="at_block or origin, not both"):
+        session.set_tempo(100.0, at_block=3, origin=3.5)
+    interp.close()
+
+
+def lmdm_dsl_clock(bpm: float, meter: int, origin: float):
+    from lmdm_dsl.clock import Clock
+
+    return Clock(bpm, meter, origin)

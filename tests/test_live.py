@@ -52,7 +52,7 @@ def test_first_set_renders_offline_to_exactly_the_asked_length(tmp_path, capsys)
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
     assert "tempo 122 BPM; bar 1 starts at block 0" in printed  # run() of the set
     assert "[block 0] play build" in printed  # scheduled statements, as they fire
-    assert "error: line 35: sketch is not available in this model" in printed  # the model has no sketches
+    assert "error: line 37: sketch is not available in this model" in printed  # the model has no sketches
     assert printed[-1].startswith("status: block 63 | ") and printed[-1].endswith(f"wrote {out} (20.00 s at 16000 Hz)")
 
 

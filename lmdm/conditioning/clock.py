@@ -11,8 +11,9 @@ On every target frame (like the sketches; context frames carry none, their K/V a
 
 In training the phases come from the corpus's annotations (`beat_phase`, `bar_phase`, 25 frames/s)
 and the tempo from how fast `beat_phase` advances. In a `LiveSession` they come from the
-session's `Clock` (lmdm_dsl.clock): its tempo, its meter and the block where its bar 1 starts.
-Everything here is a pure function of its arguments.
+session's `Clock` (lmdm_dsl.clock): its tempo, its meter and the block where its bar 1 starts
+(`origin_block`, a fraction of a block when the bars follow Ableton Link's; frames before it
+count back from bar 1). Everything here is a pure function of its arguments.
 """
 
 from __future__ import annotations
@@ -61,15 +62,16 @@ def grid_phases(beats_at_start: float, bpm: float, beats_per_bar: int, n: int, f
 
 
 def block_clock_features(
-    bpm: float, beats_per_bar: int, origin_block: int, block: int, block_frames: int, frame_rate: float
+    bpm: float, beats_per_bar: int, origin_block: float, block: int, block_frames: int, frame_rate: float
 ) -> torch.Tensor:
-    """The clock channels [1, CLOCK_DIM, block_frames] of `block` of a stream whose bar 1 starts at `origin_block`."""
+    """The clock channels [1, CLOCK_DIM, block_frames] of `block` of a stream whose bar 1 starts at
+    `origin_block` (in blocks, any fraction)."""
     beats_at_start = (block - origin_block) * block_frames / frame_rate * bpm / 60.0
     beat, bar = grid_phases(beats_at_start, bpm, beats_per_bar, block_frames, frame_rate)
     return clock_features(torch.from_numpy(beat)[None], torch.from_numpy(bar)[None], torch.tensor([float(bpm)]), torch.ones(1))
 
 
-def beat_onsets(bpm: float, origin_block: int, block: int, block_frames: int, frame_rate: float) -> np.ndarray:
+def beat_onsets(bpm: float, origin_block: float, block: int, block_frames: int, frame_rate: float) -> np.ndarray:
     """The clock's beat as a rhythm sketch: [block_frames] float32, 1 on each frame in which a beat
     starts (frame f holds times [f, f + 1) / frame_rate, as the rhythm sketch counts onsets), else 0.
 

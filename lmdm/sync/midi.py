@@ -40,7 +40,7 @@ import attrs
 import numpy as np
 
 from lmdm.osc.throttle import ThrottledLog
-from lmdm_dsl.clock import Clock
+from lmdm_dsl.clock import Clock, nudge
 from lmdm_dsl.midi import MidiBridge
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ class ClockFollower:
 
 
 def bar_one_at(clock: Clock, block_seconds: float, heard_s: float, now: float) -> float:
-    """When (on the ``now`` clock) the clock's bar 1 is heard, stream time ``heard_s`` being heard at ``now``."""
+    """When (on the ``now`` clock) the clock's bar 1 is heard (a fraction of a block into its block
+    allowed), stream time ``heard_s`` being heard at ``now``."""
     return now + clock.origin_block * block_seconds - heard_s
 
 
@@ -332,13 +333,20 @@ class _Grid:
     tick_s: float
 
 
+def _moved(grid: _Grid, clock: Clock, shift: float) -> _Grid:
+    """``grid`` following ``clock``, its ticks ``shift`` seconds later."""
+    return _Grid(clock, grid.anchor + shift, grid.tick_s)
+
+
 class ClockOut:
     """MIDI clock from the session's clock, while ``enabled()`` (the language's ``midi clock out``).
 
     Start goes out at the first bar line heard at least ``START_LEAD_SECONDS`` ahead, then 24 ticks
     per beat. When the session's clock changes (a ``tempo``: bar 1 moves to a block not heard yet),
     the old grid ticks on until the new bar 1 is heard, then Start and the new grid (a bar 1 already
-    heard: its next bar line). Stop goes out when ``enabled()`` turns false and at ``stop()``.
+    heard, or one a fraction of a block in: its next bar line). A grid only nudged by less than half
+    a tick (Ableton Link following the device's drift) ticks on, moved, with no Start. Stop goes out
+    when ``enabled()`` turns false and at ``stop()``.
     ``heard()`` is the stream time (seconds) being heard now; ``send`` writes one message."""
 
     def __init__(self, send: Callable[[Sequence[int]], None], clock: Callable[[], Clock], block_seconds: float,
@@ -391,6 +399,12 @@ class ClockOut:
                 continue
             clock = self.clock()
             latest = coming or playing
+            if latest is not None and latest[0].clock != clock:
+                shift = nudge(latest[0].clock, clock, self.block_seconds, latest[0].tick_s / 2)
+                if shift is not None:  # the same grid nudged (Ableton Link following the device's drift): tick on, moved
+                    playing = None if playing is None else (_moved(playing[0], clock, shift), playing[1])
+                    coming = None if coming is None else (_moved(coming[0], clock, shift), coming[1])
+                    latest = coming or playing
             if latest is None or latest[0].clock != clock:
                 grid = self._grid(clock)
                 bar = TICKS_PER_BEAT * clock.beats_per_bar
