@@ -145,7 +145,8 @@ def test_training_window_is_what_the_stream_reference_runs(regime: str) -> None:
     stream.history = ctx.clone()  # exactly C frames of clean context
     stream.generate(model.encode_prompt("dub techno"), steps=2, sampler="euler", generator=torch.Generator().manual_seed(0))
     del model.dit.forward
-    (x, t, add, tokens, pooled, route, positions, mask), v_stream = calls[0]
+    (x, t, add, tokens, pooled, route, positions, mask, cross_mask), v_stream = calls[0]
+    assert cross_mask is None  # one prompt throughout: every frame reads all its tokens, as in training
 
     w = lmdm_window(regime, ctx, cfg, keep=torch.ones(1, 1, cfg.context_frames), present=torch.ones(1, 1, 1))
     assert torch.equal(w.add, add) and torch.equal(w.route, route) and torch.equal(w.positions, positions)
