@@ -39,3 +39,17 @@ def test_one_change_is_heard_after_the_audio_ahead_and_within_two_blocks_more(ja
     block = model.config.block_seconds
     t = trial(model, "prompt", seed=3, wait_s=3 * block, after_s=1.0 + 3 * block, threads=1, ahead=1.0)
     assert 0 < t.latency_ms < (1.0 + 2 * block + 0.5) * 1000
+
+
+def test_an_engine_with_no_device_open_reports_no_output_latency() -> None:
+    from lmdm.audio import AudioEngine
+
+    assert AudioEngine(lambda: np.zeros((160, 1), dtype=np.float32)).output_latency() == 0.0
+
+
+@pytest.mark.audio
+def test_an_open_device_reports_its_output_latency(jack_server) -> None:
+    from lmdm.audio import AudioEngine, EngineConfig
+
+    with AudioEngine(lambda: np.zeros((1600, 1), dtype=np.float32), EngineConfig(model_rate=jack_server.rate)) as engine:
+        assert 0 < engine.output_latency() < 1.0

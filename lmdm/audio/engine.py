@@ -242,6 +242,11 @@ class AudioEngine:
             paced_frames=self._pacer.frames,
         )
 
+    def output_latency(self) -> float:
+        """The output latency the open device reports (PortAudio's, seconds); 0 with no device open."""
+        latency = getattr(self._stream, "latency", 0.0) or 0.0
+        return float(latency[1] if isinstance(latency, (tuple, list)) else latency)
+
     def read_input(self, max_frames: int | None = None) -> np.ndarray:
         """Captured input since the last call, at the model rate: [frames, input_channels].
 

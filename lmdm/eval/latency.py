@@ -60,6 +60,7 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
     """One change during play, measured (see the module's docstring)."""
     from lmdm.audio import AudioEngine, EngineConfig
     from lmdm.session import LiveSession
+    from lmdm.sync.midi import engine_heard
 
     def session() -> LiveSession:
         return LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
@@ -79,8 +80,7 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
 
     def poll() -> None:
         while not done.is_set():
-            s = engine.stats()
-            timeline.append((time.perf_counter(), round((s.frames_played + s.paced_frames) * live.sample_rate / s.device_rate)))
+            timeline.append((time.perf_counter(), round(engine_heard(engine) * live.sample_rate)))
             time.sleep(POLL_SECONDS)
 
     with engine:
@@ -94,7 +94,7 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
         else:
             live.set_cfg(1.0 if live.settings.cfg != 1.0 else 4.0)
         time.sleep(after_s)
-        output_latency = _output_latency(engine)
+        output_latency = engine.output_latency()
         done.set()
         poller.join()
     played = np.concatenate(blocks)
@@ -108,17 +108,9 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
     return Trial(change, at_block, (heard + output_latency - called) * 1000)
 
 
-def _output_latency(engine: Any) -> float:
-    """The device's output latency (seconds) as PortAudio reports it; 0 when unknown."""
-    stream = getattr(engine, "_stream", None)
-    latency = getattr(stream, "latency", 0.0)
-    return float(latency[1] if isinstance(latency, (tuple, list)) else latency or 0.0)
-
-
 def summary(trials: Sequence[Trial]) -> dict[str, float]:
     ms = sorted(t.latency_ms for t in trials)
-    p95 = float(np.percentile(ms, 95)) if len(ms) > 1 else ms[0]
-    return {"trials": len(ms), "median_ms": statistics.median(ms), "p95_ms": p95, "max_ms": ms[-1], "min_ms": ms[0]}
+    return {"trials": len(ms), "median_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "max_ms": ms[-1], "min_ms": ms[0]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ from typing import Any, Callable
 import attrs
 
 from lmdm.osc.throttle import ThrottledLog
-from lmdm.sync.midi import engine_heard
+from lmdm.sync.midi import engine_heard, wall_heard
 from lmdm_dsl.clock import Clock
 from lmdm_dsl.values import TEMPO_RANGE, num
 
@@ -397,7 +397,6 @@ def _on(clock: Clock, grid: Grid, offset: float, quantum: float, block: int, blo
     return round(grid.bpm, TEMPO_DECIMALS) == clock.bpm and follow(clock, grid, offset, quantum, block, block_seconds, tolerance) is None
 
 
-
 class LinkSync:
     """The session hook that plays the stream with Link: ``session.add_hook(LinkSync(bridge))``.
 
@@ -460,20 +459,13 @@ class LinkSync:
 # --- what `lmdm live --link` starts ---------------------------------------------------------------------
 
 
-def engine_latency(engine: Any) -> float:
-    """The output latency the engine's device reports (PortAudio's, seconds; 0 with no device)."""
-    stream = getattr(engine, "_stream", None)  # AudioEngine does not tell it in stats() (yet)
-    latency = getattr(stream, "latency", 0.0) or 0.0
-    return float(latency[1] if isinstance(latency, (tuple, list)) else latency)
-
-
 def engine_output(engine: Any, latency: float | None = None) -> float:
     """The stream time (seconds) reaching the listener from an ``lmdm.audio.AudioEngine`` now: what the
     device took (``engine_heard``) less one callback's worth and the output ``latency`` (None: what
     the device reports). Exact just after a callback, late by up to one between callbacks."""
     stats = engine.stats()
     callback = stats.frames_played / stats.callbacks / stats.device_rate if stats.callbacks else 0.0
-    return engine_heard(engine) - callback - (engine_latency(engine) if latency is None else latency)
+    return engine_heard(engine) - callback - (engine.output_latency() if latency is None else latency)
 
 
 def start_link(session: Any, *, clock: Callable[[], Clock] | None = None, heard: Callable[[], float] | None = None,
@@ -485,8 +477,7 @@ def start_link(session: Any, *, clock: Callable[[], Clock] | None = None, heard:
     Link's, in beats (default the clock's beats_per_bar). No [link] extra is one line through ``say``,
     and the music plays on. Returns the function that leaves the session."""
     if heard is None:
-        started = time.perf_counter() - session.block_index * session.block_seconds
-        heard = lambda: time.perf_counter() - started  # noqa: E731 (no audio engine: as generated)
+        heard = wall_heard(session)
     now = session.clock if clock is None else clock()
     bridge = LinkBridge(quantum or now.beats_per_bar)
     try:
@@ -507,5 +498,5 @@ def start_link(session: Any, *, clock: Callable[[], Clock] | None = None, heard:
 
 __all__ = [
     "EXTRA", "Grid", "HeardOffset", "LinkBridge", "LinkError", "LinkPeer", "LinkState", "LinkSync", "LinkUnavailable", "Proposal",
-    "bar_line_near", "engine_latency", "engine_output", "follow", "proposed", "start_link",
+    "bar_line_near", "engine_output", "follow", "proposed", "start_link",
 ]

@@ -486,8 +486,7 @@ def start_midi(interpreter: Any, session: Any, *, port_in: str | None = None, po
         try:
             midi_out = MidiOut(port_out, api=api).start()
             if heard is None:
-                started = time.perf_counter() - session.block_index * session.block_seconds
-                heard = lambda: time.perf_counter() - started  # noqa: E731 (no audio engine: as generated)
+                heard = wall_heard(session)
             clock_out = ClockOut(midi_out.send, lambda: session.clock, session.block_seconds,
                                  lambda: interpreter.midi.clock_out, heard).start()
             stops += [midi_out.stop, clock_out.stop]  # run in reverse: the clock stops (sending Stop) first
@@ -509,6 +508,13 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def wall_heard(session: Any) -> Callable[[], float]:
+    """Without an audio engine: the stream time heard now, taken as the blocks made so far paced by
+    the wall clock from now on."""
+    started = time.perf_counter() - session.block_index * session.block_seconds
+    return lambda: time.perf_counter() - started
+
+
 def engine_heard(engine: Any) -> float:
     """The stream time (seconds) an ``lmdm.audio.AudioEngine`` is playing now: the frames it took
     from its ring, heard or (with no device) paced, at the device's rate."""
@@ -518,6 +524,6 @@ def engine_heard(engine: Any) -> float:
 
 __all__ = [
     "CLIENT", "EXTRA", "TICKS_PER_BEAT", "VIRTUAL", "ClockFollower", "ClockOut", "Event", "MidiError", "MidiIn",
-    "MidiInStats", "MidiOut", "MidiUnavailable", "bar_one_at", "decode", "engine_heard", "find_port", "first_tick",
+    "MidiInStats", "MidiOut", "MidiUnavailable", "bar_one_at", "decode", "engine_heard", "wall_heard", "find_port", "first_tick",
     "start_midi", "ticks_bpm",
 ]
