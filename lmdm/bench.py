@@ -6,6 +6,11 @@ the median wall time per block, the forward FLOPs of one block (counted by
 torch.utils.flop_counter, not estimated), speed-up and FLOP ratio against `naive`, the
 real-time factor (generation + decode) and the KV-cache bytes.
 
+`--device cuda` (and `--dtype`) runs the DiT, the cache, the sampler and the codec on that torch
+device (lmdm.model.placement; bfloat16 weights on CUDA by default), timing each block to the
+device's completion; `--config sao-small` benches Stable Audio Open Small's shapes with random
+weights (a 341M-parameter DiT and the Oobleck VAE, lmdm.eval.sao_bench).
+
 `--load N` runs it all with N CPU-bound processes (spinning Python loops) started by the bench
 itself and stopped at the end: the figure for a busy machine. `--play SET --seconds S` plays a
 set live on the default audio device (e.g. the JACK dummy server) instead, and reports the
@@ -33,6 +38,7 @@ from lmdm.conditioning.text import null_conditioning
 from lmdm.model import linear
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import LMDM, build_model
+from lmdm.model.placement import HostCodec, model_placement, place, placement
 from lmdm.stream import BlockStream
 from lmdm.threads import add_threads_argument, torch_threads
 
@@ -83,6 +89,14 @@ class ModeResult:
     efficiency: float = 0.0  # speed-up / FLOP ratio: 1.0 means time fell exactly as FLOPs did
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a timer must not stop before the work does)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def _stream(model: LMDM, regime: str, use_cache: bool, commit: str, seed: int) -> BlockStream:
     s = BlockStream(model, regime, use_cache, commit)
     g = torch.Generator().manual_seed(seed)
@@ -95,8 +109,9 @@ def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: st
     cond = model.encode_prompt(prompt)
     null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
     stream = _stream(model, regime, use_cache, commit, seed=1)
-    g = torch.Generator().manual_seed(0)
-    decoder = model.codec.stream_decoder()
+    g = torch.Generator().manual_seed(0)  # on the CPU, as LiveSession's: the same noise on every device
+    decoder = HostCodec(model.codec).stream_decoder()  # as LiveSession's: the audio comes back to the host
+    device = stream.device
 
     def generate() -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -105,6 +120,7 @@ def bench_mode(model: LMDM, label: str, regime: str, use_cache: bool, commit: st
     def one_block() -> tuple[float, float]:
         t0 = time.perf_counter()
         x = generate()
+        synchronize(device)
         t1 = time.perf_counter()
         with torch.no_grad():
             decoder.push(x)
@@ -176,20 +192,26 @@ def first_audio_ms(model: LMDM, prompt: str, steps: int, sampler: str) -> float:
 
 def run(config: ModelConfig | None = None, *, model: LMDM | None = None, modes: list[str] | None = None, blocks: int = 10, warmup: int = 2, steps: int = 8,
         sampler: str = "pingpong", threads: int | None = None, seed: int = 0, prompt: str = "deep house with warm chords", bf16: bool = False,
-        cfg: float = 1.0, ceiling: bool = False) -> dict[str, Any]:
+        cfg: float = 1.0, ceiling: bool = False, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> dict[str, Any]:
     """Bench a preset `config` with random weights, or a given (trained) `model`, on `threads`
-    torch threads (None: torch's setting)."""
+    torch threads (None: torch's setting), on `device` in `dtype` (lmdm.model.placement; default:
+    where the model is; the model is moved there in place)."""
     with torch_threads(threads):
         return _run(config, model=model, modes=modes, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, seed=seed,
-                    prompt=prompt, bf16=bf16, cfg=cfg, ceiling=ceiling)
+                    prompt=prompt, bf16=bf16, cfg=cfg, ceiling=ceiling, device=device, dtype=dtype)
 
 
 def _run(config: ModelConfig | None, *, model: LMDM | None, modes: list[str] | None, blocks: int, warmup: int, steps: int,
-         sampler: str, seed: int, prompt: str, bf16: bool, cfg: float, ceiling: bool) -> dict[str, Any]:
+         sampler: str, seed: int, prompt: str, bf16: bool, cfg: float, ceiling: bool, device, dtype) -> dict[str, Any]:
     if model is None:
         if config is None:
             raise ValueError("give a config or a model")
         model = build_model(config, seed=seed)
+    if device is not None or dtype is not None:
+        place(model, placement(model_placement(model).device if device is None else device, dtype))
+    where = model_placement(model)
+    if bf16 and where.device.type != "cpu":
+        raise ValueError("--bf16 is CPU autocast; on another device give --dtype bf16 (weights stored in bfloat16)")
     config = model.config
     chosen = [m for m in MODES if modes is None or m[0] in modes]
     results = [bench_mode(model, *m, blocks=blocks, warmup=warmup, steps=steps, sampler=sampler, prompt=prompt, bf16=bf16, cfg=cfg) for m in chosen]
@@ -208,9 +230,10 @@ def _run(config: ModelConfig | None, *, model: LMDM | None, modes: list[str] | N
         "block_seconds": config.block_seconds,
         "steps": steps,
         "sampler": sampler,
-        "dtype": "bf16 autocast" if bf16 else "fp32",
+        "dtype": "bf16 autocast" if bf16 else str(where.dtype).removeprefix("torch."),
+        "device": str(where.device) + (f" ({torch.cuda.get_device_name(where.device)})" if where.device.type == "cuda" else ""),
         "cfg": cfg,
-        "matmul_ceiling": matmul_ceiling(model, 1 if cfg == 1.0 else 2) if ceiling and not bf16 else None,
+        "matmul_ceiling": matmul_ceiling(model, 1 if cfg == 1.0 else 2) if ceiling and not bf16 and where == placement() else None,
         "blocks_timed": blocks,
         "threads": torch.get_num_threads(),
         "linear_kernel": linear.kernel(),
@@ -224,7 +247,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f"model: width {c['width']} x depth {c['depth']}, {report['parameters'] / 1e6:.1f}M params; "
         f"block {c['block_frames']} frames = {report['block_seconds']:.2f} s, context {c['context_blocks']} blocks; "
-        f"{report['steps']} {report['sampler']} steps; CFG {report.get('cfg', 1.0):g}; {report['dtype']}; {report['threads']} threads; "
+        f"{report['steps']} {report['sampler']} steps; CFG {report.get('cfg', 1.0):g}; {report['dtype']} on {report.get('device', 'cpu')}; "
+        f"{report['threads']} threads; "
         f"linear kernel {report.get('linear_kernel', 'aten')}; torch {report['torch']}; "
         f"model {report['model']!r}",
         f"{'mode':<22}{'ms/block':>10}{'min':>8}{'decode':>8}{'GFLOP':>9}{'speed-up':>10}{'FLOP ratio':>12}{'efficiency':>12}{'RTF':>8}{'KV MB':>8}",
@@ -323,7 +347,9 @@ def format_play(report: dict[str, Any], load: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lmdm bench", description=__doc__.splitlines()[0])
-    p.add_argument("--config", choices=["tiny", "small"], help="bench a model size preset with random weights instead of --model")
+    p.add_argument("--config", choices=["tiny", "small", "sao-small"],
+                   help="bench a model size preset with random weights instead of --model (sao-small: Stable Audio Open Small's "
+                        "341M-parameter DiT and its Oobleck VAE)")
     p.add_argument("--model", default="default", help="the model: 'default' (the bundled one, the default) or a checkpoint directory")
     p.add_argument("--modes", nargs="*", choices=[m[0] for m in MODES], help="which modes (default: all)")
     p.add_argument("--blocks", type=int, default=6, help="blocks timed per mode (median reported; default 6)")
@@ -336,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--play", type=Path, metavar="SET",
                    help="play this set live on the default audio device for --seconds instead (needs --model; e.g. the JACK dummy server)")
     p.add_argument("--seconds", type=float, default=60.0, help="with --play: how long (default 60)")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the matmuls (fp32 elsewhere)")
+    p.add_argument("--bf16", action="store_true", help="CPU only: bfloat16 autocast for the matmuls (fp32 elsewhere)")
+    p.add_argument("--device", help="torch device for the model: cpu (default), cuda, cuda:N, mps")
+    p.add_argument("--dtype", help="the DiT's weights and activations: float32, bfloat16 or float16 (default: bfloat16 on cuda, else float32)")
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale (1 = one pass; else a batch of 2)")
     p.add_argument("--ceiling", action="store_true", help="also measure the matmul efficiency ceiling (see matmul_ceiling)")
     p.add_argument("--linear", choices=list(linear.KERNELS), help="CPU float32 linear kernel (default: onednn where it works; see lmdm/model/linear.py)")
@@ -350,14 +378,24 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no set file {a.play}")
     if a.linear:
         linear.set_kernel(a.linear)
-    if a.config is not None:  # a random preset
+    try:
+        where = placement(a.device, a.dtype)
+    except ValueError as e:
+        p.error(str(e))
+    if a.bf16 and where.device.type != "cpu":
+        p.error("--bf16 is CPU autocast; on another device give --dtype bf16 (weights stored in bfloat16)")
+    if a.config == "sao-small":
+        from lmdm.eval.sao_bench import random_sao_small
+
+        model, config = random_sao_small(), None
+    elif a.config is not None:  # a random preset
         model, config = None, getattr(ModelConfig, a.config)()
     else:
         from lmdm.cli import resolve_model
 
         model, config = resolve_model(a.model), None
     if a.play is not None:
-        model = model or build_model(config, seed=0)
+        model = place(model or build_model(config, seed=0), where)
         with cpu_load(a.load):
             report = play_set(model, a.play, a.seconds, threads=a.threads)
         report["load"] = a.load
@@ -365,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with cpu_load(a.load):
         report = run(config, model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, steps=a.steps, sampler=a.sampler, threads=a.threads,
-                     bf16=a.bf16, cfg=a.cfg, ceiling=a.ceiling)
+                     bf16=a.bf16, cfg=a.cfg, ceiling=a.ceiling, device=where.device, dtype=where.dtype)
     report["load"] = a.load
     text = format_table(report)
     if a.load:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from lmdm.audio.record import Recorder, RecordError, output_problem
+from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
 
 # subcommand -> ("module:function", one-line help); the function takes argv and returns an exit code
@@ -110,6 +111,7 @@ def render_main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", action="store_true", help="also write a spectrogram PNG next to the audio")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_argument(p)
+    add_placement_arguments(p)
     a = p.parse_args(argv)
 
     import lmdm
@@ -130,7 +132,7 @@ def render_main(argv: list[str] | None = None) -> int:
     model = resolve_model(a.model)
     try:
         session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed,
-                                     threads=a.threads)
+                                     threads=a.threads, device=a.model_device, dtype=a.model_dtype)
     except ValueError as e:
         p.error(str(e))
     if not a.quiet:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from lmdm.conditioning.delay import delay_settings
+from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
 
 MAX_TAIL_SECONDS = 3600.0  # `lmdm delay --tail`: at most an hour after the input ends
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_argument(p)  # lmdm/threads.py: the same --threads as every command that plays
+    add_placement_arguments(p)
     return p
 
 
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"cannot read {a.input}: {e}")
     model = resolve_model(a.model)
     try:
-        session = lmdm.LiveSession(model, prompt=a.stream_prompt, steps=a.steps, seed=a.seed, mix_input=True, threads=a.threads)
+        session = lmdm.LiveSession(model, prompt=a.stream_prompt, steps=a.steps, seed=a.seed, mix_input=True, threads=a.threads,
+                                     device=a.model_device, dtype=a.model_dtype)
         time = dict(beats=a.beats, bpm=a.bpm) if a.beats is not None else dict(blocks=a.blocks)
         settings = delay_settings(**time, block_seconds=session.block_seconds, strength=a.strength, feedback=a.feedback,
                                   mix=a.mix, prompts=tuple(a.prompt or ()))

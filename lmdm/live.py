@@ -38,6 +38,7 @@ from lmdm.sync.midi import VIRTUAL as MIDI_VIRTUAL
 from lmdm.sync.midi import engine_heard, start_midi
 from lmdm.sync.link import engine_output, start_link
 from lmdm.session import LiveSession
+from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter, run_repl, watch_file
 from lmdm_dsl.repl import PROMPT, StatusLine, bar_and_beat, on_a_terminal
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the folder `record \"x.wav\"` writes into, typed, from the set or over OSC; it must exist "
                    "(default: the set file's folder, or the current directory without a set file)")
     add_threads_argument(p)
+    add_placement_arguments(p)
     offline = p.add_argument_group("offline")
     offline.add_argument("--offline", action="store_true", help="render to a file instead of playing (no audio device needed)")
     offline.add_argument("-o", "--out", type=Path, default=Path("out.wav"), help="the rendered file: .wav, .flac or .ogg (default out.wav)")
@@ -295,7 +297,7 @@ def new_session(a: argparse.Namespace) -> LiveSession:
     model = resolve_model(a.model)
     if model.name == "random":
         complain(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music")
-    session = LiveSession(model, seed=a.seed, threads=a.threads)
+    session = LiveSession(model, seed=a.seed, threads=a.threads, device=a.model_device, dtype=a.model_dtype)
     if getattr(a, "input", None) not in (None, "device"):
         feed_file(session, a.input)
     return session

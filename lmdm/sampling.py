@@ -71,6 +71,21 @@ def guided(v_cond: torch.Tensor, v_uncond: torch.Tensor, scale: float) -> torch.
     return v_uncond + scale * (v_cond - v_uncond)
 
 
+def randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str = "cpu",
+          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard-normal noise on `device`, drawn from `generator` wherever that lives: a CPU
+    generator gives the same numbers on every device (copied over without waiting for the device's
+    queued work), a generator on `device` draws there."""
+    device = torch.device(device)
+    source = generator.device if generator is not None else device
+    x = torch.randn(shape, generator=generator, device=source, dtype=dtype)
+    if x.device == device:
+        return x
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)  # pinned: an async copy, no host sync
+    return x.to(device)
+
+
 Denoiser = Callable[[torch.Tensor, float, int], torch.Tensor]  # (x, t, step index) -> v
 
 
@@ -115,6 +130,6 @@ def run_steps(denoise: Denoiser, x: torch.Tensor, ts: list[float], sampler: str,
         if sampler == "euler" or t_next == 0.0:
             x = euler_step(x, v, t, t_next)  # with t_next = 0 both samplers return x0
         else:
-            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+            eps = randn(tuple(x.shape), generator, x.device, x.dtype)
             x = pingpong_step(x, v, t, t_next, eps)
     return x

@@ -12,6 +12,12 @@ Each block is computed on ``threads`` torch intra-op threads (default 1, ``lmdm.
 fast for the bundled model and robust to a busy machine), set around the block on the thread
 that computes it and restored after; ``threads=None`` leaves torch's setting alone.
 
+``device`` / ``dtype`` (lmdm.model.placement): where the DiT, its KV cache, the sampler and the
+codec run, e.g. ``LiveSession(model, device="cuda")`` (bfloat16 weights by default there; the
+model is moved in place, as ``nn.Module.to`` does). Default: where the model already is (a loaded
+model: the CPU in float32). Audio leaves the device once per block; the seed draws the same noise
+on every device.
+
 Conditioning beyond the prompt (docs/applications.md), all applied between blocks:
 
     session.set_sketch(melody="c4 e4 g4 ~", bpm=120)      # or arrays, note lists, sketch_from_audio(...)
@@ -46,6 +52,7 @@ from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
 from lmdm.conditioning.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, check_delay_frames, delay_settings, gain_ramp, mix_out
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import check_regime
+from lmdm.model.placement import HostCodec, Placement, model_placement, place, placement
 from lmdm.sampling import check_sampler
 from lmdm.stream import BlockStream
 from lmdm.threads import PLAY_THREADS, check_threads, torch_threads
@@ -171,8 +178,14 @@ class LiveSession:
         jam_follow: str | None = None,
         clock_beat: bool = True,
         threads: int | None = PLAY_THREADS,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
     ):
         self.model = model
+        self.placement: Placement = model_placement(model) if device is None and dtype is None else \
+            placement(model_placement(model).device if device is None else device, dtype)
+        place(model, self.placement)
+        self.codec = HostCodec(model.codec)  # host tensors in, CPU float32 out, whatever device it runs on
         # torch intra-op threads while this session computes a block (lmdm/threads.py); None: torch's own
         self.threads = None if threads is None else check_threads(threads)
         cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
@@ -191,7 +204,7 @@ class LiveSession:
         self._clock_beat = _check_bool("clock_beat", clock_beat)
         self._glide: tuple[Conditioning, Conditioning, int, int] | None = None  # (from, to, done, total)
         self._generator = torch.Generator().manual_seed(seed)
-        self._decoder = model.codec.stream_decoder()
+        self._decoder = self.codec.stream_decoder()
         self._leftover = np.zeros((0, model.channels), dtype=np.float32)
         self._lock = threading.RLock()
         self._pending: list[Callable[[], None]] = []
@@ -207,7 +220,7 @@ class LiveSession:
         self._jam = _check_bool("jam", jam)
         self._jam_follow = self._check_follow(jam_follow) if jam_follow is not None else ("key" if self.supports("sketch") else "listen")
         self._sketches: dict[str, tuple[Track, int]] = {}  # kind -> (track, block it started at)
-        self._player = PlayerInput(model.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"))
+        self._player = PlayerInput(self.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"))
         self._inbox: list[tuple[np.ndarray, int | None]] = []  # fed input, taken in at the next block
         self._delay: DelayLine | None = None
         self._delay_conds: dict[str, Conditioning] = {}
@@ -549,7 +562,7 @@ class LiveSession:
             if settings is None:
                 self._delay = None
             elif self._delay is None:
-                self._delay = DelayLine(self.model.codec, settings, self.block_index, self.channels)
+                self._delay = DelayLine(self.codec, settings, self.block_index, self.channels)
             else:
                 self._delay.retime(settings)
             self._delay_conds = conds
@@ -626,9 +639,9 @@ class LiveSession:
 
     def next_latents(self) -> torch.Tensor:
         """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded,
-        so neither the delay's feedback nor the output mix happen)."""
+        so neither the delay's feedback nor the output mix happen), on the CPU."""
         with torch_threads(self.threads):
-            return self._make_block()[0]
+            return self._make_block()[0].cpu()
 
     def _accomp(self, block: int) -> torch.Tensor | None:
         """The accomp channels for the stream's history before `block` (zeros unless jamming)."""

@@ -27,6 +27,13 @@ Positions: the current context sits at 1..C, the target at C+1..C+B, the t-token
 history (block_causal reference only) at positions <= 0. RoPE depends only on differences, so
 this is the same as what the cache sees after its keys are re-rotated on every slide.
 
+Devices: the stream runs where the model's DiT is (lmdm.model.placement). Its state (history,
+accomp, cache) lives there; inputs given on the host (prompts, sketch channels, accomp, SDEdit's
+init, primed latents) are moved there, a prompt's tokens once per prompt; noise is drawn from the
+given generator wherever it lives (a CPU generator: the same numbers on every device) and copied
+over asynchronously; no step waits for the device. `generate` returns the block's latents on the
+device, in float32.
+
 Extra per-frame inputs (`ModelConfig.add_inputs`), exactly as in training (lmdm.train.objective):
 
 - a *target add* per block (`generate(target_add=...)`, [1, A, B]): the sketch channels of the
@@ -52,7 +59,7 @@ from lmdm.conditioning.text import Conditioning
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import block_causal_mask, check_regime
 from lmdm.model.window import context_add, window_inputs
-from lmdm.sampling import Denoiser, check_sampler, check_start, guided, noised, sample
+from lmdm.sampling import Denoiser, check_sampler, check_start, guided, noised, randn, sample
 
 COMMITS = ("separate", "fused")
 
@@ -72,17 +79,19 @@ class BlockStream:
         self.regime = check_regime(regime)
         self.use_cache = use_cache
         self.commit = commit
+        self.device = model.dit.inv_freq.device  # where the DiT is: the stream's state lives there too
         # [pending | target | t] queries x [cache | pending | target | t] keys, for the fused commit
-        self._fused_mask = block_causal_mask(self.C + 2 * self.B, self.B, self.window)[self.C :, :]
+        self._fused_mask = block_causal_mask(self.C + 2 * self.B, self.B, self.window)[self.C :, :].to(self.device)
+        self._placed: dict[int, tuple[Conditioning, Conditioning]] = {}  # id(prompt) -> (prompt, its copy on the device)
         self.rebuilds = 0  # exact cache rebuilds mid-stream (regime switch, CFG on/off, prime, accomp heard late)
         self.accomp_slice = cfg.add_slice("accomp")  # where the accomp channels sit (None: no jamming input)
-        self._target = torch.zeros(1, cfg.add_dim, self.B)  # the target add of the block being made
+        self._target = torch.zeros(1, cfg.add_dim, self.B, device=self.device)  # the target add of the block being made
         self.reset()
 
     # state --------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the start of a stream: an all-zero clean context (as in training), no cache."""
-        self.history = torch.zeros(1, self.config.latent_dim, self.C)
+        self.history = torch.zeros(1, self.config.latent_dim, self.C, device=self.device)
         self.accomp = self._no_accomp(self.C)  # [1, 1 + D, n] aligned with history (None: no accomp input)
         self.made_under: list[tuple[Conditioning, ...] | None] = [None] * self.C  # per history frame (block_causal)
         self.blocks_since_reset = 0
@@ -101,7 +110,7 @@ class BlockStream:
         self._cross: tuple[tuple[Conditioning, ...], list[KV], torch.Tensor] | None = None
 
     def _no_accomp(self, n: int) -> torch.Tensor | None:
-        return None if self.accomp_slice is None else torch.zeros(1, 1 + self.config.latent_dim, n)
+        return None if self.accomp_slice is None else torch.zeros(1, 1 + self.config.latent_dim, n, device=self.device)
 
     def _trim(self) -> None:
         """Keep only the history (and its accomp) that can still reach a target."""
@@ -120,7 +129,7 @@ class BlockStream:
         if accomp.shape[:2] != (1, 1 + self.config.latent_dim) or m > n:
             raise ValueError(f"accomp must be [1, {1 + self.config.latent_dim}, m <= {n}], got {list(accomp.shape)}")
         full = self._no_accomp(n)
-        full[:, :, n - m :] = accomp.to(full.dtype)
+        full[:, :, n - m :] = accomp.to(self.device, full.dtype)
         self.accomp = full
 
     def set_regime(self, regime: str) -> None:
@@ -130,7 +139,7 @@ class BlockStream:
 
     def prime(self, latents: torch.Tensor) -> None:
         """Continue from given clean latents [1, D, n] (e.g. an encoded audio clip)."""
-        self.history = torch.cat((self.history, latents.to(self.history.dtype)), dim=2)
+        self.history = torch.cat((self.history, latents.to(self.device, self.history.dtype)), dim=2)
         self.made_under = self.made_under + [None] * latents.shape[2]
         if self.accomp is not None:
             self.accomp = torch.cat((self.accomp, self._no_accomp(latents.shape[2])), dim=2)
@@ -143,7 +152,7 @@ class BlockStream:
         if context.ndim != 3 or context.shape[:2] != (1, self.config.latent_dim):
             raise ValueError(f"context must be [1, {self.config.latent_dim}, n], got {list(context.shape)}")
         self.reset()
-        self.history = context.to(self.history.dtype).clone()
+        self.history = context.to(self.device, self.history.dtype).clone()
         self.made_under = [None] * context.shape[2]
         self.accomp = self._no_accomp(context.shape[2])
 
@@ -172,10 +181,10 @@ class BlockStream:
 
     def _check_target_add(self, target_add: torch.Tensor | None) -> torch.Tensor:
         if target_add is None:
-            return torch.zeros(1, self.config.add_dim, self.B)
+            return torch.zeros(1, self.config.add_dim, self.B, device=self.device)
         if tuple(target_add.shape) != (1, self.config.add_dim, self.B):
             raise ValueError(f"target_add must be [1, {self.config.add_dim}, {self.B}], got {list(target_add.shape)}")
-        return target_add.to(torch.float32)
+        return target_add.to(self.device, torch.float32)
 
     def _context_tokens(self, latents: torch.Tensor, batch: int, accomp: torch.Tensor | None = None) -> torch.Tensor:
         return self.dit.embed_context(self._context_add(latents, accomp)).expand(batch, -1, -1)
@@ -183,11 +192,24 @@ class BlockStream:
     def _target_tokens(self, x: torch.Tensor, t: float, pooled: torch.Tensor) -> torch.Tensor:
         batch = pooled.shape[0]
         h = self.dit.embed_frames(x.expand(batch, -1, -1), self._target, None)  # route = 1 on target frames: a no-op
-        return torch.cat((h, self.dit.embed_time(torch.full((batch,), t), pooled)), dim=1)
+        return torch.cat((h, self.dit.embed_time(torch.full((batch,), t, device=self.device), pooled)), dim=1)
 
     def _positions(self, first: int, n: int, with_t: bool = False) -> torch.Tensor:
-        p = torch.arange(first, first + n)
-        return torch.cat((p, torch.zeros(1, dtype=p.dtype))) if with_t else p
+        p = torch.arange(first, first + n, device=self.device)
+        return torch.cat((p, torch.zeros(1, dtype=p.dtype, device=self.device))) if with_t else p
+
+    def _place(self, cond: Conditioning | None) -> Conditioning | None:
+        """The prompt with its tensors on the stream's device: the same object on every call (the
+        cache's prompt bookkeeping goes by identity), moved once per prompt."""
+        if cond is None or cond.tokens.device == self.device:
+            return cond
+        hit = self._placed.get(id(cond))
+        if hit is None or hit[0] is not cond:
+            hit = (cond, Conditioning(cond.tokens.to(self.device), cond.pooled.to(self.device), cond.text))
+            if len(self._placed) >= 16:  # prompts no longer in use (a glide makes one per block)
+                self._placed.pop(next(iter(self._placed)))
+            self._placed[id(cond)] = hit
+        return hit[1]
 
     def _cross_inputs(self, conds: tuple[Conditioning, ...]) -> tuple[list[KV], torch.Tensor]:
         """Per-layer cross-attention K/V for these prompts, computed once per prompt change."""
@@ -226,8 +248,10 @@ class BlockStream:
         strength = check_start(strength)
         if init is not None and tuple(init.shape) != (1, self.config.latent_dim, self.B):
             raise ValueError(f"init must be [1, {self.config.latent_dim}, {self.B}], got {list(init.shape)}")
+        cond, uncond = self._place(cond), self._place(uncond)
         denoise = self.denoiser(cond, cfg=cfg, uncond=uncond, generator=generator, target_add=target_add)
-        noise = torch.randn((1, self.config.latent_dim, self.B), generator=generator)
+        noise = randn((1, self.config.latent_dim, self.B), generator, self.device)
+        init = None if init is None else init.to(self.device)
         x0 = sample(denoise, noise, steps, sampler, generator, init=init, start=strength)
         if self.pending is not None:  # strength 0 ran no step, so the fused commit did not happen
             self._commit_separately((cond,) if cfg == 1.0 else (cond, uncond))
@@ -251,6 +275,7 @@ class BlockStream:
         """
         if cfg != 1.0 and uncond is None:
             raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
+        cond, uncond = self._place(cond), self._place(uncond)
         self._target = self._check_target_add(target_add)
         conds = (cond,) if cfg == 1.0 else (cond, uncond)
         self._rebuild = self._plan(conds) if self.regime == "block_causal" else False
@@ -263,6 +288,7 @@ class BlockStream:
     def append(self, x0: torch.Tensor) -> None:
         """A finished block's clean latents [1, D, B] join the history (block_causal with the cache:
         as the pending block, committed by the next block's first step), as at the end of `generate`."""
+        x0 = x0.to(self.device)
         self.history = torch.cat((self.history, x0), dim=2)
         self.made_under = self.made_under + [None] * self.B
         self._unmade += self.B
@@ -293,9 +319,9 @@ class BlockStream:
         w.add[:, :, n:] = self._target
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
-            c = noised(ctx, torch.randn(ctx.shape, generator=generator), t) if renoise else torch.zeros_like(ctx)
+            c = noised(ctx, randn(tuple(ctx.shape), generator, self.device), t) if renoise else torch.zeros_like(ctx)
             full = torch.cat((c, x), dim=2).expand(len(conds), -1, -1)
-            v = self.dit(full, torch.full((len(conds),), t), w.add, tokens, pooled, w.route, w.positions, w.mask, cross_mask)
+            v = self.dit(full, torch.full((len(conds),), t, device=self.device), w.add, tokens, pooled, w.route, w.positions, w.mask, cross_mask)
             return self._combine(v[:, :, n:], scale)
 
         return denoise
@@ -350,7 +376,7 @@ class BlockStream:
         """Fill the cache from the history in one masked pass (stream start, or after invalidate)."""
         hist = self.history[:, :, -self.keep:]
         n = hist.shape[2]
-        mask = block_causal_mask(n, self.B, self.window)[:-1, :-1]  # frames only, no t-token
+        mask = block_causal_mask(n, self.B, self.window)[:-1, :-1].to(self.device)  # frames only, no t-token
         accomp = self._accomp_of_last(n)
         _, kv = self.dit.run(self._context_tokens(hist, batch, accomp), self._history_positions(n), mask, cross_kv)
         self.cache = KVCache([(k[:, :, -self.C:], v[:, :, -self.C:]) for k, v in kv])
@@ -435,4 +461,4 @@ def _prompt_tokens(
         return tokens, None
     n = conds[0].tokens.shape[0]
     mask = (torch.arange(len(groups) * n) // n)[None, :] == torch.tensor(owner)[:, None]
-    return tokens, mask
+    return tokens, mask.to(tokens.device)

@@ -23,6 +23,7 @@ from lmdm.codec.placeholder import PlaceholderCodec
 from lmdm.model.config import ModelConfig
 from lmdm.model.dit import DiT, init_weights
 from lmdm.model.lmdm import LMDM
+from lmdm.model.placement import HostCodec, placement
 from lmdm.sao.text import SaoTextEncoder
 
 SAO_SMALL = ModelConfig(
@@ -43,8 +44,9 @@ def random_sao_small(seed: int = 0, codec: Any = None) -> LMDM:
 
 @torch.inference_mode()
 def decode_block(codec: OobleckCodec, frames: int = 48, blocks: int = 3, bf16: bool = False) -> dict[str, float]:
-    """Median ms of one streaming push of `frames` latents (in steady state), and its counted GFLOP."""
-    decoder = codec.stream_decoder()
+    """Median ms of one streaming push of `frames` latents (in steady state) on the codec's device,
+    the audio brought back to the host, and its counted GFLOP."""
+    decoder = HostCodec(codec).stream_decoder()
     z = torch.randn(1, codec.latent_dim, frames)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         decoder.push(z)  # the first push has no left context yet
@@ -64,17 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="CPU bfloat16 autocast")
+    p.add_argument("--device", help="torch device: cpu (default), cuda, cuda:N, mps")
+    p.add_argument("--dtype", help="the DiT's dtype: float32, bfloat16, float16 (default: bfloat16 on cuda, else float32)")
     p.add_argument("--modes", nargs="*", default=["naive", "block_causal"])
     p.add_argument("--no-decode", action="store_true", help="skip timing the VAE")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     # the DiT with the (cheap) placeholder codec, so the modes' runs do not pay the VAE; the VAE on its own
+    try:
+        where = placement(a.device, a.dtype)
+    except ValueError as e:
+        p.error(str(e))
     model = random_sao_small(codec=PlaceholderCodec(SAO_SMALL.sample_rate, SAO_SMALL.hop, SAO_SMALL.latent_dim, SAO_SMALL.channels))
-    report = run(model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, threads=a.threads, bf16=a.bf16)
+    report = run(model=model, modes=a.modes, blocks=a.blocks, warmup=a.warmup, threads=a.threads, bf16=a.bf16, device=where.device, dtype=where.dtype)
     if not a.no_decode:
-        report["oobleck"] = decode_block(OobleckCodec().eval(), SAO_SMALL.block_frames, a.blocks, a.bf16)
+        report["oobleck"] = decode_block(OobleckCodec().eval().to(where.device), SAO_SMALL.block_frames, a.blocks, a.bf16)
     print(json.dumps(report, indent=2) if a.json else format_table(report) + (f"\noobleck: {report['oobleck']}" if "oobleck" in report else ""))
     return 0
 

@@ -170,9 +170,16 @@ class DiT(nn.Module):
         self.postprocess_conv = nn.Conv1d(cfg.latent_dim, cfg.latent_dim, 1, bias=False)
         self.register_buffer("inv_freq", inv_freq(cfg.rotary_dims, cfg.rope_base))
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype (lmdm.model.placement): inputs are cast to it, velocities come back float32."""
+        return self.project_in.weight.dtype
+
     # embeddings ---------------------------------------------------------------------------
     def embed_frames(self, x: torch.Tensor, add: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
         """x [B, D, L] noisy latents, add [B, A, L] additive inputs, route [B|1, 1, L] -> [B, L, W]."""
+        x, add = x.to(self.dtype), add.to(self.dtype)
+        route = None if route is None else route.to(self.dtype)
         x = x.transpose(1, 2)  # [B, L, D]
         x = x + linear(x, self.preprocess_conv.weight[:, :, 0])  # the 1x1 conv as a matmul (faster on CPU)
         if route is not None:
@@ -184,17 +191,17 @@ class DiT(nn.Module):
 
     def embed_context(self, add: torch.Tensor) -> torch.Tensor:
         """Clean context frames only: what embed_frames gives with route = 0, without the dead work."""
-        return self.to_input_add(add.transpose(1, 2))
+        return self.to_input_add(add.to(self.dtype).transpose(1, 2))
 
     def embed_time(self, t: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         """t [B] in [0, 1], pooled [B, cond_dim] -> the timestep token [B, 1, W]."""
-        f = 2 * math.pi * t[:, None] * self.timestep_features[:, 0][None, :]  # [B, F/2]
-        f = torch.cat((f.cos(), f.sin()), dim=-1)
-        return (self.to_timestep_embed(f) + self.to_global_embed(pooled))[:, None, :]
+        f = 2 * math.pi * t.float()[:, None] * self.timestep_features.float()[:, 0][None, :]  # [B, F/2], float32
+        f = torch.cat((f.cos(), f.sin()), dim=-1).to(self.dtype)
+        return (self.to_timestep_embed(f) + self.to_global_embed(pooled.to(self.dtype)))[:, None, :]
 
     def cross_kv(self, cond: torch.Tensor) -> list[KV]:
         """cond tokens [B, N, cond_dim] -> per-layer cross-attention (k, v): compute once per prompt."""
-        c = self.to_cond_embed(cond)
+        c = self.to_cond_embed(cond.to(self.dtype))
         return [layer.cross_attn.kv(c) for layer in self.layers]
 
     def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,10 +227,10 @@ class DiT(nn.Module):
         return h, new_kv
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        """frame hidden states [B, L, W] -> velocity [B, D, L]"""
+        """frame hidden states [B, L, W] -> velocity [B, D, L], float32"""
         v = self.project_out(h)  # [B, L, D]
         v = v + linear(v, self.postprocess_conv.weight[:, :, 0])
-        return v.transpose(1, 2)
+        return v.transpose(1, 2).float()
 
     def forward(
         self,

@@ -41,5 +41,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def shift_angles(shift: int, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cos, sin) [1, r] that move an already-rotated key by `shift` positions."""
-    return rope_angles(torch.tensor([shift]), freqs)
+    """(cos, sin) [1, r] that move an already-rotated key by `shift` positions (the same numbers as
+    `rope_angles` at position `shift`, made on freqs' device without a host-to-device copy)."""
+    f = freqs[None, :] * float(shift)  # [1, r/2]
+    f = torch.cat((f, f), dim=-1)
+    return f.cos(), f.sin()
