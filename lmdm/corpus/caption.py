@@ -7,6 +7,7 @@ mood, key and up to three instruments appear in most of them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -170,15 +171,17 @@ _STYLE_PHRASES, _INSTRUMENT_PHRASES, _MOOD_PHRASES = map(_phrases, (STYLE_WORDS,
 _TEMPO = re.compile(r"(\d{2,3})\s*(?:bpm|beats per minute)|tempo\s+(\d{2,3})", re.IGNORECASE)
 
 
-def _found(text: str, phrases: tuple[str, ...]) -> list[str]:
-    """The phrases of `phrases` in `text` (whole words, case-insensitive), longest match first, no overlaps."""
+@functools.lru_cache(maxsize=1 << 16)
+def _found(text: str, phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """The phrases of `phrases` in `text` (whole words, case-insensitive), longest match first, no overlaps.
+    Cached: training shortens the same few thousand captions every step (train.short_captions)."""
     taken, hits = text.lower(), []
     for p in phrases:
         pattern = r"(?<![\w-])" + re.escape(p.lower()) + r"(?![\w-])"
         if re.search(pattern, taken):
             hits.append(p)
             taken = re.sub(pattern, " ", taken)
-    return hits
+    return tuple(hits)
 
 
 def short_caption(text: str, rng: np.random.Generator) -> str:
