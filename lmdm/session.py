@@ -38,18 +38,15 @@ import attrs
 import numpy as np
 import torch
 
-from lmdm.audio.limiter import soft_limit
 from lmdm.audio.resample import MAX_INPUT_CHANNELS, check_rate
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
-from lmdm.conditioning.beat import player_beat, project_onsets
 from lmdm.conditioning.clock import CLOCK_NAME, beat_onsets, block_clock_features, check_tempo, mix_tempo
-from lmdm.conditioning.key import key_melody, player_notes
 from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
 from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
 from lmdm.conditioning.sketch_sources import ArrayTrack, Track, as_track, sketch_add
 from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
-from lmdm.conditioning.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, check_delay_frames, delay_settings, gain_ramp, mix_out
+from lmdm.conditioning.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, OutputMix, check_delay_frames, delay_settings
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import check_regime
 from lmdm.model.placement import HostCodec, Placement, model_placement, place, placement
@@ -66,7 +63,6 @@ Hook = Callable[["LiveSession", int], None]
 
 MAX_STEPS = STEPS_RANGE[1]  # the language's ranges (lmdm_dsl.values), one home
 MAX_CFG = CFG_RANGE[1]
-FADE_SECONDS = 0.02  # output gains (delay mix, mix_input) move over this long at a block start: no click
 FEATURES = ("sketch", "jam", "delay", "clock")
 JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
 _UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
@@ -213,18 +209,17 @@ class LiveSession:
         self._error_count = 0
         self._resets = 0
         self._blocks = 0  # blocks generated (next_latents counts too)
-        self._limited = 0  # output samples the safety limiter turned down
         self._compute_ms: list[float] = []
         # conditioning beyond the prompt: sketches, the player's input, the delay
         self._mix_input = _check_bool("mix_input", mix_input)
         self._jam = _check_bool("jam", jam)
         self._jam_follow = self._check_follow(jam_follow) if jam_follow is not None else ("key" if self.supports("sketch") else "listen")
         self._sketches: dict[str, tuple[Track, int]] = {}  # kind -> (track, block it started at)
-        self._player = PlayerInput(self.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"))
+        self._player = PlayerInput(self.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"),
+                                   frame_rate=model.config.frame_rate)
         self._inbox: list[tuple[np.ndarray, int | None]] = []  # fed input, taken in at the next block
         self._delay: DelayLine | None = None
-        self._delay_conds: dict[str, Conditioning] = {}
-        self._gains = (1.0, 0.0)  # (wet, dry) output gains at the end of the last block
+        self._output = OutputMix(model.sample_rate)  # wet and dry gains, the limiter
         # input kept: the longest delay, or the history the accomp must cover, plus two blocks
         self._input_keep_blocks = max(math.ceil(MAX_DELAY_BLOCKS), -(-self.stream.keep // model.config.block_frames),
                                       math.ceil(BEAT_HISTORY_S / model.config.block_seconds) + LATENCY_BLOCKS) + 2
@@ -562,10 +557,9 @@ class LiveSession:
             if settings is None:
                 self._delay = None
             elif self._delay is None:
-                self._delay = DelayLine(self.codec, settings, self.block_index, self.channels)
+                self._delay = DelayLine(self.codec, settings, self.block_index, self.channels, conds)
             else:
-                self._delay.retime(settings)
-            self._delay_conds = conds
+                self._delay.retime(settings, conds)
 
         self._later(change)
 
@@ -653,26 +647,11 @@ class LiveSession:
         return torch.zeros(1, 1 + self.model.config.latent_dim, n)
 
     def _followed(self, block: int) -> dict[str, np.ndarray]:
-        """Jamming by sketch ("key" or "beat"): the sketches [B] of `block` predicted from the input
-        heard up to the latency cutoff, {"rhythm": ...} and in "key" mode "melody" (MIDI) while the
-        player is pitched; {} when not following by sketch or no beat is found yet."""
+        """Jamming by sketch ("key" or "beat"): the sketches of `block` the player's input gives
+        (PlayerInput.followed); {} when not following by sketch."""
         if not (self._jam and self._jam_follow in ("key", "beat") and self._delay is None and self.supports("sketch")):
             return {}
-        cutoff = (block - LATENCY_BLOCKS) * self.block_samples  # heard: input samples before this
-        start = max(self._player.audio.start, cutoff - round(BEAT_HISTORY_S * self.sample_rate))
-        if cutoff <= start or self._player.samples < cutoff:  # nothing heard yet, or not up to the cutoff
-            return {}
-        heard = self._player.audio.read(start, cutoff - start).mean(axis=1)
-        beat = player_beat(heard, self.sample_rate, heard_start=start)
-        if beat is None:
-            return {}
-        cfg = self.model.config
-        start_s = block * cfg.block_frames / cfg.frame_rate
-        out = {"rhythm": project_onsets(beat.onsets_s, beat.period_s, start_s, cfg.block_frames, cfg.frame_rate)}
-        notes = player_notes(heard, self.sample_rate) if self._jam_follow == "key" else ()
-        if len(notes):
-            out["melody"] = key_melody(notes, beat, start_s, cfg.block_frames, cfg.frame_rate)
-        return out
+        return self._player.followed(block, melody=self._jam_follow == "key")
 
     def _target_add(self, block: int, listening: bool, followed: dict[str, np.ndarray]) -> torch.Tensor | None:
         """The block's sketch and clock channels: the sketches in force, with those followed from the
@@ -708,14 +687,9 @@ class LiveSession:
         self._jamming = listening or bool(followed)
         init, strength, wet_gain = None, 1.0, 1.0
         if self._delay_active:
-            d = self._delay.settings
-            repeat = d.repeat(n, self._delay.first_block)
-            line = self._delay.line(n, self.block_samples, self._player.audio)
-            init = self._delay.encode(line, self.model.config.block_frames)
-            strength, wet_gain = d.strength_at(repeat), d.mix
-            prompt = d.prompt_at(repeat)
-            if prompt is not None:
-                cond = self._delay_conds[prompt]
+            d = self._delay.block_input(n, self.block_samples, self._player.audio, self.model.config.block_frames)
+            init, strength, wet_gain = d.init, d.strength, d.mix
+            cond = cond if d.cond is None else d.cond
         latents = self.stream.generate(
             cond, steps=s.steps, sampler=s.sampler, cfg=s.cfg, uncond=self._null, generator=self._generator,
             target_add=self._target_add(n, listening, followed), init=init, strength=strength,
@@ -730,16 +704,10 @@ class LiveSession:
         with torch.no_grad():
             audio = self._decoder.push(latents)[0].T.contiguous().numpy()  # [samples, channels]
         if self._delay_active:
-            keep = self._delay.settings.delay_samples(S) + S
-            self._delay.record(n, S, audio, keep)
-        dry_gain = (1.0 - wet_gain) if self._delay_active else 1.0
-        dry_gain = dry_gain if self._mix_input else 0.0
-        fade = round(FADE_SECONDS * self.sample_rate)
-        dry = self._player.audio.read(n * S, S) if (self._mix_input or self._gains[1]) else None
-        out = mix_out(audio, dry, gain_ramp(self._gains[0], wet_gain, S, fade), gain_ramp(self._gains[1], dry_gain, S, fade))
-        out, limited = soft_limit(out)  # never full scale (lmdm/audio/limiter.py)
-        self._limited += limited
-        self._gains = (wet_gain, dry_gain)
+            self._delay.record(n, S, audio)
+        dry_gain = ((1.0 - wet_gain) if self._delay_active else 1.0) if self._mix_input else 0.0
+        dry = self._player.audio.read(n * S, len(audio)) if (self._mix_input or self._output.needs_dry) else None
+        out = self._output.mix(audio, dry, wet_gain, dry_gain)
         self._player.forget_before((n + 1 - self._input_keep_blocks) * S)
         self._compute_ms.append((time.perf_counter() - t0) * 1000.0)
         return out
@@ -795,7 +763,7 @@ class LiveSession:
             delay="" if self._delay is None else self._delay.settings.describe() + ("" if self._delay_active else " (waiting for input)"),
             jamming=self._jamming,
             jam_follow=self._jam_follow,
-            limited_samples=self._limited,
+            limited_samples=self._output.limited,
             input_seconds=self._player.samples / self.sample_rate,
         )
 

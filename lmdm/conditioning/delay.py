@@ -26,11 +26,14 @@ import attrs
 import numpy as np
 import torch
 
+from lmdm.audio.limiter import soft_limit
 from lmdm.codec.base import Codec
 from lmdm.conditioning.clock import check_tempo
 from lmdm.conditioning.jam import Timeline
+from lmdm.conditioning.text import Conditioning
 from lmdm_dsl.values import MAX_DELAY_TURNS, MAX_PROMPT_CHARS  # the language's limits, one home
 
+FADE_SECONDS = 0.02  # output gains (delay mix, mix_input) move over this long at a block start: no click
 MAX_DELAY_BLOCKS = 64.0  # 128 s at 2 s blocks: the input audio the session keeps for the delay; the least is a latent frame (check_delay_frames)
 EPS = 1e-9
 
@@ -151,19 +154,42 @@ def gain_ramp(start: float, end: float, n: int, fade: int) -> np.ndarray:
     return g[:, None].astype(np.float32)
 
 
-class DelayLine:
-    """The delay's state in a session: settings, where it started, its wet audio and the line's encoder."""
+@attrs.frozen(eq=False)
+class DelayInput:
+    """What the delay gives the model for one block: SDEdit's start and strength, the prompt of this
+    repeat (None: the session's) and the wet gain of the output."""
 
-    def __init__(self, codec: Codec, settings: DelaySettings, first_block: int, channels: int):
+    init: torch.Tensor  # [1, D, B]: the delay line's latents
+    strength: float
+    cond: Conditioning | None
+    mix: float
+
+
+class DelayLine:
+    """The delay's state in a session: settings, where it started, its wet audio, the line's encoder
+    and the repeats' prompts, encoded (``conds``: prompt text -> Conditioning)."""
+
+    def __init__(self, codec: Codec, settings: DelaySettings, first_block: int, channels: int,
+                 conds: dict[str, Conditioning] | None = None):
         self.settings = settings
         self.first_block = first_block
         self.encoder = codec.stream_encoder()
         self.wet = Timeline(channels)
         self.channels = channels
+        self.conds = dict(conds or {})
 
-    def retime(self, settings: DelaySettings) -> None:
+    def retime(self, settings: DelaySettings, conds: dict[str, Conditioning] | None = None) -> None:
         """New settings for the running delay (its line, encoder and wet history go on)."""
         self.settings = settings
+        self.conds = dict(conds or {})
+
+    def block_input(self, block: int, block_samples: int, player: Timeline, frames: int) -> DelayInput:
+        """The model's input for block `block`: the delay line encoded, with this repeat's strength and prompt."""
+        d = self.settings
+        repeat = d.repeat(block, self.first_block)
+        prompt = d.prompt_at(repeat)
+        init = self.encode(self.line(block, block_samples, player), frames)
+        return DelayInput(init, d.strength_at(repeat), None if prompt is None else self.conds[prompt], d.mix)
 
     def line(self, block: int, block_samples: int, player: Timeline) -> np.ndarray:
         """The delay line's audio over block `block` [block_samples, channels]."""
@@ -178,6 +204,35 @@ class DelayLine:
             z = torch.nn.functional.pad(z, (max(0, frames - z.shape[2]), 0))[:, :, -frames:]
         return z.to(torch.float32)
 
-    def record(self, block: int, block_samples: int, wet: np.ndarray, keep_samples: int) -> None:
+    def record(self, block: int, block_samples: int, wet: np.ndarray, keep_samples: int | None = None) -> None:
+        """The block's wet audio joins the feedback history; older than ``keep_samples`` (default: the
+        delay time plus a block) is dropped."""
+        keep = self.settings.delay_samples(block_samples) + block_samples if keep_samples is None else keep_samples
         self.wet.write(block * block_samples, wet)
-        self.wet.drop_before((block + 1) * block_samples - keep_samples)
+        self.wet.drop_before((block + 1) * block_samples - keep)
+
+
+class OutputMix:
+    """A session's output, block by block: the model's audio (wet) and the player's (dry), each gain
+    gliding from the last block's over ``FADE_SECONDS`` (no click on a change), soft-limited so the
+    output never reaches full scale (lmdm/audio/limiter.py). ``limited`` counts the samples the
+    limiter turned down."""
+
+    def __init__(self, sample_rate: int):
+        self.fade = round(FADE_SECONDS * sample_rate)
+        self.gains = (1.0, 0.0)  # (wet, dry) at the end of the last block
+        self.limited = 0
+
+    @property
+    def needs_dry(self) -> bool:
+        """Does the next block need the player's audio even at dry gain 0 (a fade out still running)?"""
+        return self.gains[1] != 0.0
+
+    def mix(self, wet: np.ndarray, dry: np.ndarray | None, wet_gain: float, dry_gain: float) -> np.ndarray:
+        """[n, channels] float32: wet * its ramp (+ dry * its ramp), limited."""
+        n = len(wet)
+        out = mix_out(wet, dry, gain_ramp(self.gains[0], wet_gain, n, self.fade), gain_ramp(self.gains[1], dry_gain, n, self.fade))
+        out, limited = soft_limit(out)
+        self.limited += limited
+        self.gains = (wet_gain, dry_gain)
+        return out

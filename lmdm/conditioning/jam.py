@@ -17,6 +17,9 @@ import torch
 
 from lmdm.audio.resample import Resampler
 from lmdm.codec.base import Codec
+from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
+from lmdm.conditioning.beat import player_beat, project_onsets
+from lmdm.conditioning.key import key_melody, player_notes
 
 LATENCY_BLOCKS = 1
 
@@ -85,13 +88,15 @@ def as_frames(audio: np.ndarray, channels: int) -> np.ndarray:
 class PlayerInput:
     """What the session keeps of a live player: audio and latents on the stream timeline."""
 
-    def __init__(self, codec: Codec, sample_rate: int, channels: int, block_frames: int, *, encode: bool = True):
+    def __init__(self, codec: Codec, sample_rate: int, channels: int, block_frames: int, *, encode: bool = True,
+                 frame_rate: float | None = None):
         self.codec = codec
         self.encode = encode  # False: keep the audio only (no model input needs the latents)
         self.sample_rate = sample_rate
         self.channels = channels
         self.block_frames = block_frames
         self.hop = codec.hop
+        self.frame_rate = sample_rate / codec.hop if frame_rate is None else frame_rate  # the model's latent frames/s
         self.encoder = codec.stream_encoder()
         self.audio = Timeline(channels)
         self.latents = Timeline(codec.latent_dim)  # [frames, D]
@@ -136,6 +141,27 @@ class PlayerInput:
         mask = heard_mask(first, n, block, self.block_frames, self.encoded, latency_blocks)
         z = self.latents.read(first, n) * mask[:, None]  # [n, D]
         return torch.from_numpy(np.concatenate((mask[:, None], z), axis=1).T.copy())[None]
+
+    def followed(self, block: int, *, melody: bool, latency_blocks: int = LATENCY_BLOCKS) -> dict[str, np.ndarray]:
+        """Jamming by sketch: the sketches [B] of `block` predicted from the input heard up to the
+        latency cutoff: {"rhythm": the player's beat (lmdm/conditioning/beat.py)} and, with `melody`
+        while the player is pitched, "melody" (MIDI, the notes it plays most, one per beat:
+        lmdm/conditioning/key.py); {} before anything is heard or while no beat is found."""
+        B = self.block_frames
+        cutoff = (block - latency_blocks) * B * self.hop  # heard: input samples before this
+        start = max(self.audio.start, cutoff - round(BEAT_HISTORY_S * self.sample_rate))
+        if cutoff <= start or self.samples < cutoff:  # nothing heard yet, or not up to the cutoff
+            return {}
+        heard = self.audio.read(start, cutoff - start).mean(axis=1)
+        beat = player_beat(heard, self.sample_rate, heard_start=start)
+        if beat is None:
+            return {}
+        start_s = block * B / self.frame_rate
+        out = {"rhythm": project_onsets(beat.onsets_s, beat.period_s, start_s, B, self.frame_rate)}
+        notes = player_notes(heard, self.sample_rate) if melody else ()
+        if len(notes):
+            out["melody"] = key_melody(notes, beat, start_s, B, self.frame_rate)
+        return out
 
     def forget_before(self, sample: int) -> None:
         """Drop audio before `sample` and latents before its frame (memory stays bounded)."""
