@@ -414,9 +414,12 @@ class LiveSession:
 
         A source given as None turns its control off; controls not named keep their state. Values:
         melody MIDI 0..127 (0 = rest), rhythm onset strength 0..1, loudness level 0..1 (0 = -60 dBFS).
-        Arrays loop over their length, patterns over their period, counted from the block where the
-        sketch takes effect. While the model hears a player (jamming) the sketch is not given: the
-        model was trained with sketches of the whole mix only, never with a player.
+        Arrays and notes loop over their length, counted from the block where the sketch takes
+        effect. Patterns are read at the stream's clock exactly as the language's `sketch`
+        statements are: its tempo and bar lines, following tempo changes; with `bpm` (or
+        `beats_per_bar`) at that tempo (meter) instead, bar 0 where the sketch takes effect. While
+        the model hears a player (jamming) the sketch is not given: the model was trained with
+        sketches of the whole mix only, never with a player.
         """
         self._require("sketch")
         if bpm is not None:
@@ -442,9 +445,7 @@ class LiveSession:
         for name, value in changes.items():
             if name not in SKETCH_KINDS:
                 raise ValueError(f"unknown sketch kind {name!r}: choose one of {', '.join(SKETCH_KINDS)}")
-            tracks[name] = None if value is None else as_track(
-                name, value, frame_rate=self.frame_rate, bpm=self._clock.bpm if bpm is None else bpm,
-                beats_per_bar=self._clock.beats_per_bar if beats_per_bar is None else beats_per_bar)
+            tracks[name] = None if value is None else as_track(name, value, frame_rate=self.frame_rate, bpm=bpm, beats_per_bar=beats_per_bar)
 
         def change() -> None:
             for name, track in tracks.items():
@@ -670,7 +671,8 @@ class LiveSession:
         cfg = self.model.config
         target = torch.zeros(1, cfg.add_dim, cfg.block_frames)
         if tracks:
-            target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(tracks, block, cfg.block_frames)
+            target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(
+                tracks, block, cfg.block_frames, clock=self._clock, block_seconds=self.block_seconds)
         if clock is not None:
             target[:, cfg.add_slice(CLOCK_NAME)] = clock
         return target

@@ -121,6 +121,38 @@ def test_sketch_add_marks_the_given_controls_present() -> None:
     assert add[0, 13:].abs().sum() == 0  # rhythm and loudness absent: all zero, present included
 
 
+def test_a_pattern_sketch_is_read_at_the_stream_clock_as_the_language_reads_it() -> None:
+    """One route from a pattern to frames: the API's mini-notation sketch and the language's
+    `sketch` statement both go through lmdm_dsl.clock.pattern_frames at the stream's clock, on its
+    bar lines and through its tempo changes; with bpm= the pattern keeps its own tempo from its start."""
+    from lmdm.conditioning.sketch import SKETCH_INPUTS
+    from lmdm_dsl.clock import pattern_frames
+    from lmdm_dsl.mini import parse_pattern
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(extra_add_inputs=SKETCH_INPUTS), seed=0)
+    cfg, texts = model.config, {"melody": "c4 e4 ~ g4", "rhythm": "x ~ x x ~"}
+    sketch = slice(cfg.add_slice("melody").start, cfg.add_slice("loudness").stop)
+    s = lmdm.LiveSession(model, steps=1, cfg=1.0, clock_beat=False)
+    s.set_sketch(**texts)
+    s.next_block()
+    s.set_tempo(97)  # bar 1 restarts at block 1
+    s.render(2 * s.block_seconds)
+    assert s.clock.bpm == 97 and s.clock.origin_block == 1
+    for block in range(1, 5):
+        language = {k: (ArrayTrack(pattern_frames(parse_pattern(t, k), s.clock, block, s.block_seconds, s.frame_rate)), block)
+                    for k, t in texts.items()}
+        want = sketch_add(language, block, cfg.block_frames)
+        assert torch.equal(s._target_add(block, False, {})[:, sketch], want)
+    own = lmdm.LiveSession(model, steps=1, cfg=1.0, clock_beat=False)
+    own.set_sketch(rhythm=texts["rhythm"], bpm=133)
+    own.next_block()
+    own.set_tempo(97)
+    own.next_block()
+    fixed = as_track("rhythm", texts["rhythm"], bpm=133, frame_rate=s.frame_rate)
+    want = sketch_add({"rhythm": (fixed, 0)}, 3, cfg.block_frames)  # its own 133 BPM from block 0, whatever the clock
+    assert torch.equal(own._target_add(3, False, {})[:, sketch], want)
+
+
 # ---------------------------------------------------------------- SDEdit start (sampling, stream)
 
 

@@ -27,6 +27,9 @@ import torch
 
 from lmdm.conditioning.clock import check_tempo
 from lmdm.conditioning.sketch import LOUDNESS_FLOOR_DB, SKETCH_NAMES, sketch_features
+from lmdm_dsl.clock import Clock, pattern_frames  # the language's musical time: one route from a pattern to frames
+from lmdm_dsl.errors import DSLError
+from lmdm_dsl.mini import parse_pattern, render
 
 KINDS = SKETCH_NAMES  # ("melody", "rhythm", "loudness")
 MAX_TRACK_FRAMES = 1 << 20  # ~11.6 h at 25 frames/s: far more than any loop needs
@@ -60,19 +63,34 @@ class ArrayTrack:
 
 @attrs.frozen(eq=False)
 class PatternTrack:
-    """A mini-notation pattern (lmdm_dsl.mini.Pattern), one cycle = `frames_per_cycle` frames (one bar)."""
+    """A mini-notation pattern (lmdm_dsl.mini.Pattern), one cycle = one bar.
+
+    In a session it is read at the stream's clock, by the same function the language's `sketch`
+    statements use (`lmdm_dsl.clock.pattern_frames`): with `bpm` and `beats_per_bar` None, the
+    clock's tempo and bar lines, following every tempo change; with either given, that tempo (or
+    meter) and bar 0 at the block where the sketch started. `frames` (no clock) reads it at its
+    own tempo, 120 BPM in 4 unless given, from frame 0."""
 
     pattern: object  # lmdm_dsl.mini.Pattern
-    frames_per_cycle: float
+    frame_rate: float
+    bpm: float | None = None
+    beats_per_bar: int | None = None
+
+    def own_clock(self, clock: Clock | None, start_block: float = 0.0) -> Clock:
+        """The clock it is read at: `clock` itself, or its own tempo / meter with bar 0 at `start_block`."""
+        if clock is not None and self.bpm is None and self.beats_per_bar is None:
+            return clock
+        bpm = self.bpm if self.bpm is not None else (120.0 if clock is None else clock.bpm)
+        meter = self.beats_per_bar if self.beats_per_bar is not None else (4 if clock is None else clock.beats_per_bar)
+        return Clock(bpm=bpm, beats_per_bar=meter, origin_block=start_block)
+
+    def block_frames(self, block: int, start_block: int, clock: Clock, block_seconds: float) -> np.ndarray:
+        """float32 [block frames]: the pattern over `block`, read at `own_clock(clock, start_block)`."""
+        return pattern_frames(self.pattern, self.own_clock(clock, start_block), block, block_seconds, self.frame_rate)
 
     def frames(self, offset: int, n: int) -> np.ndarray:
-        from lmdm_dsl.mini import render
-
-        return render(self.pattern, self.frames_per_cycle, n, offset / self.frames_per_cycle)
-
-    @property
-    def period_frames(self) -> float:
-        return self.pattern.period * self.frames_per_cycle
+        frames_per_cycle = self.own_clock(None).bar_seconds * self.frame_rate
+        return render(self.pattern, frames_per_cycle, n, offset / frames_per_cycle)
 
 
 def check_values(kind: str, values: np.ndarray) -> np.ndarray:
@@ -90,17 +108,15 @@ def check_values(kind: str, values: np.ndarray) -> np.ndarray:
     return a.astype(np.float32)
 
 
-def from_mini(text: str, kind: str, *, bpm: float = 120.0, frame_rate: float = 25.0, beats_per_bar: int = 4) -> PatternTrack:
-    """A mini-notation string (docs/language.md): one cycle is one bar at `bpm`."""
-    from lmdm_dsl.errors import DSLError
-    from lmdm_dsl.mini import parse_pattern
-
-    bpm = check_tempo(bpm)
+def from_mini(text: str, kind: str, *, bpm: float | None = None, frame_rate: float = 25.0, beats_per_bar: int | None = None) -> PatternTrack:
+    """A mini-notation string (docs/language.md): one cycle is one bar (see PatternTrack for the tempo)."""
+    if bpm is not None:
+        bpm = check_tempo(bpm)
     try:
         pattern = parse_pattern(text, kind)
     except DSLError as e:
         raise ValueError(f"{kind} sketch {text!r}: {e.message}") from None
-    return PatternTrack(pattern, 60.0 / bpm * beats_per_bar * frame_rate)
+    return PatternTrack(pattern, frame_rate, bpm, beats_per_bar)
 
 
 def _note(item: object) -> tuple[float, float, float, float]:
@@ -144,7 +160,7 @@ def notes_to_frames(notes: Sequence[Sequence[float]], kind: str, frame_rate: flo
     return check_values(kind, out)
 
 
-def as_track(kind: str, source: object, *, frame_rate: float = 25.0, bpm: float = 120.0, beats_per_bar: int = 4) -> Track:
+def as_track(kind: str, source: object, *, frame_rate: float = 25.0, bpm: float | None = None, beats_per_bar: int | None = None) -> Track:
     """Any sketch source -> a Track: a mini-notation string, a Track, a note list, or values per frame
     (numpy array, torch tensor or list of numbers)."""
     if kind not in KINDS:
@@ -174,10 +190,13 @@ def db_to_level(db: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(db, dtype=np.float64) - LOUDNESS_FLOOR_DB) / -LOUDNESS_FLOOR_DB, 0.0, 1.0).astype(np.float32)
 
 
-def sketch_add(tracks: Mapping[str, tuple[Track, int]], block: int, block_frames: int) -> torch.Tensor:
+def sketch_add(tracks: Mapping[str, tuple[Track, int]], block: int, block_frames: int, *, clock: Clock | None = None,
+               block_seconds: float | None = None) -> torch.Tensor:
     """The sketch channels [1, SKETCH_DIM, block_frames] of `block`, from tracks {kind: (track, start block)}.
 
     A kind with no track is absent (all zeros, `present` 0), as training shows a dropped control.
+    Patterns are read at `clock` (the stream's; blocks of `block_seconds`), as PatternTrack says;
+    without a clock, at their own tempo from their start.
     """
     values, present = [], []
     for kind in KINDS:
@@ -187,7 +206,10 @@ def sketch_add(tracks: Mapping[str, tuple[Track, int]], block: int, block_frames
             present.append(0.0)
         else:
             track, start = entry
-            values.append(track.frames((block - start) * block_frames, block_frames))
+            if isinstance(track, PatternTrack) and clock is not None and block_seconds is not None:
+                values.append(track.block_frames(block, start, clock, block_seconds))
+            else:
+                values.append(track.frames((block - start) * block_frames, block_frames))
             present.append(1.0)
     melody, onsets, level = (torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None] for v in values)
     loudness_db = torch.from_numpy(level_to_db(level.numpy()))
