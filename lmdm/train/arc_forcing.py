@@ -501,7 +501,8 @@ def _check(recipe: Recipe) -> None:
     if not t.init:
         raise ValueError("arc: train.init must name the trained live model (a stage-2 LMDM checkpoint or run)")
     if t.device != "cpu":
-        raise ValueError("arc: the rollouts run through BlockStream, which runs on the CPU only; set train.device = \"cpu\"")
+        raise ValueError("arc: the rollouts have only been run on the CPU so far (BlockStream runs on any device, "
+                         "the ARC loop has not been tried on another); set train.device = \"cpu\"")
     if t.precision != "fp32":
         raise ValueError("arc: train.precision must be fp32")
     if t.batch_size < 2 and (arc.contrastive > 0 or arc.switch_prob > 0):
