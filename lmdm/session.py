@@ -28,6 +28,7 @@ Conditioning beyond the prompt (docs/applications.md), all applied between block
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import math
 import threading
@@ -64,6 +65,10 @@ Hook = Callable[["LiveSession", int], None]
 MAX_STEPS = STEPS_RANGE[1]  # the language's ranges (lmdm_dsl.values), one home
 MAX_CFG = CFG_RANGE[1]
 FEATURES = ("sketch", "jam", "delay", "clock")
+REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rewind)
+# what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
+_NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
+                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_snapshots", "_rewind"})
 JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
 _UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
 
@@ -222,8 +227,11 @@ class LiveSession:
         self._output = OutputMix(model.sample_rate)  # wet and dry gains, the limiter
         # input kept: the longest delay, or the history the accomp must cover, plus two blocks
         self._input_keep_blocks = max(math.ceil(MAX_DELAY_BLOCKS), -(-self.stream.keep // model.config.block_frames),
-                                      math.ceil(BEAT_HISTORY_S / model.config.block_seconds) + LATENCY_BLOCKS) + 2
+                                      math.ceil(BEAT_HISTORY_S / model.config.block_seconds) + LATENCY_BLOCKS) + 2 + REWIND_BLOCKS
         self._jamming = False
+        # the state at the start of each of the newest blocks, and the changes that block applied (rewind)
+        self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=REWIND_BLOCKS)
+        self._rewind = 0  # blocks to make again at the next block start
 
     # geometry -----------------------------------------------------------------------------
     @property
@@ -595,17 +603,75 @@ class LiveSession:
         self.errors.append(message)
         log.warning(message)
 
-    def _apply_pending(self) -> None:
+    def _apply_pending(self) -> list[Callable[[], None]]:
         with self._lock:
             pending, self._pending = self._pending, []
         for change in pending:
             change()
+        return pending
+
+    # making blocks again ---------------------------------------------------------------------
+    def rewind(self, blocks: int = 1) -> None:
+        """Make the newest `blocks` blocks again (1 to REWIND_BLOCKS), from the next block on: the
+        stream goes back to the start of the first of them, and it is made again with the changes
+        those blocks applied and the changes queued since, in that order, as if all had been queued
+        before it. Same seed, same history: only the changes differ. For an app that keeps audio
+        ahead of the listener: call it with a change, and take the new blocks from the next read on
+        (the audio already read of the old ones is not taken back)."""
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= REWIND_BLOCKS:
+            raise ValueError(f"rewind takes 1 to {REWIND_BLOCKS} blocks, got {blocks!r}")
+        with self._lock:
+            if blocks > len(self._snapshots):
+                raise ValueError(f"only {len(self._snapshots)} block(s) can be made again now, not {blocks}")
+            self._rewind = max(self._rewind, blocks)
+
+    @property
+    def rewindable(self) -> int:
+        """How many of the newest blocks `rewind` can make again now."""
+        return len(self._snapshots)
+
+    def _snapshot(self) -> "_Snapshot":
+        state = {k: v for k, v in vars(self).items() if k not in _NOT_REWOUND}
+        state["stream"] = _one_level(self.stream)
+        state["_decoder"] = _one_level(self._decoder)
+        state["_generator"] = self._generator.get_state()
+        state["_sketches"] = dict(self._sketches)
+        state["_output"] = copy.copy(self._output)
+        state["_delay"] = None if self._delay is None else _one_level(self._delay)
+        return _Snapshot(self._blocks, state, [])
+
+    def _restore(self, snap: "_Snapshot") -> None:
+        state = dict(snap.state)
+        self._generator.set_state(state.pop("_generator"))
+        for k, v in state.items():
+            setattr(self, k, v)
+        # the snapshots are kept for the next rewind: what is restored gets its own copies
+        self.stream, self._decoder = _one_level(self.stream), _one_level(self._decoder)
+        self._sketches, self._output = dict(self._sketches), copy.copy(self._output)
+        if self._delay is not None:
+            self._delay = _one_level(self._delay)
+            self._delay.wet.truncate(snap.block * self.block_samples)  # the wet audio of the blocks undone
+
+    def _take_rewind(self) -> None:
+        """At a block start: go back as `rewind` asked, the changes of the undone blocks queued again first."""
+        with self._lock:
+            blocks, self._rewind = self._rewind, 0
+            if not blocks or blocks > len(self._snapshots):
+                return
+            undone = list(self._snapshots)[-blocks:]
+            for _ in range(blocks):
+                self._snapshots.pop()
+            self._pending = [c for snap in undone for c in snap.changes] + self._pending
+        self._restore(undone[0])
+        self._leftover = self._leftover[:0]
 
     def _start_block(self) -> tuple[Conditioning, Settings]:
         """Apply queued changes, run hooks, apply what the hooks queued, advance a glide: the state this
         block is made with. Changes queued from Python (a tempo, a prompt naming one) apply before the
         hooks, so the language's scheduler sees this block's clock, not the last one's."""
-        self._apply_pending()
+        self._take_rewind()
+        snap = self._snapshot()
+        snap.changes.extend(self._apply_pending())
         with self._lock:
             hooks = list(self._hooks)
         for hook in hooks:
@@ -613,7 +679,8 @@ class LiveSession:
                 hook(self, self.block_index)
             except Exception as e:  # a performer's hook must never stop the music
                 self._report(f"hook {getattr(hook, '__name__', hook)!r} failed: {e}")
-        self._apply_pending()
+        snap.changes.extend(self._apply_pending())
+        self._snapshots.append(snap)
         with self._lock:
             inbox, self._inbox = self._inbox, []
         for audio, rate in inbox:
@@ -701,12 +768,13 @@ class LiveSession:
 
     def _generate_audio(self) -> np.ndarray:
         t0 = time.perf_counter()
-        n, S = self.block_index, self.block_samples
+        S = self.block_samples
         latents, wet_gain = self._make_block()
+        n = self.block_index - 1  # the block just made (a rewind at its start may have moved the count back)
         with torch.no_grad():
             audio = self._decoder.push(latents)[0].T.contiguous().numpy()  # [samples, channels]
-        if self._delay_active:
-            self._delay.record(n, S, audio)
+        if self._delay_active:  # kept: the delay time, this block and the blocks a rewind may make again
+            self._delay.record(n, S, audio, self._delay.settings.delay_samples(S) + (1 + REWIND_BLOCKS) * S)
         dry_gain = ((1.0 - wet_gain) if self._delay_active else 1.0) if self._mix_input else 0.0
         dry = self._player.audio.read(n * S, len(audio)) if (self._mix_input or self._output.needs_dry) else None
         out = self._output.mix(audio, dry, wet_gain, dry_gain)
@@ -768,6 +836,30 @@ class LiveSession:
             limited_samples=self._output.limited,
             input_seconds=self._player.samples / self.sample_rate,
         )
+
+
+@attrs.frozen(eq=False)
+class _Snapshot:
+    """A session at the start of a block: its attributes (those a rewind restores) and the changes
+    that block's start applied (queued again when the block is made again)."""
+
+    block: int
+    state: dict
+    changes: list
+
+
+def _one_level(obj):
+    """A copy of `obj` whose dict and list attributes are copied too, and whose wrapped stream
+    (`inner`, `encoder`) is copied the same way: enough for the stream, the codec's stream
+    decoders and encoders and the delay line, which replace their tensors and never write them in
+    place (the KV cache's in-place writes go to per-block copies, lmdm.cache.KVBuffer)."""
+    c = copy.copy(obj)
+    for k, v in vars(obj).items():
+        if isinstance(v, (dict, list)):
+            setattr(c, k, type(v)(v))
+        elif k in ("inner", "encoder") and hasattr(v, "__dict__") and not isinstance(v, torch.nn.Module):
+            setattr(c, k, _one_level(v))
+    return c
 
 
 def _check_bool(name: str, value: object) -> bool:

@@ -378,3 +378,54 @@ def test_lmdm_delay_refuses_a_tail_out_of_range_in_one_line(tail, capsys) -> Non
     assert caught.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.endswith(f"--tail must be a number of seconds from 0 to 3600, got {float(tail):g}")
+
+
+@settings(max_examples=15, deadline=None)
+@given(regime=st.sampled_from(["encdec", "block_causal"]),
+       plan=st.lists(st.tuples(st.integers(0, 2), EDITS), max_size=3), undone=st.lists(EDITS, min_size=2, max_size=2),
+       blocks=st.integers(1, 2), new=EDITS, seed=st.integers(0, 2**16))
+def test_a_rewound_stream_is_the_stream_its_changes_would_have_made(regime, plan, undone, blocks, new, seed) -> None:
+    """rewind(n) with a change: the next blocks are exactly those of a session that had all the
+    changes of the undone blocks and the new one queued before the first of them (audio through
+    the decoder, the delay line with its feedback, the output mix and the glide included)."""
+    from lmdm.session import REWIND_BLOCKS
+
+    assert blocks <= REWIND_BLOCKS
+    m = _sketched()
+    noise = np.random.default_rng(seed).standard_normal((12 * m.block_samples, 1)).astype(np.float32) * 0.1
+
+    def start() -> lmdm.LiveSession:
+        s = lmdm.LiveSession(m, prompt="dub", regime=regime, steps=2, seed=seed, mix_input=True)
+        s.feed_input(noise)
+        s.next_block()
+        for n, edit in plan:
+            for _ in range(n):
+                s.next_block()
+            _edit(s, edit)
+        return s
+
+    a = start()
+    for edit in undone[:blocks]:
+        _edit(a, edit)
+        a.next_block()
+    assert a.rewindable == REWIND_BLOCKS
+    _edit(a, new)
+    a.rewind(blocks)
+    b = start()
+    for edit in [*undone[:blocks], new]:
+        _edit(b, edit)
+    for _ in range(blocks + 1):
+        assert np.array_equal(a.next_block(), b.next_block())
+    assert a.block_index == b.block_index
+
+
+def test_rewind_checks_how_far_it_can_go(model) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    with pytest.raises(ValueError, match="only 0 block"):
+        s.rewind()
+    first = s.next_block()
+    for bad in (0, 3, 1.5, True):
+        with pytest.raises(ValueError, match="rewind takes 1 to 2 blocks"):
+            s.rewind(bad)
+    s.rewind(1)
+    assert np.array_equal(s.next_block(), first) and s.block_index == 1  # no change: the same block again

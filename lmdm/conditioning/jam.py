@@ -56,6 +56,11 @@ class Timeline:
             out[lo - at : hi - at] = self.data[lo - self.start : hi - self.start]
         return out
 
+    def truncate(self, position: int) -> None:
+        """Forget rows at `position` and after: they read as zeros again (never written)."""
+        if position < self.end:
+            self.data = self.data[: max(0, position - self.start)].copy()
+
     def drop_before(self, position: int) -> None:
         if position > self.start:
             cut = min(position, self.end) - self.start
