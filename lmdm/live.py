@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--device", type=_device, help="output device: a number or part of a name from `lmdm devices` (default: the system's)")
     live.add_argument("--ahead", type=float, default=AHEAD_SECONDS, metavar="SECONDS",
                       help=f"keep at least this much audio queued, and always one block (default {AHEAD_SECONDS:g})")
+    live.add_argument("--splice", action="store_true",
+                      help="hear a change sooner: the block being played is made again with it and spliced in "
+                           "--splice-margin ahead of the play position (needs the device at the model's rate; docs/play_with_others.md)")
+    live.add_argument("--splice-margin", type=float, default=150.0, metavar="MS",
+                      help="with --splice: how far ahead of the play position a change is spliced in (default 150 ms; "
+                           "less than a block's compute time means some changes wait for the next block)")
     p.add_argument("--input", metavar="FILE|device",
                    help="a player's audio for `jam on` and `delay`: an audio file (offline or live), or 'device' (live: capture the input)")
     live.add_argument("--watch", action="store_true", help="re-run the set file each time it is saved")
@@ -253,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--osc-port must be from 0 to 65535, got {a.osc_port}")
         if not (math.isfinite(a.ahead) and MIN_AHEAD_SECONDS <= a.ahead <= MAX_AHEAD_SECONDS):
             p.error(f"--ahead must be {MIN_AHEAD_SECONDS:g} to {MAX_AHEAD_SECONDS:g} seconds (the output buffer), got {a.ahead:g}")
+        if not (math.isfinite(a.splice_margin) and 20.0 <= a.splice_margin <= 2000.0):
+            p.error(f"--splice-margin must be 20 to 2000 ms, got {a.splice_margin:g}")
         if a.link_quantum is not None and not METER_RANGE[0] <= a.link_quantum <= MAX_LINK_QUANTUM:
             p.error(f"--link-quantum must be a whole number of beats from {METER_RANGE[0]} to {MAX_LINK_QUANTUM}, got {a.link_quantum}")
         if a.link_latency is not None and not (math.isfinite(a.link_latency) and 0 <= a.link_latency <= MAX_LINK_LATENCY_MS):
@@ -396,8 +404,10 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
     config = EngineConfig(
         model_rate=session.sample_rate, channels=session.channels, device=a.device,
         ahead_blocks=max(1.0, a.ahead / session.block_seconds), input_channels=1 if capture else 0,
+        splice=a.splice, splice_margin_ms=a.splice_margin,
     )
-    engine = AudioEngine(session.next_block, config, on_notice=lambda line: complain(f"lmdm live: {line}"))
+    engine = AudioEngine(session.next_block, config, on_notice=lambda line: complain(f"lmdm live: {line}"),
+                         splicer=session if a.splice else None)
     if capture:
         engine.producer = with_device_input(session, engine)  # read when the engine starts (_build)
     stage = Stage(Interpreter(session, recorder=EngineRecorder(engine, recordings)), engine)

@@ -626,6 +626,12 @@ class LiveSession:
             self._rewind = max(self._rewind, blocks)
 
     @property
+    def changes_queued(self) -> bool:
+        """Are changes waiting for the next block? (The audio engine splices them in sooner: lmdm/audio/feeder.py.)"""
+        with self._lock:
+            return bool(self._pending)
+
+    @property
     def rewindable(self) -> int:
         """How many of the newest blocks `rewind` can make again now."""
         return len(self._snapshots)

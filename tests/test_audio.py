@@ -787,3 +787,60 @@ def test_a_silent_device_is_reported_once_paced_by_the_clock_and_reopened(monkey
     stats = engine.stats()
     assert stats.device_losses >= 1 and stats.reopens >= 1
     assert notices[0].startswith("audio device lost (no callback for") and "audio device back" in notices[1]
+
+
+# ---------------------------------------------------------------- splicing a change into audio already made
+
+def test_rewrite_takes_back_what_the_producer_wrote_with_a_crossfade() -> None:
+    ring = RingBuffer(16)
+    ring.write(np.arange(10, dtype=np.float32)[:, None])
+    ring.read(3)
+    assert ring.rewrite(6, np.full((5, 1), 100.0, np.float32), fade=2) == 5
+    assert ring.write_position == 11 and ring.fill == 8
+    out = ring.read()[:, 0]
+    assert out[:3].tolist() == [3, 4, 5]  # before the splice: as written
+    assert out[3] == pytest.approx(6 * 2 / 3 + 100 / 3) and out[4] == pytest.approx(7 / 3 + 200 / 3)  # the fade
+    assert out[5:].tolist() == [100, 100, 100]
+    with pytest.raises(ValueError, match="not yet read"):
+        ring.rewrite(2, np.zeros((1, 1), np.float32))
+
+
+def test_a_spliced_change_is_heard_from_the_splice_on_and_recorded_as_played(tmp_path) -> None:
+    """The feeder splices a queued change into the block being played: before the splice the
+    listener hears the old stream, after the fade the stream a session with the change queued before
+    that block makes; the recording holds exactly what was played."""
+    import lmdm
+    from lmdm.audio.record import Recorder
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    S = model.block_samples
+    live = lmdm.LiveSession(model, prompt="dub", steps=2)
+    ring = RingBuffer(8 * S)
+    feeder = Feeder(live.next_block, ring, Resampler(model.sample_rate, model.sample_rate, 1), ahead_blocks=2,
+                    splicer=live, margin=S // 4, fade=16, guard=8)
+    recorder = Recorder(model.sample_rate, 1)
+    recorder.start(str(tmp_path / "rec.wav"))
+    feeder.set_recorder(recorder)
+    while feeder.step() is Step.GENERATED:
+        pass
+    played = [ring.read(S + S // 2)]  # the listener is half-way through block 1
+    live.set_prompt("glass choir")
+    assert feeder.step() is Step.GENERATED and feeder.splices == 1
+    for _ in range(6):
+        feeder.step()
+        played.append(ring.read(S // 2))
+    heard = np.concatenate(played)[:, 0]
+    feeder.set_recorder(None)
+    recorder.stop()
+    at = S + S // 2 + S // 4  # read position + margin
+    old = lmdm.LiveSession(model, prompt="dub", steps=2).render(len(heard) / model.sample_rate)[:, 0]
+    new_s = lmdm.LiveSession(model, prompt="dub", steps=2)
+    first = new_s.next_block()
+    new_s.set_prompt("glass choir")
+    new = np.concatenate([first] + [new_s.next_block() for _ in range(4)])[: len(heard), 0]
+    assert np.array_equal(heard[:at], old[:at])
+    assert np.array_equal(heard[at + 16 :], new[at + 16 :]) and not np.array_equal(heard[at + 16 :], old[at + 16 :])
+    import soundfile as sf
+
+    rec, _ = sf.read(str(tmp_path / "rec.wav"), dtype="float32")
+    assert np.allclose(rec[: len(heard)], heard, atol=2e-4)  # PCM_24

@@ -32,7 +32,7 @@ import attrs
 import numpy as np
 
 from lmdm.audio.devices import AudioUnavailable, describe_device_error, device_info, load_sounddevice
-from lmdm.audio.feeder import ErrorHandler, Feeder, Producer
+from lmdm.audio.feeder import ErrorHandler, Feeder, Producer, Splicer
 from lmdm.audio.playout import Pacer, Playout
 from lmdm.audio.record import Recorder
 from lmdm.audio.resample import Resampler, integer_rate
@@ -66,6 +66,8 @@ class EngineConfig:
     reopen_max_s: float = attrs.field(default=30.0, validator=_positive)
     watch_s: float = attrs.field(default=0.05, validator=_positive)  # watchdog / pacer tick
     close_timeout_s: float = attrs.field(default=2.0, validator=_positive)  # wait this long for PortAudio to close
+    splice: bool = False  # a queued change is spliced into the audio already made (lmdm/audio/feeder.py; needs a splicer)
+    splice_margin_ms: float = attrs.field(default=150.0, validator=_positive)  # ... this far ahead of the play position
 
 
 # sounddevice.CallbackFlags attributes, in the order StreamFlags holds them
@@ -108,6 +110,8 @@ class EngineStats:
     device_losses: int = 0  # times the device was lost or stalled
     reopens: int = 0  # times a lost device was reopened
     paced_frames: int = 0  # device-rate frames taken out of the ring unheard while no device played
+    splices: int = 0  # blocks made again with a change and spliced into the audio already made
+    late_splices: int = 0  # ... made too late for the block they were for (its end played as it was)
 
     @property
     def output_underflows(self) -> int:
@@ -122,6 +126,8 @@ class EngineStats:
             f"{self.underruns} underruns, {self.producer_errors} producer errors, "
             f"{self.output_underflows} output underflows" + (f" (other PortAudio flags: {others})" if others else "")
             + f", callback every {self.last_callback_interval * 1000:.1f} ms"
+            + (f", {self.splices} changes spliced in" if self.splices else "")
+            + (f" ({self.late_splices} late)" if self.late_splices else "")
             + (", NO DEVICE (reopening)" if self.device_lost else "")
         )
 
@@ -144,7 +150,11 @@ class AudioEngine:
         on_error: ErrorHandler | None = None,
         on_notice: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        splicer: Splicer | None = None,
     ) -> None:
+        if config.splice and splicer is None:
+            raise ValueError("EngineConfig(splice=True) needs the producer's session: AudioEngine(session.next_block, config, splicer=session)")
+        self.splicer = splicer if config.splice else None
         self.producer = producer
         self.config = config
         self.on_error = on_error
@@ -240,6 +250,8 @@ class AudioEngine:
             device_losses=self._losses,
             reopens=self._reopens,
             paced_frames=self._pacer.frames,
+            splices=feeder.splices,
+            late_splices=feeder.late_splices,
         )
 
     def output_latency(self) -> float:
@@ -288,8 +300,13 @@ class AudioEngine:
         self._playout = Playout(self._ring, fade_frames=round(cfg.fade_ms * device_rate / 1000))
         self._pacer = Pacer(self._ring, device_rate)
         resampler = Resampler(cfg.model_rate, device_rate, cfg.channels)
+        if self.splicer is not None and device_rate != cfg.model_rate:
+            raise ValueError(f"splicing needs the device at the model's rate ({cfg.model_rate} Hz), not {device_rate} Hz")
+        frames = lambda ms: round(ms * device_rate / 1000)  # noqa: E731
         self._feeder = Feeder(
-            self.producer, self._ring, resampler, ahead_blocks=cfg.ahead_blocks, on_error=self.on_error
+            self.producer, self._ring, resampler, ahead_blocks=cfg.ahead_blocks, on_error=self.on_error,
+            splicer=self.splicer, margin=frames(cfg.splice_margin_ms), fade=frames(cfg.fade_ms),
+            guard=max(2 * cfg.blocksize, frames(50.0)),
         )
         self._feeder.set_recorder(self._recorder)
         self._input_ring: RingBuffer | None = None

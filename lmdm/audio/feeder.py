@@ -8,14 +8,22 @@ less than ``ahead_blocks`` blocks, call the producer for the next block (model r
 resample it to the device rate and write it into the ring. A producer that raises, or returns
 something that is not audio, is counted and reported, and called again after a back-off; the
 callback meanwhile fades to silence and fades back in when audio returns.
+
+Splicing (``splicer``, a `LiveSession`; the device at the model's rate): when a change is queued
+and the audio already in the ring would keep it from being heard for longer than ``margin``, the
+block that holds (read position + margin) is made again with the change (``splicer.rewind``) and
+goes into the ring from that point on, crossfaded over ``fade`` frames; the blocks after it are
+dropped and made afresh. A recording then holds what was played: each block is recorded once it
+can no longer be spliced (or when recording stops), as heard.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import threading
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -27,6 +35,18 @@ log = logging.getLogger(__name__)
 
 Producer = Callable[[], np.ndarray]
 ErrorHandler = Callable[[BaseException], None]
+
+
+class Splicer(Protocol):
+    """What splicing needs of the producer's session (lmdm.session.LiveSession has it)."""
+
+    @property
+    def changes_queued(self) -> bool: ...
+
+    @property
+    def rewindable(self) -> int: ...
+
+    def rewind(self, blocks: int = 1) -> None: ...
 
 
 class Step(enum.Enum):
@@ -60,6 +80,10 @@ class Feeder:
         *,
         ahead_blocks: float = 1.0,
         on_error: ErrorHandler | None = None,
+        splicer: Splicer | None = None,
+        margin: int = 0,
+        fade: int = 0,
+        guard: int = 0,
     ) -> None:
         self.producer = producer
         self.ring = ring
@@ -73,6 +97,13 @@ class Feeder:
         self._failing = False
         self._recorder: Recorder | None = None
         self._recorder_lock = threading.Lock()
+        # splicing: (ring position, frames as heard) of the newest blocks, oldest first
+        self.splicer = splicer
+        self.margin, self.fade, self.guard = margin, fade, guard
+        self.splices = 0  # blocks made again with a change and spliced in
+        self.late_splices = 0  # ... made too late to splice into the block they were made for
+        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()
+        self._recent_lock = threading.RLock()  # the generation thread and set_recorder's caller both use _recent
 
     @property
     def target_frames(self) -> int:
@@ -81,6 +112,8 @@ class Feeder:
 
     def set_recorder(self, recorder: Recorder | None) -> Recorder | None:
         """Record every block from now on into ``recorder`` (None: stop); returns the old one."""
+        if recorder is None:
+            self._flush_recent()
         with self._recorder_lock:
             old, self._recorder = self._recorder, recorder
         return old
@@ -90,6 +123,10 @@ class Feeder:
             written = self.ring.write(self._pending)
             self._pending = self._pending[written:]
             return Step.WAITING if len(self._pending) else Step.GENERATED
+        if self.splicer is not None and self._recent and self.splicer.changes_queued:
+            spliced = self._splice()
+            if spliced is not None:
+                return spliced
         if self.ring.fill >= self.target_frames:
             return Step.WAITING
         try:
@@ -99,11 +136,72 @@ class Feeder:
             return Step.FAILED
         self._failing = False
         self.blocks += 1
-        self._record(frames)
+        at = self.ring.write_position
         out = self.resampler.process(frames)
         self.block_frames = len(out)
         written = self.ring.write(out)
         self._pending = out[written:]
+        if self.splicer is None:
+            self._record(frames)
+        else:
+            self._keep(at, frames)
+        return Step.GENERATED
+
+    # splicing ---------------------------------------------------------------------------
+    def _keep(self, at: int, frames: np.ndarray) -> None:
+        """The newest block, at ring position ``at``; those that can no longer be spliced are recorded."""
+        with self._recent_lock:
+            self._recent.append((at, frames))
+            while len(self._recent) > self.splicer.rewindable or (
+                    len(self._recent) > 1 and self._recent[1][0] <= self.ring.read_position):
+                self._record(self._recent.popleft()[1])
+
+    def _flush_recent(self) -> None:
+        with self._recent_lock:
+            while self._recent:
+                self._record(self._recent.popleft()[1])
+
+    def _splice(self) -> Step | None:
+        """Make the block holding (read position + margin) again with the queued changes and put it
+        in from there (see the module docstring); None when the ring holds no audio that far ahead."""
+        with self._recent_lock:
+            return self._splice_locked()
+
+    def _splice_locked(self) -> Step | None:
+        target = self.ring.read_position + self.margin
+        held = [i for i, (at, frames) in enumerate(self._recent) if at <= target < at + len(frames)]
+        if not held:
+            return None  # the next block made carries the change soon enough
+        i = held[0]
+        back = len(self._recent) - i
+        if back > self.splicer.rewindable:
+            return None
+        try:
+            self.splicer.rewind(back)
+            frames = as_frames(self.producer(), self.resampler.channels)
+        except Exception as exc:
+            self._report(exc)
+            return Step.FAILED
+        self._failing = False
+        self.blocks += 1
+        start, old = self._recent[i]
+        for _ in range(back):
+            self._recent.pop()
+        at = max(target, self.ring.read_position + self.guard)  # the reader went on while it was made
+        if at >= start + len(frames):  # too late for this block: play it out, the next one follows the new
+            self.late_splices += 1
+            cut = max(start + len(old), self.ring.read_position + self.guard)  # the old blocks after it go
+            if cut <= self.ring.write_position:
+                self.ring.rewrite(cut, frames[:0])
+            self._recent.append((start, old))
+            self._pending = np.zeros((0, self.ring.channels), dtype=np.float32)
+            return Step.GENERATED
+        offset = at - start
+        written = self.ring.rewrite(at, frames[offset:], self.fade)
+        self._pending = frames[offset + written:]
+        heard = np.concatenate((old[:offset], self.ring.peek(at, written), self._pending))  # as played
+        self._recent.append((start, heard[: len(frames)]))
+        self.splices += 1
         return Step.GENERATED
 
     def run(self, stop: threading.Event, poll_s: float = 0.01, backoff_s: float = 0.1) -> None:

@@ -57,6 +57,43 @@ class RingBuffer:
         self._written += count  # publish only after the samples are in place
         return count
 
+    @property
+    def read_position(self) -> int:
+        """Frames ever read (the consumer's counter)."""
+        return self._read
+
+    @property
+    def write_position(self) -> int:
+        """Frames ever written (the producer's counter)."""
+        return self._written
+
+    def peek(self, at: int, n: int) -> np.ndarray:
+        """A copy of the written frames from absolute position ``at`` (at least the read position) on, at most ``n``."""
+        n = max(0, min(n, self._written - at))
+        idx = (at + np.arange(n)) % self.capacity
+        return self._data[idx].copy()
+
+    def rewrite(self, at: int, frames: np.ndarray, fade: int = 0) -> int:
+        """The producer takes back what it wrote from absolute position ``at`` on: ``frames`` go there
+        instead (crossfaded with the old frames over the first ``fade``), and anything written after
+        them is dropped. Only the producer calls it, and only with ``at`` far enough ahead of the
+        reader (more than one read of the consumer) that the reader cannot reach ``at`` meanwhile.
+        Returns how many frames were written."""
+        if not self._read <= at <= self._written:
+            raise ValueError(f"rewrite at {at}: only frames written and not yet read ({self._read} to {self._written})")
+        if frames.ndim != 2 or frames.shape[1] != self.channels:
+            raise ValueError(f"ring expects frames shaped [n, {self.channels}], got {list(frames.shape)}")
+        count = min(len(frames), self.capacity - (at - self._read))
+        new = np.array(frames[:count], dtype=np.float32)
+        k = min(fade, count, self._written - at)
+        if k > 0:  # a linear crossfade from the old frames into the new
+            w = (np.arange(1, k + 1, dtype=np.float32) / (k + 1))[:, None]
+            new[:k] = self.peek(at, k) * (1 - w) + new[:k] * w
+        idx = (at + np.arange(count)) % self.capacity
+        self._data[idx] = new
+        self._written = at + count  # publish only after the samples are in place
+        return count
+
     def read_into(self, out: np.ndarray) -> int:
         """Copy up to ``len(out)`` waiting frames into ``out[:k]``; return ``k``.
 

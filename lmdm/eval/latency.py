@@ -56,8 +56,14 @@ class Trial:
 
 
 def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, threads: int, device: Any = None,
-          ahead: float = 1.0) -> Trial:
-    """One change during play, measured (see the module's docstring)."""
+          ahead: float = 1.0, splice: bool = False, margin_ms: float = 150.0) -> Trial:
+    """One change during play, measured (see the module's docstring). ``splice``: the engine splices
+    the change into the audio already made (EngineConfig.splice); what was played is then read
+    back from the engine's recording, which holds it as heard."""
+    import tempfile
+
+    import soundfile as sf
+
     from lmdm.audio import AudioEngine, EngineConfig
     from lmdm.session import LiveSession
     from lmdm.sync.midi import engine_heard
@@ -73,8 +79,11 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
         return block
 
     config = EngineConfig(model_rate=live.sample_rate, channels=live.channels, device=device,
-                          ahead_blocks=max(1.0, ahead / live.block_seconds))
-    engine = AudioEngine(produce, config)
+                          ahead_blocks=max(1.0, ahead / live.block_seconds), device_rate=live.sample_rate if splice else None,
+                          splice=splice, splice_margin_ms=margin_ms)
+    engine = AudioEngine(produce, config, splicer=live if splice else None)
+    folder = tempfile.TemporaryDirectory(prefix="lmdm-latency-")
+    recording = f"{folder.name}/played.wav"
     timeline: list[tuple[float, int]] = []
     done = threading.Event()
 
@@ -84,6 +93,8 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
             time.sleep(POLL_SECONDS)
 
     with engine:
+        if splice:
+            engine.record(recording, subtype="FLOAT")
         poller = threading.Thread(target=poll, name="lmdm-latency-poll", daemon=True)
         poller.start()
         time.sleep(wait_s)
@@ -97,7 +108,11 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
         output_latency = engine.output_latency()
         done.set()
         poller.join()
-    played = np.concatenate(blocks)
+    if splice:
+        played = sf.read(recording, dtype="float32", always_2d=True)[0]
+    else:
+        played = np.concatenate(blocks)
+    folder.cleanup()
     reference = session().render(len(played) / live.sample_rate)
     sample = first_change(played, reference)
     if sample is None:
@@ -121,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--ahead", type=float, default=1.0, help="seconds of audio generated ahead, as `lmdm live --ahead` (default 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--splice", action="store_true", help="splice each change into the audio already made (lmdm live --splice)")
+    p.add_argument("--margin-ms", type=float, default=150.0, help="with --splice: how far ahead of the play position (default 150)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not 1 <= a.trials <= 1000:
@@ -134,11 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(a.trials):
         block_s = model.config.block_seconds
         t = trial(model, kinds[i % len(kinds)], seed=a.seed + i, wait_s=float(rng.uniform(2 * block_s, 3 * block_s)),
-                  after_s=a.ahead + 3 * block_s, threads=a.threads, ahead=a.ahead)
+                  after_s=a.ahead + 3 * block_s, threads=a.threads, ahead=a.ahead, splice=a.splice, margin_ms=a.margin_ms)
         trials.append(t)
         if not a.json:
             print(f"trial {i + 1}: {t.change} at block {t.at_block}: heard after {t.latency_ms:.0f} ms", flush=True)
-    report = {"model": a.model, "block_seconds": model.config.block_seconds, "ahead_seconds": a.ahead, **summary(trials),
+    report = {"model": a.model, "block_seconds": model.config.block_seconds, "ahead_seconds": a.ahead,
+              "splice_margin_ms": a.margin_ms if a.splice else None, **summary(trials),
               "trials_ms": [round(t.latency_ms, 1) for t in trials]}
     if a.json:
         print(json.dumps(report, indent=2))
