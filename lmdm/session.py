@@ -68,7 +68,8 @@ FEATURES = ("sketch", "jam", "delay", "clock")
 REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rewind)
 # what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
 _NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
-                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_snapshots", "_rewind"})
+                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_snapshots", "_rewind",
+                          "_nudged"})
 JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
 _UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
 
@@ -232,6 +233,7 @@ class LiveSession:
         # the state at the start of each of the newest blocks, and the changes that block applied (rewind)
         self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=REWIND_BLOCKS)
         self._rewind = 0  # blocks to make again at the next block start
+        self._nudged = False  # a change the hooks apply is waiting (a MIDI knob): see nudge
 
     # geometry -----------------------------------------------------------------------------
     @property
@@ -627,9 +629,17 @@ class LiveSession:
 
     @property
     def changes_queued(self) -> bool:
-        """Are changes waiting for the next block? (The audio engine splices them in sooner: lmdm/audio/feeder.py.)"""
+        """Are changes waiting for the next block (queued, or announced by `nudge`)? A splicing audio
+        engine then makes the playing block again with them (lmdm/audio/feeder.py)."""
         with self._lock:
-            return bool(self._pending)
+            return bool(self._pending) or self._nudged
+
+    def nudge(self) -> None:
+        """Say that a change is waiting which the hooks will apply at the next block start (a MIDI
+        knob or key the language maps): a splicing engine makes the playing block again, so that
+        the hooks run again for it with the change. Any thread may call it."""
+        with self._lock:
+            self._nudged = True
 
     @property
     def rewindable(self) -> int:
@@ -676,6 +686,8 @@ class LiveSession:
         block is made with. Changes queued from Python (a tempo, a prompt naming one) apply before the
         hooks, so the language's scheduler sees this block's clock, not the last one's."""
         self._take_rewind()
+        with self._lock:
+            self._nudged = False
         snap = self._snapshot()
         snap.changes.extend(self._apply_pending())
         with self._lock:

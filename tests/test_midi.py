@@ -221,6 +221,17 @@ def test_midi_in_counts_what_it_ignores_and_never_raises():
     assert snapshot.controls[(1, 1)][1] == pytest.approx(64 / 127) and (1, 64) in snapshot.held
 
 
+def test_a_knob_or_a_key_nudges_the_session_and_the_clock_does_not():
+    nudges = []
+    port = lm.MidiIn(m.MidiBridge(), "virtual", on_change=lambda: nudges.append(1))
+    for data in ([0xF8], [0xF8], [0xFA]):  # clock ticks and a start: no splice for those
+        port.receive(data, 0.0)
+    assert nudges == []
+    port.receive([0xB0, 7, 100], 0.0)
+    port.receive([0x90, 60, 90], 0.0)
+    assert nudges == [1, 1]
+
+
 def test_without_the_extra_the_error_is_one_line_naming_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "mido", None)  # import mido -> ImportError
     with pytest.raises(lm.MidiUnavailable) as error:

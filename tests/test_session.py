@@ -429,3 +429,15 @@ def test_rewind_checks_how_far_it_can_go(model) -> None:
             s.rewind(bad)
     s.rewind(1)
     assert np.array_equal(s.next_block(), first) and s.block_index == 1  # no change: the same block again
+
+
+def test_a_nudge_says_a_change_is_waiting_until_the_next_block(model) -> None:
+    s = lmdm.LiveSession(model, steps=1)
+    assert not s.changes_queued
+    s.set_cfg(2.0)
+    assert s.changes_queued
+    s.next_block()
+    s.nudge()  # a MIDI knob the language applies at the next block start
+    assert s.changes_queued
+    s.next_block()
+    assert not s.changes_queued

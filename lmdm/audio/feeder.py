@@ -13,8 +13,10 @@ Splicing (``splicer``, a `LiveSession`; the device at the model's rate): when a 
 and the audio already in the ring would keep it from being heard for longer than ``margin``, the
 block that holds (read position + margin) is made again with the change (``splicer.rewind``) and
 goes into the ring from that point on, crossfaded over ``fade`` frames; the blocks after it are
-dropped and made afresh. A recording then holds what was played: each block is recorded once it
-can no longer be spliced (or when recording stops), as heard.
+dropped and made afresh. No new splice happens before the listener has reached the last one (a
+knob turned on and on splices about once per margin, not once per message). A recording then
+holds what was played: each block is recorded once it can no longer be spliced (or when
+recording stops), as heard.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Feeder:
         self.late_splices = 0  # ... made too late to splice into the block they were made for
         self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._recent_lock = threading.RLock()  # the generation thread and set_recorder's caller both use _recent
+        self._last_splice = -1  # ring position of the last splice: no new one before the listener reaches it
 
     @property
     def target_frames(self) -> int:
@@ -123,7 +126,8 @@ class Feeder:
             written = self.ring.write(self._pending)
             self._pending = self._pending[written:]
             return Step.WAITING if len(self._pending) else Step.GENERATED
-        if self.splicer is not None and self._recent and self.splicer.changes_queued:
+        if (self.splicer is not None and self._recent and self.ring.read_position >= self._last_splice
+                and self.splicer.changes_queued):
             spliced = self._splice()
             if spliced is not None:
                 return spliced
@@ -201,6 +205,7 @@ class Feeder:
         self._pending = frames[offset + written:]
         heard = np.concatenate((old[:offset], self.ring.peek(at, written), self._pending))  # as played
         self._recent.append((start, heard[: len(frames)]))
+        self._last_splice = at
         self.splices += 1
         return Step.GENERATED
 

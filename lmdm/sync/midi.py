@@ -223,8 +223,9 @@ class MidiIn:
     it never raises. ``clock`` stamps the messages (seconds)."""
 
     def __init__(self, bridge: MidiBridge, port: str, *, api: str | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, on_change: Callable[[], None] | None = None) -> None:
         self.bridge = bridge
+        self.on_change = on_change  # after a knob or a key: the session's nudge (a splicing engine makes the playing block again)
         self.port = port
         self.api = api
         self.clock = clock
@@ -278,10 +279,13 @@ class MidiIn:
             self._log.warning("MIDI message %r crashed its handler", list(data)[:8], exc_info=True)
 
     def _hand_on(self, event: Event, t: float) -> None:
-        if event.kind == "control":
-            self.bridge.control(event.channel, event.number, event.value)
-        elif event.kind == "note":
-            self.bridge.note(event.channel, event.number, event.value)
+        if event.kind in ("control", "note"):
+            if event.kind == "control":
+                self.bridge.control(event.channel, event.number, event.value)
+            else:
+                self.bridge.note(event.channel, event.number, event.value)
+            if self.on_change is not None:
+                self.on_change()
         elif event.kind == "clock":
             bpm = self._follower.tick(t)
             if bpm is not None:
@@ -477,7 +481,7 @@ def start_midi(interpreter: Any, session: Any, *, port_in: str | None = None, po
     stops: list[Callable[[], None]] = []
     if port_in is not None:
         try:
-            midi_in = MidiIn(interpreter.midi, port_in, api=api).start()
+            midi_in = MidiIn(interpreter.midi, port_in, api=api, on_change=getattr(session, "nudge", None)).start()
             stops.append(midi_in.stop)
             say(f"MIDI in: {midi_in.name}")
         except (MidiError, MidiUnavailable) as error:
