@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"keep at least this much audio queued, and always one block (default {AHEAD_SECONDS:g})")
     live.add_argument("--splice", action="store_true",
                       help="hear a change sooner: the block being played is made again with it and spliced in "
-                           "--splice-margin ahead of the play position (needs the device at the model's rate; docs/play_with_others.md)")
+                           "--splice-margin ahead of the play position (docs/play_with_others.md)")
     live.add_argument("--splice-margin", type=float, default=150.0, metavar="MS",
                       help="with --splice: how far ahead of the play position a change is spliced in (default 150 ms; "
                            "less than a block's compute time means some changes wait for the next block)")

@@ -844,3 +844,34 @@ def test_a_spliced_change_is_heard_from_the_splice_on_and_recorded_as_played(tmp
 
     rec, _ = sf.read(str(tmp_path / "rec.wav"), dtype="float32")
     assert np.allclose(rec[: len(heard)], heard, atol=2e-4)  # PCM_24
+
+
+def test_a_splice_through_a_resampler_plays_the_new_stream_as_resampled_whole() -> None:
+    """At another device rate a fresh resampler, primed with the audio before the remade block,
+    takes over: after the splice the device plays the new stream as a resampler fed it from the
+    start would (to 1e-4), and the blocks after it follow without a seam."""
+    import lmdm
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    S, rate = model.block_samples, model.sample_rate
+    live = lmdm.LiveSession(model, prompt="dub", steps=2)
+    ring = RingBuffer(24 * S)
+    feeder = Feeder(live.next_block, ring, Resampler(rate, 3 * rate, 1), ahead_blocks=2, splicer=live,
+                    margin=3 * S // 4, fade=48, guard=24)
+    while feeder.step() is Step.GENERATED:
+        pass
+    played = [ring.read(3 * (S + S // 2))]
+    live.set_prompt("glass choir")
+    assert feeder.step() is Step.GENERATED and feeder.splices == 1 and feeder.late_splices == 0
+    for _ in range(6):
+        feeder.step()
+        played.append(ring.read(3 * S // 2))
+    heard = np.concatenate(played)[:, 0]
+    at = 3 * (S + S // 2) + 3 * S // 4
+    new_s = lmdm.LiveSession(model, prompt="dub", steps=2)
+    first = new_s.next_block()
+    new_s.set_prompt("glass choir")
+    new = np.concatenate([first] + [new_s.next_block() for _ in range(5)])
+    whole = Resampler(rate, 3 * rate, 1)
+    ref = np.concatenate([whole.process(new[i * S:(i + 1) * S]) for i in range(6)])[: len(heard), 0]
+    assert np.abs(heard[at + 48 :] - ref[at + 48 :]).max() <= 1e-4

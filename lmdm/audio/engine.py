@@ -300,8 +300,6 @@ class AudioEngine:
         self._playout = Playout(self._ring, fade_frames=round(cfg.fade_ms * device_rate / 1000))
         self._pacer = Pacer(self._ring, device_rate)
         resampler = Resampler(cfg.model_rate, device_rate, cfg.channels)
-        if self.splicer is not None and device_rate != cfg.model_rate:
-            raise ValueError(f"splicing needs the device at the model's rate ({cfg.model_rate} Hz), not {device_rate} Hz")
         frames = lambda ms: round(ms * device_rate / 1000)  # noqa: E731
         self._feeder = Feeder(
             self.producer, self._ring, resampler, ahead_blocks=cfg.ahead_blocks, on_error=self.on_error,

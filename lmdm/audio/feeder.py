@@ -9,7 +9,7 @@ resample it to the device rate and write it into the ring. A producer that raise
 something that is not audio, is counted and reported, and called again after a back-off; the
 callback meanwhile fades to silence and fades back in when audio returns.
 
-Splicing (``splicer``, a `LiveSession`; the device at the model's rate): when a change is queued
+Splicing (``splicer``, a `LiveSession`): when a change is queued
 and the audio already in the ring would keep it from being heard for longer than ``margin``, the
 block that holds (read position + margin) is made again with the change (``splicer.rewind``) and
 goes into the ring from that point on, crossfaded over ``fade`` frames; the blocks after it are
@@ -27,11 +27,12 @@ import logging
 import threading
 from typing import Callable, Protocol
 
+import attrs
 import numpy as np
 
 from lmdm.audio.record import RecordError, Recorder
 from lmdm.audio.resample import Resampler
-from lmdm.audio.ring import RingBuffer
+from lmdm.audio.ring import RingBuffer, crossfade
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,24 @@ class Splicer(Protocol):
     def rewindable(self) -> int: ...
 
     def rewind(self, blocks: int = 1) -> None: ...
+
+
+PRIME_FRAMES = 2048  # model-rate frames a fresh resampler hears before a remade block (soxr HQ holds back ~6 ms)
+
+
+@attrs.frozen
+class _Kept:
+    """One of the newest blocks, for splicing: where it sits in the ring, how long it is there (device
+    rate), where it starts in the stream (model rate) and its frames as heard (model rate)."""
+
+    ring_at: int
+    ring_len: int
+    model_at: int
+    frames: np.ndarray = attrs.field(eq=False)
+
+    @property
+    def model_end(self) -> int:
+        return self.model_at + len(self.frames)
 
 
 class Step(enum.Enum):
@@ -104,7 +123,9 @@ class Feeder:
         self.margin, self.fade, self.guard = margin, fade, guard
         self.splices = 0  # blocks made again with a change and spliced in
         self.late_splices = 0  # ... made too late to splice into the block they were made for
-        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()
+        self._recent: collections.deque[_Kept] = collections.deque()
+        self._model_written = 0  # model-rate frames produced before the oldest kept block's end (splicing)
+        self._ring_origin = ring.write_position  # ring position of the stream's first device frame
         self._recent_lock = threading.RLock()  # the generation thread and set_recorder's caller both use _recent
         self._last_splice = -1  # ring position of the last splice: no new one before the listener reaches it
 
@@ -140,7 +161,7 @@ class Feeder:
             return Step.FAILED
         self._failing = False
         self.blocks += 1
-        at = self.ring.write_position
+        at = self.ring.write_position + len(self._pending)
         out = self.resampler.process(frames)
         self.block_frames = len(out)
         written = self.ring.write(out)
@@ -148,22 +169,25 @@ class Feeder:
         if self.splicer is None:
             self._record(frames)
         else:
-            self._keep(at, frames)
+            self._keep(at, frames, len(out))
         return Step.GENERATED
 
     # splicing ---------------------------------------------------------------------------
-    def _keep(self, at: int, frames: np.ndarray) -> None:
-        """The newest block, at ring position ``at``; those that can no longer be spliced are recorded."""
+    def _keep(self, at: int, frames: np.ndarray, out: int) -> None:
+        """The newest block: ring position ``at``, ``out`` frames there (device rate), ``frames`` at the
+        model rate; the blocks that can no longer be spliced are recorded."""
         with self._recent_lock:
-            self._recent.append((at, frames))
+            model_at = self._recent[-1].model_end if self._recent else self._model_written
+            self._recent.append(_Kept(at, out, model_at, frames))
+            self._model_written = model_at + len(frames)
             while len(self._recent) > self.splicer.rewindable or (
-                    len(self._recent) > 1 and self._recent[1][0] <= self.ring.read_position):
-                self._record(self._recent.popleft()[1])
+                    len(self._recent) > 1 and self._recent[1].ring_at <= self.ring.read_position):
+                self._record(self._recent.popleft().frames)
 
     def _flush_recent(self) -> None:
         with self._recent_lock:
             while self._recent:
-                self._record(self._recent.popleft()[1])
+                self._record(self._recent.popleft().frames)
 
     def _splice(self) -> Step | None:
         """Make the block holding (read position + margin) again with the queued changes and put it
@@ -173,7 +197,7 @@ class Feeder:
 
     def _splice_locked(self) -> Step | None:
         target = self.ring.read_position + self.margin
-        held = [i for i, (at, frames) in enumerate(self._recent) if at <= target < at + len(frames)]
+        held = [i for i, k in enumerate(self._recent) if k.ring_at <= target < k.ring_at + k.ring_len]
         if not held:
             return None  # the next block made carries the change soon enough
         i = held[0]
@@ -188,26 +212,51 @@ class Feeder:
             return Step.FAILED
         self._failing = False
         self.blocks += 1
-        start, old = self._recent[i]
+        kept = self._recent[i]
+        before = self._recent[i - 1].frames if i > 0 else np.zeros((0, frames.shape[1]), np.float32)
         for _ in range(back):
             self._recent.pop()
+        self._model_written = kept.model_at
+        out, first = self._resampled(frames, before, kept)  # device-rate frames from ring position `first` on
         at = max(target, self.ring.read_position + self.guard)  # the reader went on while it was made
-        if at >= start + len(frames):  # too late for this block: play it out, the next one follows the new
+        end = first + len(out)
+        if at >= end or at < first:  # too late for this block: play it out, the next one follows the new
             self.late_splices += 1
-            cut = max(start + len(old), self.ring.read_position + self.guard)  # the old blocks after it go
+            cut = max(kept.ring_at + kept.ring_len, self.ring.read_position + self.guard)  # the old blocks after it go
             if cut <= self.ring.write_position:
-                self.ring.rewrite(cut, frames[:0])
-            self._recent.append((start, old))
+                self.ring.rewrite(cut, out[:0])
+            self._recent.append(kept)
+            self._model_written = kept.model_end
             self._pending = np.zeros((0, self.ring.channels), dtype=np.float32)
             return Step.GENERATED
-        offset = at - start
-        written = self.ring.rewrite(at, frames[offset:], self.fade)
-        self._pending = frames[offset + written:]
-        heard = np.concatenate((old[:offset], self.ring.peek(at, written), self._pending))  # as played
-        self._recent.append((start, heard[: len(frames)]))
+        written = self.ring.rewrite(at, out[at - first :], self.fade)
+        self._pending = out[at - first + written :]
+        ratio = self.resampler.src_rate / self.resampler.dst_rate  # model frames per device frame
+        offset = min(len(frames), max(0, round((at - kept.ring_at) * ratio)))
+        k = min(round(self.fade * ratio), len(frames) - offset, len(kept.frames) - offset)
+        heard = np.concatenate((kept.frames[:offset], crossfade(kept.frames[offset:offset + k], frames[offset:offset + k]),
+                                frames[offset + k:]))  # as played, at the model rate (at the device's: exactly)
+        self._recent.append(_Kept(kept.ring_at, end - kept.ring_at, kept.model_at, heard))
+        self._model_written = kept.model_at + len(frames)
         self._last_splice = at
         self.splices += 1
         return Step.GENERATED
+
+    def _resampled(self, frames: np.ndarray, before: np.ndarray, kept: "_Kept") -> tuple[np.ndarray, int]:
+        """The remade block at the device rate and the ring position its first frame belongs at. With a
+        resampler in the way, a fresh one is primed with the audio before the block (as heard) and
+        then takes over from the old one, whose state followed the old block."""
+        r = self.resampler
+        if r.passthrough:
+            return frames, kept.ring_at
+        prime = before[-PRIME_FRAMES:]
+        fresh = Resampler(r.src_rate, r.dst_rate, r.channels)
+        out = fresh.process(np.concatenate((prime, frames)))
+        self.resampler = fresh
+        # output frame j of the fresh stream is device frame (model_at - len(prime)) * ratio + j of the stream,
+        # as the old resampler counted them (same filter, same delay)
+        first = self._ring_origin + round((kept.model_at - len(prime)) * r.dst_rate / r.src_rate)
+        return out, first
 
     def run(self, stop: threading.Event, poll_s: float = 0.01, backoff_s: float = 0.1) -> None:
         """Step until ``stop`` is set; sleeps ``poll_s`` when waiting, ``backoff_s`` after a failure."""

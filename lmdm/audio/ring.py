@@ -86,9 +86,8 @@ class RingBuffer:
         count = min(len(frames), self.capacity - (at - self._read))
         new = np.array(frames[:count], dtype=np.float32)
         k = min(fade, count, self._written - at)
-        if k > 0:  # a linear crossfade from the old frames into the new
-            w = (np.arange(1, k + 1, dtype=np.float32) / (k + 1))[:, None]
-            new[:k] = self.peek(at, k) * (1 - w) + new[:k] * w
+        if k > 0:
+            new[:k] = crossfade(self.peek(at, k), new[:k])
         idx = (at + np.arange(count)) % self.capacity
         self._data[idx] = new
         self._written = at + count  # publish only after the samples are in place
@@ -119,3 +118,9 @@ class RingBuffer:
     def clear(self) -> None:
         """Drop everything waiting. Only safe while neither side is running."""
         self._read = self._written
+
+
+def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """[k, channels]: a linear crossfade from ``old`` into ``new`` (same shape), weights 1/(k+1) .. k/(k+1)."""
+    w = (np.arange(1, len(new) + 1, dtype=np.float32) / (len(new) + 1))[:, None]
+    return (old * (1 - w) + new * w).astype(np.float32)

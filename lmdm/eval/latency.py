@@ -79,8 +79,7 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
         return block
 
     config = EngineConfig(model_rate=live.sample_rate, channels=live.channels, device=device,
-                          ahead_blocks=max(1.0, ahead / live.block_seconds), device_rate=live.sample_rate if splice else None,
-                          splice=splice, splice_margin_ms=margin_ms)
+                          ahead_blocks=max(1.0, ahead / live.block_seconds), splice=splice, splice_margin_ms=margin_ms)
     engine = AudioEngine(produce, config, splicer=live if splice else None)
     folder = tempfile.TemporaryDirectory(prefix="lmdm-latency-")
     recording = f"{folder.name}/played.wav"
