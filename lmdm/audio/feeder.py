@@ -126,6 +126,7 @@ class Feeder:
         self._recent: collections.deque[_Kept] = collections.deque()
         self._model_written = 0  # model-rate frames produced before the oldest kept block's end (splicing)
         self._ring_origin = ring.write_position  # ring position of the stream's first device frame
+        self._before = np.zeros((0, ring.channels), dtype=np.float32)  # the tail of the last block no longer kept
         self._recent_lock = threading.RLock()  # the generation thread and set_recorder's caller both use _recent
         self._last_splice = -1  # ring position of the last splice: no new one before the listener reaches it
 
@@ -182,7 +183,9 @@ class Feeder:
             self._model_written = model_at + len(frames)
             while len(self._recent) > self.splicer.rewindable or (
                     len(self._recent) > 1 and self._recent[1].ring_at <= self.ring.read_position):
-                self._record(self._recent.popleft().frames)
+                gone = self._recent.popleft().frames
+                self._before = gone[-PRIME_FRAMES:]  # what a fresh resampler hears before the oldest kept block
+                self._record(gone)
 
     def _flush_recent(self) -> None:
         with self._recent_lock:
@@ -213,7 +216,7 @@ class Feeder:
         self._failing = False
         self.blocks += 1
         kept = self._recent[i]
-        before = self._recent[i - 1].frames if i > 0 else np.zeros((0, frames.shape[1]), np.float32)
+        before = self._recent[i - 1].frames if i > 0 else self._before
         for _ in range(back):
             self._recent.pop()
         self._model_written = kept.model_at
