@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lmdm.codec.audio import load_audio_dir, load_corpus_split
-from lmdm.codec.checkpoint import load_codec, load_into, save_codec
+from lmdm.codec.checkpoint import load_codec, save_codec
 from lmdm.codec.conv import ConvCodec, ConvCodecConfig, latent_penalty
 from lmdm.codec.metrics import chroma_distance, multires_stft_terms, phase_advance_distance
 from lmdm.codec.synthetic import synthetic_clips
