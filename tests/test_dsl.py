@@ -5,7 +5,6 @@ Runs against ``FakeLiveSession`` (tests/fakes.py), which implements the LiveSess
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from fractions import Fraction
@@ -22,7 +21,7 @@ from lmdm_dsl.mini import Event, midi_of
 from lmdm_dsl.repl import code_part, needs_more, run_repl, watch_file
 
 from tests.fakes import FakeLiveSession
-from tests.strategies import mini_source, names, simple_statements, statements, texts
+from tests.strategies import mini_source, simple_statements, statements
 
 SETTINGS = settings(max_examples=int(os.environ.get("LMDM_DSL_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -18,7 +18,7 @@ from lmdm.checkpoint import CheckpointError, save_model, step_dirs
 from lmdm.loading import load_model
 from lmdm.codec.placeholder import PlaceholderCodec
 from lmdm.tensorfile import load_tensors, save_tensors
-from lmdm.corpus import CorpusReader, write_corpus
+from lmdm.corpus import CorpusReader
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.stream import BlockStream
