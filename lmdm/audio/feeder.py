@@ -150,7 +150,11 @@ class Feeder:
             return Step.WAITING if len(self._pending) else Step.GENERATED
         if (self.splicer is not None and self._recent and self.ring.read_position >= self._last_splice
                 and self.splicer.changes_queued):
-            spliced = self._splice()
+            try:
+                spliced = self._splice()
+            except Exception as exc:  # a bug here must not stop the music: the stream plays on unspliced
+                self._report(exc)
+                spliced = None
             if spliced is not None:
                 return spliced
         if self.ring.fill >= self.target_frames:
@@ -223,7 +227,7 @@ class Feeder:
         out, first = self._resampled(frames, before, kept)  # device-rate frames from ring position `first` on
         at = max(target, self.ring.read_position + self.guard)  # the reader went on while it was made
         end = first + len(out)
-        if at >= end or at < first:  # too late for this block: play it out, the next one follows the new
+        if not first <= at < end or at > self.ring.write_position:  # too late for this block: play it out, the next one follows the new
             self.late_splices += 1
             cut = max(kept.ring_at + kept.ring_len, self.ring.read_position + self.guard)  # the old blocks after it go
             if cut <= self.ring.write_position:
