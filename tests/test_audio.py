@@ -875,3 +875,31 @@ def test_a_splice_through_a_resampler_plays_the_new_stream_as_resampled_whole() 
     whole = Resampler(rate, 3 * rate, 1)
     ref = np.concatenate([whole.process(new[i * S:(i + 1) * S]) for i in range(6)])[: len(heard), 0]
     assert np.abs(heard[at + 48 :] - ref[at + 48 :]).max() <= 1e-4
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["write", "read", "rewrite"]), st.integers(0, 40), st.integers(0, 40)), max_size=40))
+def test_rewrites_between_writes_and_reads_read_back_as_a_list_would(ops) -> None:
+    """The ring against a plain list: writes append (what fits), reads take from the front, and a
+    rewrite replaces everything from a position not yet read (what fits, no fade)."""
+    ring, kept, read_so_far, counter = RingBuffer(50), [], 0, 0
+    for op, a, b in ops:
+        if op == "write":
+            frames = np.arange(counter, counter + a, dtype=np.float32)[:, None]
+            counter += a
+            n = ring.write(frames)
+            assert n == min(a, 50 - len(kept))
+            kept += frames[:n, 0].tolist()
+        elif op == "read":
+            got = ring.read(a)[:, 0].tolist()
+            assert got == kept[: len(got)] and len(got) == min(a, len(kept))
+            kept, read_so_far = kept[len(got):], read_so_far + len(got)
+        else:
+            at = read_so_far + min(a, len(kept))
+            frames = np.arange(counter, counter + b, dtype=np.float32)[:, None] + 0.5
+            counter += b
+            n = ring.rewrite(at, frames)
+            assert n == min(b, 50 - (at - read_so_far))
+            kept = kept[: at - read_so_far] + frames[:n, 0].tolist()
+        assert ring.fill == len(kept) and ring.read_position == read_so_far
+    assert ring.read()[:, 0].tolist() == kept
