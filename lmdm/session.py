@@ -659,13 +659,9 @@ class LiveSession:
     def _restore(self, snap: "_Snapshot") -> None:
         state = dict(snap.state)
         self._generator.set_state(state.pop("_generator"))
-        for k, v in state.items():
+        for k, v in state.items():  # the snapshot is dropped (_take_rewind): its copies become the session's own
             setattr(self, k, v)
-        # the snapshots are kept for the next rewind: what is restored gets its own copies
-        self.stream, self._decoder = _one_level(self.stream), _one_level(self._decoder)
-        self._sketches, self._output = dict(self._sketches), copy.copy(self._output)
         if self._delay is not None:
-            self._delay = _one_level(self._delay)
             self._delay.wet.truncate(snap.block * self.block_samples)  # the wet audio of the blocks undone
 
     def _take_rewind(self) -> None:

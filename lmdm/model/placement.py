@@ -20,6 +20,7 @@ On the CPU in float32 nothing moves: `place(model, Placement())` leaves a model 
 from __future__ import annotations
 
 import argparse
+import itertools
 from typing import Any
 
 import attrs
@@ -89,7 +90,7 @@ def placement(device: str | torch.device | None = None, dtype: str | torch.dtype
 def module_device(module: Any) -> torch.device:
     """Where a module's parameters (or buffers) live; the CPU for anything that is not a Module."""
     if isinstance(module, nn.Module):
-        for t in (*module.parameters(), *module.buffers()):
+        for t in itertools.chain(module.parameters(), module.buffers()):  # the first one: called on every push
             return t.device
     return torch.device("cpu")
 
