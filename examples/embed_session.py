@@ -13,7 +13,7 @@ import sys
 import soundfile as sf
 
 import lmdm
-from lmdm.cli import resolve_model
+from lmdm.render import resolve_model
 
 
 def main(path: str = "embed_session.wav", model_name: str = "default") -> int:

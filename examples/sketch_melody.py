@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 
 import lmdm
-from lmdm.cli import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
+from lmdm.render import resolve_model  # 'default' (bundled), a checkpoint directory, or tiny/small (random)
 from lmdm.threads import add_threads_argument
 from lmdm.conditioning.sketch_sources import sketch_from_audio
 

@@ -385,13 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.bf16 and where.device.type != "cpu":
         p.error("--bf16 is CPU autocast; on another device give --dtype bf16 (weights stored in bfloat16)")
     if a.config == "sao-small":
-        from lmdm.eval.sao_bench import random_sao_small
+        from lmdm.sao.shapes import random_sao_small
 
         model, config = random_sao_small(), None
     elif a.config is not None:  # a random preset
         model, config = None, getattr(ModelConfig, a.config)()
     else:
-        from lmdm.cli import resolve_model
+        from lmdm.render import resolve_model
 
         model, config = resolve_model(a.model), None
     if a.play is not None:

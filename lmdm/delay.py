@@ -19,7 +19,7 @@ MAX_TAIL_SECONDS = 3600.0  # `lmdm delay --tail`: at most an hour after the inpu
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lmdm.cli import MODEL_HELP
+    from lmdm.render import MODEL_HELP
 
     p = argparse.ArgumentParser(prog="lmdm delay", description="Generative delay on an audio file: each repeat is re-imagined by the model (SDEdit).")
     p.add_argument("input", help="audio file (any rate; resampled to the model's)")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import soundfile as sf
 
     import lmdm
-    from lmdm.cli import check_audio_out, note_if_random, resolve_model, stream_to_file
+    from lmdm.render import check_audio_out, note_if_random, resolve_model, stream_to_file
 
     if a.tail is not None and not (math.isfinite(a.tail) and 0 <= a.tail <= MAX_TAIL_SECONDS):
         p.error(f"--tail must be a number of seconds from 0 to {MAX_TAIL_SECONDS:g}, got {a.tail:g}")

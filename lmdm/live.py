@@ -10,6 +10,10 @@ statements of the lmdm language (docs/language.md) run by the same `Interpreter`
 them between blocks. Live, the audio engine's generation thread pulls the blocks; offline, this
 process pulls exactly `--seconds` of audio itself, as fast as the model goes. Either way nothing a
 performer types stops the music: errors are printed and play goes on. See docs/live.md.
+
+What the REPL, the watched file and OSC talk to (`Stage`), the printing, the `record` statements'
+recorders and the prompt live in lmdm/stage.py; this module parses the command line and runs the
+performance, offline or live.
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
-import re
 import signal
 import sys
 import threading
@@ -30,9 +32,10 @@ import numpy as np
 import soundfile
 import torch
 
-from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, Recorder, RecordError
-from lmdm.audio.record import output_problem, recording_path, recordings_folder
-from lmdm.cli import MODEL_HELP, output_recorder, resolve_model
+from lmdm import stage as voice
+from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, RecordError
+from lmdm.audio.record import output_problem, recordings_folder
+from lmdm.render import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
 from lmdm.sync.midi import VIRTUAL as MIDI_VIRTUAL
 from lmdm.sync.midi import engine_heard, start_midi
@@ -40,8 +43,7 @@ from lmdm.sync.link import engine_output, start_link
 from lmdm.session import LiveSession
 from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
-from lmdm_dsl import Interpreter, run_repl, watch_file
-from lmdm_dsl.repl import PROMPT, StatusLine, bar_and_beat, on_a_terminal
+from lmdm_dsl import Interpreter
 from lmdm_dsl.values import METER_RANGE, SEED_RANGE
 
 OFFLINE_SECONDS = 60.0  # --offline without --seconds
@@ -50,131 +52,6 @@ MIN_AHEAD_SECONDS, MAX_AHEAD_SECONDS = 0.01, 8.0  # up to the engine's output ri
 MAX_SECONDS = 86_400.0  # --seconds: at most a day of audio
 MAX_LINK_QUANTUM = 64  # --link-quantum, in beats
 MAX_LINK_LATENCY_MS = 2000.0  # --link-latency: a PA system far away, a Bluetooth speaker
-STATUS_SECONDS = 5.0  # a status line this often when nobody is typing
-WATCH_SECONDS = 0.5  # how often --watch looks at the set file
-HISTORY_FILE = "~/.lmdm_history"
-
-_STATUS = re.compile(r"^(\[block \d+\] )?status: ")
-_print_lock = threading.Lock()
-
-
-def say(line: str) -> None:
-    """Print one line to stdout; the REPL, the watcher and the main loop print from different threads."""
-    with _print_lock:
-        print(line, flush=True)
-
-
-def complain(line: str) -> None:
-    with _print_lock:
-        print(line, file=sys.stderr, flush=True)
-
-
-# --- what every voice of the performance talks to ---------------------------------------------
-
-
-class Stage:
-    """The interpreter as the REPL, the file watcher and OSC see it: ``run(text)`` and
-    ``messages()``, with the audio engine's numbers (buffer, underruns) added to status lines."""
-
-    def __init__(self, interpreter: Interpreter, engine: AudioEngine | None = None):
-        self.interpreter = interpreter
-        self.engine = engine
-
-    def run(self, text: str, *, tag: str | None = None) -> list[str]:
-        return [self._with_engine(line) for line in self.interpreter.run(text, tag=tag)]
-
-    def messages(self) -> list[str]:
-        """What scheduled statements said on the generation thread since the last call."""
-        return [self._with_engine(line) for line in self.interpreter.messages()]
-
-    def status(self) -> str:
-        """The `status` line: block, real-time factor, prompt, tempo, ... (and buffer, underruns)."""
-        return self.run("status")[0]
-
-    def _with_engine(self, line: str) -> str:
-        if self.engine is None or not _STATUS.match(line):
-            return line
-        stats = self.engine.stats()
-        line += f" | buffer {stats.buffer_seconds:.1f} s | underruns {stats.underruns}"
-        if stats.output_underflows:
-            line += f" | device underflows {stats.output_underflows}"
-        if stats.device_lost:
-            line += " | NO AUDIO DEVICE (reopening)"
-        if stats.producer_errors:
-            line += f" | generation errors {stats.producer_errors}"
-        return line
-
-
-def show(lines: list[str]) -> None:
-    for line in lines:
-        say(line)
-
-
-def show_from_file(lines: list[str]) -> None:
-    """Messages from running a set file: an error is one line (line, column and reason; the
-    REPL shows the source line and a caret under it as well)."""
-    for line in lines:
-        say(line.split("\n", 1)[0])
-
-
-# --- `record` statements ------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _reported_as_value_error() -> Iterator[None]:
-    """A RecordError becomes a ValueError, which the interpreter reports as one ``error:`` line."""
-    try:
-        yield
-    except RecordError as error:
-        raise ValueError(str(error)) from None
-
-
-class FileRecorder:
-    """The interpreter's recorder offline: `record "x.wav"` writes the blocks as they are pulled,
-    into the recordings ``folder`` (``recording_path``: no ``..``, no links, no overwriting)."""
-
-    def __init__(self, samplerate: int, channels: int, folder: Path):
-        self._recorder = Recorder(samplerate, channels)
-        self.folder = folder
-
-    def start(self, path: str) -> None:
-        with _reported_as_value_error():
-            target = recording_path(self.folder, path)
-            self._recorder.stop()  # a new `record` ends the previous file, as the audio engine does
-            self._recorder.start(target)
-
-    def stop(self) -> None:
-        with _reported_as_value_error():
-            self._recorder.stop()
-
-    def write(self, block: np.ndarray) -> str | None:
-        """Append ``block`` if recording; an error line if the recording had to stop."""
-        if not self._recorder.recording:
-            return None
-        try:
-            self._recorder.write(block)
-        except RecordError as error:
-            with contextlib.suppress(RecordError):
-                self._recorder.stop()
-            return f"error: recording stopped: {error}"
-        return None
-
-
-class EngineRecorder:
-    """The interpreter's recorder live: the audio engine records every block it generates, into
-    the recordings ``folder`` (``recording_path``)."""
-
-    def __init__(self, engine: AudioEngine, folder: Path):
-        self.engine = engine
-        self.folder = folder
-
-    def start(self, path: str) -> None:
-        with _reported_as_value_error():
-            self.engine.record(str(recording_path(self.folder, path)))
-
-    def stop(self) -> None:
-        with _reported_as_value_error():
-            self.engine.stop_recording()
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -248,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--link plays live; leave out --offline")
         problem = output_problem(a.out)  # the policy of every command's output (lmdm.audio.record)
         if problem:
-            complain(f"lmdm live: {problem}")
+            voice.complain(f"lmdm live: {problem}")
             return 2
     else:
         if a.watch and a.set is None:
@@ -271,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             text = a.set.read_text(encoding="utf-8", errors="replace")
         except OSError as error:
-            complain(f"lmdm live: cannot read the set file {a.set}: {error.strerror or error}")
+            voice.complain(f"lmdm live: cannot read the set file {a.set}: {error.strerror or error}")
             return 2
     try:
         given = a.record_dir is not None
         recordings = recordings_folder(a.record_dir if given else default_recordings(a.set), check=given)
     except RecordError as error:
-        complain(f"lmdm live: {error}")
+        voice.complain(f"lmdm live: {error}")
         return 2
     with _no_denormals():
         return render_offline(a, text, recordings) if a.offline else perform(a, text, recordings)
@@ -304,7 +181,7 @@ def _no_denormals() -> Iterator[None]:
 def new_session(a: argparse.Namespace) -> LiveSession:
     model = resolve_model(a.model)
     if model.name == "random":
-        complain(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music")
+        voice.complain(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music")
     session = LiveSession(model, seed=a.seed, threads=a.threads, device=a.model_device, dtype=a.model_dtype)
     if getattr(a, "input", None) not in (None, "device"):
         feed_file(session, a.input)
@@ -353,17 +230,17 @@ def render_offline(a: argparse.Namespace, text: str, recordings: Path) -> int:
     try:
         session = new_session(a)
     except InputFileError as error:
-        complain(str(error))
+        voice.complain(str(error))
         return 2
     try:
         output = output_recorder(session).start(out, overwrite=True)
     except RecordError as error:
-        complain(f"lmdm live: {error}")
+        voice.complain(f"lmdm live: {error}")
         return 2
-    recorder = FileRecorder(session.sample_rate, session.channels, recordings)
-    stage = Stage(Interpreter(session, recorder=recorder))
+    recorder = voice.FileRecorder(session.sample_rate, session.channels, recordings)
+    stage = voice.Stage(Interpreter(session, recorder=recorder))
     if a.set is not None:
-        show_from_file(stage.run(text, tag=str(a.set)))
+        voice.show_from_file(stage.run(text, tag=str(a.set)))
     seconds = OFFLINE_SECONDS if a.seconds is None else a.seconds
     total = round(seconds * session.sample_rate)
     left = total
@@ -373,20 +250,20 @@ def render_offline(a: argparse.Namespace, text: str, recordings: Path) -> int:
                 block = session.read(min(left, session.block_samples))  # statements fire before each block
                 output.write(block)
                 problem = recorder.write(block)
-                show(stage.messages() + ([problem] if problem else []))
+                voice.show(stage.messages() + ([problem] if problem else []))
                 left -= len(block)
     except RecordError as error:  # disk full, ...
-        complain(f"lmdm live: {error}")
+        voice.complain(f"lmdm live: {error}")
         return 2
     except KeyboardInterrupt:  # the file is finished properly and holds what was made so far
-        complain(f"lmdm live: interrupted; {out} holds the first {(total - left) / session.sample_rate:.2f} s")
+        voice.complain(f"lmdm live: interrupted; {out} holds the first {(total - left) / session.sample_rate:.2f} s")
         return 130
     finally:
         with contextlib.suppress(ValueError):
             recorder.stop()
         stage.interpreter.close()
-    show(stage.messages())
-    say(f"{stage.status()} | wrote {out} ({total / session.sample_rate:.2f} s at {session.sample_rate} Hz)")
+    voice.show(stage.messages())
+    voice.say(f"{stage.status()} | wrote {out} ({total / session.sample_rate:.2f} s at {session.sample_rate} Hz)")
     return 0
 
 
@@ -398,7 +275,7 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
     try:
         session = new_session(a)
     except InputFileError as error:
-        complain(str(error))
+        voice.complain(str(error))
         return 2
     capture = getattr(a, "input", None) == "device"
     config = EngineConfig(
@@ -406,16 +283,16 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
         ahead_blocks=max(1.0, a.ahead / session.block_seconds), input_channels=1 if capture else 0,
         splice=a.splice, splice_margin_ms=a.splice_margin,
     )
-    engine = AudioEngine(session.next_block, config, on_notice=lambda line: complain(f"lmdm live: {line}"),
+    engine = AudioEngine(session.next_block, config, on_notice=lambda line: voice.complain(f"lmdm live: {line}"),
                          splicer=session if a.splice else None)
     if capture:
         engine.producer = with_device_input(session, engine)  # read when the engine starts (_build)
-    stage = Stage(Interpreter(session, recorder=EngineRecorder(engine, recordings)), engine)
+    stage = voice.Stage(Interpreter(session, recorder=voice.EngineRecorder(engine, recordings)), engine)
     started = time.monotonic()
 
     def finish() -> None:
         stage.interpreter.close()
-        show(stage.messages())
+        voice.show(stage.messages())
 
     # what is started registers its own stop; they run in reverse: OSC, the watcher, the engine, the rest
     with _terminate_stops(), contextlib.ExitStack() as running:
@@ -423,38 +300,38 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
         running.callback(engine.stop)  # joins the generation thread and finishes a recording
         try:
             if a.watch:
-                running.callback(start_watching(a.set, stage))  # returns once the set has run
+                running.callback(voice.start_watching(a.set, stage))  # returns once the set has run
             elif a.set is not None:
-                show_from_file(stage.run(text, tag=str(a.set)))
+                voice.show_from_file(stage.run(text, tag=str(a.set)))
             osc = None
             if not a.no_osc:
                 try:
                     osc = OscServer(stage, host=a.osc_host, port=a.osc_port).start()
                 except OscError as error:
-                    complain(f"lmdm live: {error}; pick another --osc-port (0 = any free one) or use --no-osc")
+                    voice.complain(f"lmdm live: {error}; pick another --osc-port (0 = any free one) or use --no-osc")
                     return 2
                 running.callback(osc.stop)
             try:
                 engine.start()
             except AudioUnavailable as error:
-                complain(f"lmdm live: {error}. To render without an audio device: lmdm live SET --offline -o set.wav")
+                voice.complain(f"lmdm live: {error}. To render without an audio device: lmdm live SET --offline -o set.wav")
                 return 2
             if a.midi_in is not None or a.midi_out is not None:  # a port that cannot open is one line; play goes on
                 running.callback(start_midi(stage.interpreter, session, port_in=a.midi_in, port_out=a.midi_out, api=a.midi_api,
-                                            heard=lambda: engine_heard(engine), say=lambda line: complain(f"lmdm live: {line}")))
+                                            heard=lambda: engine_heard(engine), say=lambda line: voice.complain(f"lmdm live: {line}")))
             if a.link:  # no [link] extra is one line; play goes on at the set's own tempo
                 latency = None if a.link_latency is None else a.link_latency / 1000.0
                 running.callback(start_link(session, clock=lambda: stage.interpreter.clock, quantum=a.link_quantum,
-                                            heard=lambda: engine_output(engine, latency), say=lambda line: complain(f"lmdm live: {line}")))
+                                            heard=lambda: engine_output(engine, latency), say=lambda line: voice.complain(f"lmdm live: {line}")))
             started = time.monotonic()
-            say(banner(a, session, engine, osc))
+            voice.say(banner(a, session, engine, osc))
             if a.no_repl:
-                play(stage, a.seconds)
+                voice.play(stage, a.seconds)
             else:
-                repl(stage)
+                voice.repl(stage)
         except (KeyboardInterrupt, Terminated):
-            say("(stopping)")
-    say(f"{stage.status()} | stopped after {time.monotonic() - started:.1f} s")
+            voice.say("(stopping)")
+    voice.say(f"{stage.status()} | stopped after {time.monotonic() - started:.1f} s")
     return 0
 
 
@@ -492,126 +369,16 @@ def banner(a: argparse.Namespace, session: LiveSession, engine: AudioEngine, osc
     return f"{first}\ntype statements (docs/language.md), `status` for a status line, Ctrl-D or `quit` to stop"
 
 
-def start_watching(path: Path, stage: Stage) -> Callable[[], None]:
-    """Re-run the set file on a background thread each time it is saved. Returns once the file
-    has run (so the set is in place before the first block); call the result to stop watching."""
-    stop, first_look = threading.Event(), threading.Event()
-
-    def pause(seconds: float) -> None:  # watch_file's sleep, after each look at the file
-        first_look.set()
-        stop.wait(seconds)
-
-    def watch() -> None:
-        try:
-            watch_file(path, stage, WATCH_SECONDS, print_fn=lambda line: show_from_file([line]), stop=stop, sleep=pause)
-        finally:
-            first_look.set()
-
-    thread = threading.Thread(target=watch, name="lmdm-watch", daemon=True)
-    thread.start()
-    first_look.wait(10)
-
-    def stop_watching() -> None:
-        stop.set()
-        thread.join(5)
-
-    return stop_watching
 
 
-def play(stage: Stage, seconds: float | None, *, tick: float = 0.1) -> None:
-    """No REPL: print what scheduled statements say, and a status line every few seconds."""
-    start = time.monotonic()
-    next_status = start + STATUS_SECONDS
-    while seconds is None or time.monotonic() - start < seconds:
-        show(stage.messages())
-        if time.monotonic() >= next_status:
-            say(stage.status())
-            next_status += STATUS_SECONDS
-        left = tick if seconds is None else start + seconds - time.monotonic()
-        time.sleep(max(0.0, min(tick, left)))
 
 
-def repl(
-    stage: Stage,
-    input_fn: Callable[[str], str] = input,
-    print_fn: Callable[[str], None] | None = None,
-    *,
-    history_file: str | os.PathLike | None = HISTORY_FILE,
-) -> None:
-    """The lmdm> prompt (``lmdm_dsl.run_repl``) until Ctrl-D or ``quit``; prints with ``say``
-    unless given a ``print_fn``.
-
-    Ctrl-C clears a half-typed entry; a second Ctrl-C in a row stops. With the real ``input`` on
-    a terminal, prompt_toolkit gives multi-line editing, highlighting, a history kept in
-    ``history_file`` and a bottom line (``repl_status``); elsewhere (a pipe) readline, if any.
-    """
-    print_fn = print_fn or say
-    if input_fn is input and on_a_terminal():
-        run_repl(stage, input, print_fn, history_file=history_file, status=lambda: repl_status(stage))
-        return
-    keys = _Keys(input_fn, print_fn)
-    with _line_history(history_file if input_fn is input else None):
-        run_repl(stage, keys, print_fn)
-    if input_fn is input:
-        print_fn("")  # end the last lmdm> line (Ctrl-D / Ctrl-C leave the cursor on it)
 
 
-def repl_status(stage: Stage) -> StatusLine:
-    """The REPL's bottom line: where the music is (block, bar and beat, tempo, prompt) and how the
-    audio keeps up (buffer and ahead, real-time factor, underruns)."""
-    session = stage.interpreter.session
-    stats, clock = session.stats, stage.interpreter.clock
-    bar, beat = bar_and_beat(clock, stats.blocks, session.block_seconds)
-    audio = {}
-    if stage.engine is not None:
-        engine = stage.engine.stats()
-        audio = {"buffer_seconds": engine.buffer_seconds, "underruns": engine.underruns,
-                 "ahead_seconds": stage.engine.config.ahead_blocks * session.block_seconds}
-    return StatusLine(block=stats.blocks, bar=bar, beat=beat, bpm=clock.bpm, prompt=str(stats.prompt),
-                      rtf=stats.real_time_factor, **audio)
 
 
-class _Keys:
-    """``input`` for run_repl: a first Ctrl-C clears the entry (run_repl's rule), a second one in a
-    row, at the empty prompt, ends the REPL as Ctrl-D does."""
-
-    def __init__(self, input_fn: Callable[[str], str], print_fn: Callable[[str], None]):
-        self.input_fn = input_fn
-        self.print_fn = print_fn
-        self.interrupted = False
-
-    def __call__(self, prompt: str) -> str:
-        try:
-            line = self.input_fn(prompt)
-        except KeyboardInterrupt:
-            if self.interrupted and prompt == PROMPT:
-                raise EOFError from None
-            self.interrupted = True
-            self.print_fn(("\n" if self.input_fn is input else "") + "(Ctrl-C again to stop)")
-            raise
-        self.interrupted = False
-        return line
 
 
-@contextlib.contextmanager
-def _line_history(history_file: str | os.PathLike | None) -> Iterator[None]:
-    """Line editing for ``input()`` and a history file, when readline exists and a file is given."""
-    if history_file is None:
-        yield
-        return
-    try:
-        import readline
-    except ImportError:  # plain input() still works
-        yield
-        return
-    path = os.path.expanduser(os.fspath(history_file))
-    with contextlib.suppress(OSError):
-        readline.read_history_file(path)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            readline.write_history_file(path)
 
 
 def _one_line(error: BaseException) -> str:

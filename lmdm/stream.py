@@ -54,7 +54,7 @@ from typing import Sequence
 
 import torch
 
-from lmdm.cache import KV, KVCache
+from lmdm.model.cache import KV, KVCache
 from lmdm.conditioning.text import Conditioning
 from lmdm.model.lmdm import LMDM
 from lmdm.model.masks import block_causal_mask, check_regime

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lmdm.codec import synthetic
 from lmdm.codec.audio import load_audio, load_audio_dir
 from lmdm.codec.base import Codec, StreamDecoder, StreamEncoder
-from lmdm.codec.bench import bench_codec
+from lmdm.eval.codec_bench import bench_codec
 from lmdm.codec.checkpoint import load_codec, save_codec
 from lmdm.codec.conv import CausalConv1d, CausalConvTranspose1d, ConvCodec, ConvCodecConfig, PhaseIntegrator, frozen, stft_bases
 from lmdm.codec.metrics import (

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmdm.cache import KVCache
+from lmdm.model.cache import KVCache
 from lmdm.conditioning.text import null_conditioning
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model

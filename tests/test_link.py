@@ -577,10 +577,11 @@ def test_lmdm_live_link_joins_a_running_session_on_a_real_audio_engine(jack_serv
     (heard: ``engine_output``, the engine's frames, callbacks and PortAudio's latency), a set asking 90 BPM,
     and a session already running at 104 BPM: the session's tempo wins."""
     from lmdm import live
+    from lmdm import stage as voice
 
     printed: list[str] = []
-    monkeypatch.setattr(live, "say", printed.append)
-    monkeypatch.setattr(live, "complain", printed.append)
+    monkeypatch.setattr(voice, "say", printed.append)
+    monkeypatch.setattr(voice, "complain", printed.append)
     path = tmp_path / "set.lmdm"
     path.write_text('prompt "intro"\ntempo 90\n')
     peer = Peer(104.0)

@@ -22,6 +22,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 import lmdm
 import lmdm.live as live
+import lmdm.stage as voice
 from lmdm.audio import AudioUnavailable
 from lmdm.cli import main as lmdm_main
 from lmdm_dsl import Interpreter
@@ -207,11 +208,11 @@ def test_record_over_osc_stays_in_the_recordings_folder(tmp_path):
     from lmdm.osc import ERROR, REPLY, OscServer
 
     session = lmdm.LiveSession(lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0), steps=1)
-    recorder = live.FileRecorder(session.sample_rate, session.channels, tmp_path / "recordings")
+    recorder = voice.FileRecorder(session.sample_rate, session.channels, tmp_path / "recordings")
     (tmp_path / "recordings").mkdir()
     interpreter = Interpreter(session, recorder=recorder)
     try:
-        server = OscServer(live.Stage(interpreter))  # handled directly, no socket
+        server = OscServer(voice.Stage(interpreter))  # handled directly, no socket
         for statement in ['record "../x.wav"', 'record "/tmp/x.wav"', f'record "{tmp_path / "x.wav"}"']:
             builder = OscMessageBuilder(address="/lmdm/eval")
             builder.add_arg(statement)
@@ -274,7 +275,7 @@ class Typist:
 def tiny_stage():
     session = lmdm.LiveSession(lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0), steps=2)
     interpreter = Interpreter(session)
-    yield session, live.Stage(interpreter)
+    yield session, voice.Stage(interpreter)
     interpreter.close()
 
 
@@ -290,7 +291,7 @@ def test_the_repl_runs_statements_and_prints_what_fired(tiny_stage):
         "cfg 99",
         "status",
     )
-    live.repl(stage, typist, printed.append, history_file=None)
+    voice.repl(stage, typist, printed.append, history_file=None)
     assert printed[0] == "tempo 130 BPM; bar 1 starts at block 0"
     assert printed[1] == "scene drop defined (1 statement)"
     assert printed[2] == "at block 0: play drop"
@@ -305,7 +306,7 @@ def test_ctrl_c_clears_the_entry_and_twice_in_a_row_quits(tiny_stage):
     _, stage = tiny_stage
     printed: list[str] = []
     typist = Typist("scene a = {", KeyboardInterrupt, "tempo 90", KeyboardInterrupt, KeyboardInterrupt, "tempo 100")
-    live.repl(stage, typist, printed.append, history_file=None)
+    voice.repl(stage, typist, printed.append, history_file=None)
     assert printed == [
         "(Ctrl-C again to stop)", "(entry cleared)",
         "tempo 90 BPM; bar 1 starts at block 0",
@@ -338,7 +339,7 @@ def _wait_for(condition, timeout: float = 5.0, step: float = 0.05) -> bool:
 @pytest.mark.audio
 def test_live_play_driven_over_osc_with_a_watched_set(jack_server, tmp_path, monkeypatch):
     printed: list[str] = []
-    monkeypatch.setattr(live, "say", printed.append)  # main() prints from several threads
+    monkeypatch.setattr(voice, "say", printed.append)  # main() prints from several threads
     path = _set(tmp_path, 'tempo 120\nprompt "intro"\n')
     take = tmp_path / "take.wav"
     result: list[int] = []

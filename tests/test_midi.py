@@ -245,7 +245,7 @@ def test_without_the_extra_the_error_is_one_line_naming_it(monkeypatch):
 
 def test_the_runtime_never_imports_the_measuring_or_command_modules():
     code = ("import sys, lmdm.sync.midi, lmdm_dsl.midi; "
-            "print(sorted(n for n in sys.modules if n.startswith(('lmdm.eval', 'lmdm.train', 'lmdm.cli', 'mido', 'rtmidi'))))")
+            "print(sorted(n for n in sys.modules if n.startswith(('lmdm.eval', 'lmdm.train', 'lmdm.cli', 'lmdm.render', 'mido', 'rtmidi'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
     assert out.strip() == "[]"  # nor mido/rtmidi until a port opens
@@ -814,10 +814,11 @@ def test_lmdm_live_follows_a_controller_through_a_set_reload_and_plays_on_past_a
     import re
 
     import lmdm.live as live
+    import lmdm.stage as voice
 
     printed: list[str] = []
-    monkeypatch.setattr(live, "say", printed.append)
-    monkeypatch.setattr(live, "complain", printed.append)
+    monkeypatch.setattr(voice, "say", printed.append)
+    monkeypatch.setattr(voice, "complain", printed.append)
     path = tmp_path / "set.lmdm"
     path.write_text('prompt "intro"\nmidi cc 1 -> cfg 0 .. 8 smooth 0 beats\n')
     argv = [str(path), "--watch", "--no-repl", "--seconds", "3", "--model", "tiny", "--osc-port", "0",
@@ -855,7 +856,7 @@ def test_measure_cc_to_the_knob_of_a_playing_session(jack):
     """The whole path live: CC on a JACK port -> bridge -> the next block's start -> LiveSession.settings.cfg,
     with the tiny model playing on the JACK dummy device through the audio engine, as `lmdm live` does."""
     from lmdm.audio import AudioEngine, EngineConfig
-    from lmdm.cli import resolve_model
+    from lmdm.render import resolve_model
     from lmdm.session import LiveSession
 
     session = LiveSession(resolve_model("tiny"))

@@ -96,7 +96,7 @@ def test_spectrogram_png_has_axes_units_and_size(mpl, tmp_path: Path) -> None:
 
 
 def test_spectrogram_panels_share_one_scale_and_time_axis(mpl, tmp_path: Path) -> None:
-    """As lmdm.codec.evaluate uses it: input / reconstruction / baseline stacked, one dB scale."""
+    """As lmdm.eval.codec uses it: input / reconstruction / baseline stacked, one dB scale."""
     figure = spectrogram_png([sine(1.0), sine(1.0, amplitude=0.05), np.zeros(SR // 2)], SR, tmp_path / "p.png", n_fft=256, labels=["input", "codec", "silence"])
     image = read_png(tmp_path / "p.png")
     assert image.shape[1] == 10 * DPI and image.shape[0] > 2 * 4 * DPI

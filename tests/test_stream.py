@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmdm.cache import KVCache
+from lmdm.model.cache import KVCache
 from lmdm.conditioning.text import null_conditioning
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model

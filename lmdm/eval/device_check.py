@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32 here
         torch.backends.cudnn.allow_tf32 = False
     if a.size == "sao-small":
-        from lmdm.eval.sao_bench import random_sao_small
+        from lmdm.sao.shapes import random_sao_small
 
         random = random_sao_small()
     else:
@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name()
     if a.model:
-        from lmdm.cli import resolve_model
+        from lmdm.render import resolve_model
 
         model = resolve_model(a.model)
-        report["vs_cpu"] = {"model": model.name, **{"runs": vs_cpu(model, a.device, a.dtypes, a.cpu_blocks, model.steps, model.guidance)}}
+        report["vs_cpu"] = {"model": model.name, "runs": vs_cpu(model, a.device, a.dtypes, a.cpu_blocks, model.steps, model.guidance)}
         report["vs_cpu"]["placement_after"] = str(model_placement(model))
     print(json.dumps(report, indent=1))
     return 0

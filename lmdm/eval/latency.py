@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not 1 <= a.trials <= 1000:
         p.error(f"--trials must be from 1 to 1000, got {a.trials}")
-    from lmdm.cli import resolve_model
+    from lmdm.render import resolve_model
 
     model = resolve_model(a.model)
     rng = np.random.default_rng(a.seed)

@@ -13,34 +13,16 @@ import argparse
 import json
 import statistics
 import time
-from typing import Any
 
 import torch
 
 from lmdm.bench import count_flops, format_table, run
 from lmdm.codec.oobleck import OobleckCodec
 from lmdm.codec.placeholder import PlaceholderCodec
-from lmdm.model.config import ModelConfig
-from lmdm.model.dit import DiT, init_weights
-from lmdm.model.lmdm import LMDM
 from lmdm.model.placement import HostCodec, placement
-from lmdm.sao.text import SaoTextEncoder
+from lmdm.sao.shapes import SAO_SMALL, random_sao_small
 
-SAO_SMALL = ModelConfig(
-    latent_dim=64, frame_rate=44100 / 2048, sample_rate=44100, channels=2, width=1024, depth=16, heads=8, rotary_dims=64,
-    rope_base=10000.0, mlp_ratio=4, timestep_features=256, cond_dim=768, cond_tokens=65, block_frames=48, context_blocks=4,
-)
-
-
-def random_sao_small(seed: int = 0, codec: Any = None) -> LMDM:
-    """SAO-Small's shapes with random weights; T5 replaced by random tokens of its shape."""
-    g = torch.Generator().manual_seed(seed)
-    dit = DiT(SAO_SMALL)
-    init_weights(dit, g)
-    tokens = torch.randn(1, 64, 768, generator=g)
-    text = SaoTextEncoder(768, 64, lambda texts: tokens.expand(len(texts), -1, -1))
-    return LMDM(SAO_SMALL, dit, text, codec if codec is not None else OobleckCodec(), name="sao-small-random").eval()
-
+__all__ = ["SAO_SMALL", "decode_block", "main", "random_sao_small"]
 
 @torch.inference_mode()
 def decode_block(codec: OobleckCodec, frames: int = 48, blocks: int = 3, bf16: bool = False) -> dict[str, float]:

@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m lmdm.eval.sketch"
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from lmdm.cli import resolve_model
+    from lmdm.render import resolve_model
 
     model = resolve_model(a.model)
     if a.model in ("tiny", "small"):  # random weights: give them every input so each path runs

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmdm.cache import KVBuffer
+from lmdm.model.cache import KVBuffer
 from lmdm.model.config import ModelConfig
 from lmdm.model.linear import Linear, linear
 from lmdm.model.rope import apply_rope, inv_freq, rope_angles

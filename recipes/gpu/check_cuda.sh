@@ -38,6 +38,6 @@ log "exactness at SAO-Small size and the bundled model against the CPU"
 timeout 200 $PY -m lmdm.eval.device_check --device $DEVICE --size $SIZE --blocks 3 > "$OUT/device_check.json"; cat "$OUT/device_check.json"
 
 log "a render on CUDA with the bundled model"
-timeout 100 $PY -m lmdm.cli render "deep house with warm chords at 120 bpm" --seconds 20 --model-device $DEVICE --quiet -o "$OUT/render.wav" \
+timeout 100 $PY -m lmdm.render "deep house with warm chords at 120 bpm" --seconds 20 --model-device $DEVICE --quiet -o "$OUT/render.wav" \
     && $PY -c "import soundfile as sf, numpy as np; a, r = sf.read('$OUT/render.wav'); print('render.wav', a.shape, r, 'peak', float(np.abs(a).max()))"
 log done

@@ -1,7 +1,7 @@
 """Held-out quality of a codec against the mel + Griffin-Lim baseline, plus spectrogram pictures.
 
-    python -m lmdm.codec.evaluate --codec runs/codec --synthetic 20 --plot docs/img/codec
-    python -m lmdm.codec.evaluate --codec runs/codec --data held_out_dir
+    python -m lmdm.eval.codec --codec runs/codec --synthetic 20 --plot docs/img/codec
+    python -m lmdm.eval.codec --codec runs/codec --data held_out_dir
 
 The baseline keeps a mel spectrogram with n_mels = latent_dim bands at the codec's frame rate
 (the same count of numbers per second as the latents, plus one frame) and rebuilds the audio with

@@ -1,7 +1,7 @@
 """Codec speed: ms per second of audio for encode, decode and streaming decode in 2 s blocks.
 
-    python -m lmdm.codec.bench                  # default ConvCodec, random weights (speed does not depend on them)
-    python -m lmdm.codec.bench --codec runs/codec --threads 1
+    python -m lmdm.eval.codec_bench                  # default ConvCodec, random weights (speed does not depend on them)
+    python -m lmdm.eval.codec_bench --codec runs/codec --threads 1
 """
 
 from __future__ import annotations
