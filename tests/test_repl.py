@@ -198,7 +198,7 @@ def test_without_a_terminal_run_repl_keeps_the_plain_loop():
 def test_lmdm_live_builds_the_bottom_line_from_the_session_the_clock_and_the_engine():
     from types import SimpleNamespace
 
-    from lmdm import live
+    from lmdm import stage
 
     session = FakeLiveSession(block_seconds=1.0)
     interpreter = Interpreter(session)
@@ -206,7 +206,7 @@ def test_lmdm_live_builds_the_bottom_line_from_the_session_the_clock_and_the_eng
     session.generate(3)
     engine = SimpleNamespace(stats=lambda: SimpleNamespace(buffer_seconds=0.75, underruns=2),
                              config=SimpleNamespace(ahead_blocks=1.5))
-    assert format_status(live.repl_status(live.Stage(interpreter, engine))) == (
+    assert format_status(stage.repl_status(stage.Stage(interpreter, engine))) == (
         'block 3 | bar 2 beat 3 | 120 BPM | prompt "" | buffer 0.8 s (ahead 1.5 s) | rtf 0.25 | underruns 2'
     )
-    assert "buffer" not in format_status(live.repl_status(live.Stage(interpreter)))
+    assert "buffer" not in format_status(stage.repl_status(stage.Stage(interpreter)))
