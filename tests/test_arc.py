@@ -11,12 +11,14 @@ import torch
 
 import lmdm
 from lmdm.checkpoint import step_dirs
+from lmdm.conditioning.sketch import SKETCH_INPUTS, sketch_features
+from lmdm.corpus.score import STEM_NAMES
 from lmdm.loading import load_model
 from lmdm.model.config import ModelConfig
 from lmdm.model.lmdm import build_model
 from lmdm.stream import BlockStream
 from lmdm.tensorfile import load_tensors
-from lmdm.train import arc_forcing
+from lmdm.train import arc_forcing, arc_rollout
 from lmdm.train.arc_forcing import (
     DISC_FILE,
     Plan,
@@ -27,8 +29,6 @@ from lmdm.train.arc_forcing import (
     rollout_targets,
     shift_context,
 )
-from lmdm.conditioning.sketch import SKETCH_INPUTS, sketch_features
-from lmdm.corpus.score import STEM_NAMES
 from lmdm.train.cli import main as train_cli
 from lmdm.train.loop import train
 from lmdm.train.recipe import ArcSettings, load_recipe
@@ -114,7 +114,7 @@ def test_gradients_flow_only_through_each_blocks_exit_step(monkeypatch) -> None:
     # the prompt's cross-attention keys/values are the stream's cache: constants, like the context's keys
     assert dit.to_cond_embed[0].weight.grad is None and dit.layers[0].cross_attn.to_kv.weight.grad is None
     # block the exit step's path: nothing else reaches the weights
-    monkeypatch.setattr(arc_forcing, "predicted_x0", lambda x, v, t: x - t * v.detach())
+    monkeypatch.setattr(arc_rollout, "predicted_x0", lambda x, v, t: x - t * v.detach())
     stream = BlockStream(model, "block_causal")
     stream.history = context.clone()
     assert not any(rollout_block(stream, a, 4, k, "pingpong", g).requires_grad for k in (1, 2, 3))
@@ -443,7 +443,13 @@ def test_two_process_gloo_run_keeps_replicas_identical(runs, tmp_path) -> None:
 
 
 def test_measurement_pieces() -> None:
-    from lmdm.train.arc_measure import boundary_jumps, choose_prompts, jump_ratio, slope_per_minute, switch_partner
+    from lmdm.eval.arc_scores import (
+        boundary_jumps,
+        choose_prompts,
+        jump_ratio,
+        slope_per_minute,
+        switch_partner,
+    )
 
     assert slope_per_minute([0, 60, 120], [1.0, 2.0, 3.0]) == pytest.approx(1.0) and math.isnan(slope_per_minute([0], [1.0]))
     z = np.zeros((2, 12))
@@ -458,7 +464,7 @@ def test_measurement_pieces() -> None:
 
 
 def test_conditions_name_steps_and_an_optional_cfg() -> None:
-    from lmdm.train.arc_measure import Condition, compare
+    from lmdm.eval.arc_scores import Condition, compare
 
     assert Condition.parse("arc@4") == Condition("arc", 4, 1.0) and Condition.parse("arc@4").name == "arc@4"
     assert Condition.parse("stage2@8cfg3") == Condition("stage2", 8, 3.0) and Condition.parse("stage2@8cfg2.5").name == "stage2@8cfg2.5"
@@ -471,7 +477,7 @@ def test_conditions_name_steps_and_an_optional_cfg() -> None:
 
 
 def test_the_measurement_script_runs_end_to_end(runs, arc_run, tmp_path) -> None:
-    from lmdm.train.arc_measure import main
+    from lmdm.eval.arc import main
 
     out = tmp_path / "measure"
     args = ["--stage2", str(runs["lmdm"]), "--arc", str(arc_run[0]), "--out", str(out), "--prompts", "2", "--minutes", "0.15",

@@ -41,6 +41,10 @@ through `BlockStream.set_accomp`, up to the live latency cutoff (1 or 2 blocks b
 target, `lmdm.conditioning.jam.heard_mask`). D hears the whole player through its accomp input,
 and its contrastive term rolls the *player* instead of the prompt: D learns to tell an
 accompaniment that fits its player from one that fits another song's, and G is pushed to fit.
+
+Where it lives: the draws of a step and the self-rollout (steps 1-3) in `lmdm.train.arc_rollout`,
+the discriminator and the losses (steps 4-5) in `lmdm.train.arc_discriminator`, the run and its
+checkpoints here. Their public names are importable from this module as well.
 """
 
 from __future__ import annotations
@@ -49,15 +53,13 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Sequence
 
 import attrs
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import weight_norm
 
 from lmdm.checkpoint import (
     CONFIG_FILE,
@@ -67,393 +69,57 @@ from lmdm.checkpoint import (
     config_document,
     load_weights,
     model_tensors,
-    new_modules,
     read_config,
     read_tensors,
     resolve,
     step_dirs,
     write_directory,
 )
+from lmdm.conditioning.sketch import has_sketch
+from lmdm.conditioning.text import null_conditioning
 from lmdm.loading import load_model
-from lmdm.conditioning.jam import heard_mask
-from lmdm.conditioning.sketch import SKETCH_NAMES, has_sketch, sketch_features
-from lmdm.corpus.score import STEM_NAMES
-from lmdm.conditioning.text import Conditioning, HashedTextEncoder, null_conditioning
 from lmdm.model.config import ModelConfig
-from lmdm.model.dit import DiT
 from lmdm.model.lmdm import LMDM
-from lmdm.progress import advance, progress as progress_bar
-from lmdm.sampling import noised, predicted_x0, run_steps, schedule
-from lmdm.stream import BlockStream
+from lmdm.progress import advance
+from lmdm.progress import progress as progress_bar
 from lmdm.train import distributed
+from lmdm.train.arc_discriminator import (
+    DISC_FILE,
+    Discriminator,
+    ScoreHead,
+    Terms,
+    build_discriminator,
+    default_layer,
+    disc_tensors,
+    judge,
+    judged_segments,
+    relativistic,
+)
+from lmdm.train.arc_rollout import (
+    Plan,
+    draw_plan,
+    exit_steps,
+    full_accomp,
+    gan_times,
+    heard_player,
+    jam_sequences,
+    rolled,
+    rollout,
+    rollout_block,
+    rollout_targets,
+    shift_context,
+)
 from lmdm.train.latents import LatentSet
-from lmdm.train.loop import CODEC_FIELDS, end_of_step, learning_rate, log_interval, write_rank_summary
-from lmdm.train.objective import add_accomp, base_window, context_dropout, encode_captions
+from lmdm.train.loop import (
+    CODEC_FIELDS,
+    end_of_step,
+    learning_rate,
+    log_interval,
+    write_rank_summary,
+)
+from lmdm.train.objective import encode_captions
 from lmdm.train.recipe import ArcSettings, Recipe, TrainSettings
 from lmdm.train.state import restore, rng_state, state_tensors
-
-DISC_FILE = "discriminator.safetensors"  # D's weights ("dit.", "text.", "head."), in ARC checkpoints only
-HEAD_MULTS = (1, 2, 4)  # the reference head: 3 stages of 2 ConvNeXt blocks, channels x1 x2 x4,
-HEAD_STRIDES = (1, 2, 2)  # time strides 1 2 2 (one score per 4 frames), weight-normed convs
-HEAD_BLOCKS = 2
-
-
-# ----------------------------------------------------------------------------------------------
-# The draws of one step, as small pure functions
-
-
-def exit_steps(blocks: int, steps: int, final: bool, generator: torch.Generator) -> list[int]:
-    """One exit step per block, uniform in 1..steps-1 (1..steps with `final`)."""
-    return torch.randint(1, (steps if final else steps - 1) + 1, (blocks,), generator=generator).tolist()
-
-
-def shift_context(latents: torch.Tensor, dropped: torch.Tensor, block_frames: int, shift: bool = True) -> torch.Tensor:
-    """Zero the first dropped[i] blocks of sequence i ([b, D, L] -> [b, D, L]).
-
-    shift: zeros are prepended and the sequence moves right (its last frames fall off), as a
-    stream that started k blocks ago; otherwise the frames are zeroed in place (stage-2 dropout).
-    """
-    out = torch.zeros_like(latents)
-    L = latents.shape[2]
-    for i, k in enumerate(dropped.tolist()):
-        z = int(k) * block_frames
-        out[i, :, z:] = latents[i, :, : L - z] if shift else latents[i, :, z:]
-    return out
-
-
-def gan_times(n: int, logsnr_min: float, logsnr_max: float, generator: torch.Generator) -> torch.Tensor:
-    """[n] noise levels of the discriminator's input: log-SNR uniform, t = sigmoid(-logSNR)."""
-    return torch.sigmoid(-(logsnr_min + (logsnr_max - logsnr_min) * torch.rand(n, generator=generator)))
-
-
-def relativistic(winner: torch.Tensor, loser: torch.Tensor) -> torch.Tensor:
-    """mean softplus(loser - winner): small when `winner` scores above `loser`, position by position."""
-    return F.softplus(loser - winner).mean()
-
-
-def shared_generator(seed: int, step: int) -> torch.Generator:
-    """Draws every rank must agree on (exit steps, the switch): a function of the seed and the step."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * (step + 1))
-
-
-@attrs.frozen(eq=False)
-class Plan:
-    """Everything random in one ARC step."""
-
-    exits: tuple[int, ...] = attrs.field(converter=tuple)  # exit step per block (same on every rank)
-    switch: int  # the prompts switch at this block (0 = no switch; same on every rank)
-    dropped: torch.Tensor  # [b] long: context blocks replaced by prepended zeros
-    text_keep: torch.Tensor  # [b] bool: False = the null prompt (rollout and discriminator)
-    t_gan: torch.Tensor  # [b]
-    gan_noise: torch.Tensor  # [b, D, C + n*B]: one eps for real and fake
-    sketch_present: torch.Tensor | None = None  # [b, 3] 0/1 per sketch control (arc.sketches), else None
-    jam: bool = False  # a jamming step (arc.jam_prob; same on every rank): no switch, no sketch, context zeroed
-    jam_stem: torch.Tensor | None = None  # [b] long: the stem each example's player plays (jamming steps)
-    latency: int = 1  # blocks between the last heard player frame and each target (jamming steps: 1 or 2)
-
-
-def draw_plan(step: int, arc: ArcSettings, train: TrainSettings, config: ModelConfig, batch: int, generator: torch.Generator) -> Plan:
-    shared = shared_generator(train.seed, step)
-    n, grace = arc.rollout_blocks, arc.switch_grace
-    exits = exit_steps(n, arc.steps, arc.exit_final, shared)
-    switch = 0
-    if float(torch.rand(1, generator=shared)) < arc.switch_prob and n >= 2 + grace:
-        switch = int(torch.randint(1, n - grace, (1,), generator=shared))  # s in 1..n-1-grace: both sides judged
-    K, B = config.context_blocks, config.block_frames
-    keep = context_dropout(batch, K, B, train.context_drop_full, train.context_drop_partial, generator)
-    dropped = (keep[:, 0, ::B] == 0).sum(1)
-    text_keep = torch.rand(batch, generator=generator) >= train.text_dropout
-    t_gan = gan_times(batch, arc.gan_logsnr_min, arc.gan_logsnr_max, generator)
-    noise = torch.randn(batch, config.latent_dim, config.context_frames + n * B, generator=generator)
-    present = None
-    if arc.sketches:  # drawn last: recipes without sketches draw exactly as before
-        present = (torch.rand(batch, len(SKETCH_NAMES), generator=generator) >= train.sketch_dropout).float()
-    if arc.jam_prob > 0 and float(torch.rand(1, generator=shared)) < arc.jam_prob:  # after the switch: same draws without jamming
-        stems = torch.randint(0, len(STEM_NAMES), (batch,), generator=generator)
-        latency = int(torch.randint(1, 3, (1,), generator=shared))
-        return Plan(exits, 0, torch.full_like(dropped, K), text_keep, t_gan, noise, None, True, stems, latency)
-    return Plan(exits, switch, dropped, text_keep, t_gan, noise, present)
-
-
-def jam_sequences(stems: torch.Tensor, plan: Plan, config: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """A jamming step's sequences: stems [b, 2 (stem, rest), S, D, L] -> (real, player), both [b, D, L].
-
-    real: the mix of the other stems, its context (the first C frames) zeroed in place; player:
-    the stem the player plays, whole (the rollout hears it up to the latency cutoff, D all of it).
-    """
-    rows = torch.arange(stems.shape[0])
-    real = stems[rows, 1, plan.jam_stem].clone()
-    real[:, :, : config.context_frames] = 0.0
-    return real, stems[rows, 0, plan.jam_stem]
-
-
-def heard_player(player: torch.Tensor, block: int, n: int, block_frames: int, latency: int) -> torch.Tensor:
-    """The accomp channels [1, 1 + D, n] of the n frames before sequence block `block` (frame
-    block * B), from the player's latents [1, D, L]: heard up to `latency` blocks before it."""
-    first = block * block_frames - n
-    mask = torch.from_numpy(heard_mask(first, n, block, block_frames, player.shape[2], latency))[None, None]  # [1, 1, n]
-    return torch.cat((mask, player[:, :, first : first + n] * mask), dim=1)
-
-
-def full_accomp(player: torch.Tensor) -> torch.Tensor:
-    """What D hears: [b, D, L] -> [b, 1 + D, L], every frame heard."""
-    return torch.cat((torch.ones_like(player[:, :1]), player), dim=1)
-
-
-def rollout_targets(annotations: dict[str, torch.Tensor], present: torch.Tensor, dropped: torch.Tensor, config: ModelConfig,
-                    blocks: int, shift: bool = True) -> torch.Tensor:
-    """The sketch each rollout block is made under: [b, blocks, A, B] target adds.
-
-    annotations {melody, onsets, loudness_db: [b, C + blocks * B]} of the real sequences, moved
-    exactly as `shift_context` moves their latents, so block j of example i carries the sketch of
-    the real frames it stands in for. present [b, 3]: which controls are given (0 = dropped).
-    """
-    missing = [k for k in ("melody", "onsets", "loudness_db") if k not in annotations]
-    if missing:
-        raise ValueError(f"arc.sketches needs annotated latents (missing {', '.join(missing)}): re-encode the corpus")
-    C, B = config.context_frames, config.block_frames
-    moved = [shift_context(annotations[k][:, None].float(), dropped, B, shift)[:, 0] for k in ("melody", "onsets", "loudness_db")]
-    features = sketch_features(*moved, present)  # [b, SKETCH_DIM, L]
-    sk = config.add_slice(SKETCH_NAMES[0]).start
-    out = torch.zeros(features.shape[0], blocks, config.add_dim, B)
-    for j in range(blocks):
-        out[:, j, sk : sk + features.shape[1]] = features[:, :, C + j * B : C + (j + 1) * B]
-    return out
-
-
-def judged_segments(switch: int, blocks: int, grace: int, context_frames: int, block_frames: int) -> list[tuple[int, int, int, bool]]:
-    """What D sees: (first frame, first judged frame, end, after the switch) per segment of the sequence.
-
-    No switch: the whole sequence, the rollout judged. A switch at block s: [0, C + sB) with the
-    blocks before s judged under the old prompt, then the blocks from s + grace on, alone, under the
-    new one (their real counterpart is the neighbour's sequence).
-    """
-    C, B = context_frames, block_frames
-    if not switch:
-        return [(0, C, C + blocks * B, False)]
-    after = C + (switch + grace) * B
-    return [(0, C, C + switch * B, False), (after, after, C + blocks * B, True)]
-
-
-def rolled(items: Sequence) -> list:
-    """The batch rolled by one: example i gets example i-1's item (torch.roll(x, 1, 0) for lists)."""
-    items = list(items)
-    return items[-1:] + items[:-1]
-
-
-# ----------------------------------------------------------------------------------------------
-# The self-rollout through BlockStream
-
-
-def rollout_block(
-    stream: BlockStream, cond: Conditioning, steps: int, exit_step: int, sampler: str, generator: torch.Generator, grad: bool = True,
-    target_add: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """One block of `stream` [1, D, B]: the x0-prediction of sampler step `exit_step` (1-based).
-
-    Steps 1..exit_step-1 run without gradients, exactly as `BlockStream.generate` runs them (same
-    random numbers: the noise after the denoiser, one eps per ping-pong step); step exit_step runs
-    with gradients when `grad`. The block joins the history detached; the cache is detached too.
-    With exit_step = steps this is `generate` itself. target_add [1, A, B]: the block's sketch, as in `generate`.
-    """
-    if not 1 <= exit_step <= steps:
-        raise ValueError(f"exit step {exit_step} is outside 1..{steps}")
-    ts = schedule(steps).tolist()
-    with torch.no_grad():
-        denoise = stream.denoiser(cond, generator=generator, target_add=target_add)
-        x = torch.randn((1, stream.config.latent_dim, stream.B), generator=generator)
-        x = run_steps(denoise, x, ts, sampler, generator, count=exit_step - 1)
-    i = exit_step - 1
-    with torch.set_grad_enabled(grad):
-        x0 = predicted_x0(x, denoise(x, ts[i], i), ts[i])
-    if stream.pending is not None:
-        raise RuntimeError("the block was not committed: the exit step did not run through the cache")
-    stream.append(x0.detach())  # gradients never cross into the next block's context
-    stream.detach_cache()  # a fused commit inside the exit step computed keys with gradients
-    return x0
-
-
-def rollout(
-    model: LMDM, regime: str, context: torch.Tensor, conds: Sequence[Conditioning], exits: Sequence[int], steps: int,
-    sampler: str, generator: torch.Generator, *, grad: bool = True, use_cache: bool = True, targets: torch.Tensor | None = None,
-    player: torch.Tensor | None = None, latency: int = 1,
-) -> torch.Tensor:
-    """One stream from the clean context [1, D, C], a Conditioning and an exit step per block -> [1, D, n*B].
-    targets [n, A, B]: each block's sketch (`rollout_targets`), or None for none. player [1, D, C + n*B]:
-    a jamming rollout hears it before each block, up to `latency` blocks back (as LiveSession does)."""
-    stream = BlockStream(model, regime, use_cache=use_cache)
-    stream.start_from(context.detach())  # exactly C frames, as a stage-2 training window (accomp: C zeros)
-    K, B = model.config.context_blocks, model.config.block_frames
-    adds = [None] * len(exits) if targets is None else [targets[j : j + 1] for j in range(len(exits))]
-    blocks = []
-    for j, (c, k, a) in enumerate(zip(conds, exits, adds)):
-        if player is not None:
-            stream.set_accomp(heard_player(player, K + j, stream.history.shape[2], B, latency))
-        blocks.append(rollout_block(stream, c, steps, k, sampler, generator, grad, a))
-    return torch.cat(blocks, dim=2)
-
-
-# ----------------------------------------------------------------------------------------------
-# The discriminator
-
-
-class ChannelNorm(nn.Module):
-    """LayerNorm over the channels of [b, c, T]."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
-
-
-class ConvNeXtBlock1d(nn.Module):
-    """x + pointwise(GELU(pointwise(norm(depthwise_k7(x))))), weight-normed convs."""
-
-    def __init__(self, channels: int, expand: int = 4, kernel: int = 7):
-        super().__init__()
-        self.depthwise = weight_norm(nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=channels))
-        self.norm = ChannelNorm(channels)
-        self.up = weight_norm(nn.Conv1d(channels, expand * channels, 1))
-        self.down = weight_norm(nn.Conv1d(expand * channels, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(F.gelu(self.up(self.norm(self.depthwise(x)))))
-
-
-class ScoreHead(nn.Module):
-    """Hidden states [b, W, T] -> scores [b, T // 4]: a 1-D ConvNeXt (the reference's head)."""
-
-    def __init__(self, width: int, channels: int):
-        super().__init__()
-        layers: list[nn.Module] = [weight_norm(nn.Conv1d(width, channels, 1))]
-        c = channels
-        for mult, stride in zip(HEAD_MULTS, HEAD_STRIDES):
-            out = channels * mult
-            if stride > 1 or out != c:
-                layers.append(weight_norm(nn.Conv1d(c, out, stride, stride=stride)))
-            layers += [ConvNeXtBlock1d(out) for _ in range(HEAD_BLOCKS)]
-            c = out
-        layers += [ChannelNorm(c), weight_norm(nn.Conv1d(c, 1, 1))]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.net(h)[:, 0]
-
-
-class Discriminator(nn.Module):
-    """A bidirectional DiT cut after `layer` layers, and a score head over the judged frames.
-
-    Its input is a whole noisy sequence as the base model was trained on it: frames at positions
-    1..L, the t-token at 0, no routing, no mask, zero additive inputs; the prompt by cross-attention.
-    """
-
-    def __init__(self, dit: DiT, text: HashedTextEncoder, layer: int, channels: int, seed: int = 0):
-        super().__init__()
-        if not 1 <= layer <= dit.config.depth:
-            raise ValueError(f"arc.disc_layer must be in 1..{dit.config.depth} (the discriminator's depth), got {layer}")
-        dit.layers = nn.ModuleList(list(dit.layers)[:layer])  # the layers after the exit are never used
-        self.dit, self.text, self.layer = dit, text, layer
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.head = ScoreHead(dit.config.width, channels)
-
-    def trainable(self) -> list[tuple[str, nn.Parameter]]:
-        """Everything but the DiT's output projection (features come from inside the trunk)."""
-        return [(n, p) for n, p in self.named_parameters() if not n.startswith(("dit.project_out.", "dit.postprocess_conv."))]
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor, pooled: torch.Tensor, first: int = 0,
-                accomp: torch.Tensor | None = None) -> torch.Tensor:
-        """x [b, D, L] noisy latents, t [b] -> scores [b, (L - first) // 4] of frames first..L-1.
-        accomp [b, 1 + D, L]: a player D hears (jamming steps; its base model's accomp input)."""
-        b, _, L = x.shape
-        w = add_accomp(base_window(b, L, self.dit.config, x.device), accomp, self.dit.config)
-        h = torch.cat((self.dit.embed_frames(x, w.add, None), self.dit.embed_time(t, pooled)), dim=1)
-        h, _ = self.dit.run(h, w.positions, None, self.dit.cross_kv(tokens))
-        return self.head(h[:, first:L].transpose(1, 2))
-
-
-def default_layer(depth: int) -> int:
-    """About 3/4 of the depth (the reference: 12 of 16)."""
-    return max(1, (3 * depth) // 4)
-
-
-def build_discriminator(directory: Path, arc: ArcSettings, latent_dim: int, seed: int) -> tuple[Discriminator, dict]:
-    """A discriminator from a (base) checkpoint directory -> (D, that checkpoint's config.json)."""
-    doc = read_config(directory)
-    config = ModelConfig.from_dict(doc["model"])
-    if config.latent_dim != latent_dim:
-        raise ValueError(f"the discriminator {directory} has latent_dim {config.latent_dim}, the generator {latent_dim}")
-    dit, text = new_modules(config, int(doc.get("text", {}).get("buckets", 8192)))
-    load_weights(dit, text, read_tensors(directory / MODEL_FILE), directory / MODEL_FILE)
-    return Discriminator(dit, text, arc.disc_layer or default_layer(config.depth), arc.head_channels, seed), doc
-
-
-def disc_tensors(disc: Discriminator) -> dict[str, torch.Tensor]:
-    return {k: v.detach().float().cpu().contiguous() for k, v in disc.state_dict().items()}
-
-
-# ----------------------------------------------------------------------------------------------
-# The losses of one step
-
-
-@attrs.frozen
-class Terms:
-    g: torch.Tensor  # softplus(D(real) - D(fake)): G's loss
-    d: torch.Tensor  # softplus(D(fake) - D(real)): D's relativistic term
-    contrastive: torch.Tensor | None  # softplus(D(real, other prompt) - D(real, own prompt)); D turns only
-    gap: float  # mean D(real) - D(fake) over the judged frames
-
-
-def judge(
-    disc: Discriminator, real: torch.Tensor, fake: torch.Tensor, plan: Plan, prompts: tuple[torch.Tensor, torch.Tensor],
-    others: tuple[torch.Tensor, torch.Tensor], arc: ArcSettings, config: ModelConfig, *, contrastive: bool,
-    players: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> Terms:
-    """Score real and fake sequences [b, D, C + nB] (see the module docstring) -> the loss terms.
-
-    prompts: D's (tokens, pooled) of each example's own prompt; others: the batch rolled by one
-    (the prompt after a switch, and the mismatched prompt of the contrastive term). players
-    (jamming steps): D's accomp input [b, 1 + D, C + nB] of each example's own player and of its
-    neighbour's; the contrastive term then mismatches the player, under the example's own prompt.
-    """
-    if players is not None and plan.switch:
-        raise ValueError("a jamming step has no prompt switch")
-    b = real.shape[0]
-    t = plan.t_gan.to(real.device)
-    eps = plan.gan_noise.to(real.device)
-    real_scores, fake_scores = [], []
-    full_real: torch.Tensor | None = None  # D(real, own prompt) over the whole rollout, if computed
-    for start, first, end, after in judged_segments(plan.switch, arc.rollout_blocks, arc.switch_grace, config.context_frames, config.block_frames):
-        r = (real.roll(1, 0) if after else real)[:, :, start:end]  # after a switch, the real is the neighbour's
-        e = eps[:, :, start:end]
-        x = torch.cat((noised(r, e, t[:, None, None]), noised(fake[:, :, start:end], e, t[:, None, None])))
-        tokens, pooled = others if after else prompts
-        heard = None if players is None else players[0][:, :, start:end].repeat(2, 1, 1)
-        s = disc(x, t.repeat(2), tokens.repeat(2, 1, 1), pooled.repeat(2, 1), first - start, heard)
-        real_scores.append(s[:b].reshape(-1))
-        fake_scores.append(s[b:].reshape(-1))
-        if not plan.switch:
-            full_real = s[:b]
-    real_s, fake_s = torch.cat(real_scores), torch.cat(fake_scores)
-    term = None
-    if contrastive:
-        x = noised(real, eps, t[:, None, None])
-        C = config.context_frames
-        if players is not None:  # the same prompt, another song's player
-            assert full_real is not None  # no switch in a jamming step: the whole rollout was judged
-            term = relativistic(full_real, disc(x, t, prompts[0], prompts[1], C, players[1]))
-        else:
-            if full_real is None:
-                both = disc(x.repeat(2, 1, 1), t.repeat(2), torch.cat((prompts[0], others[0])), torch.cat((prompts[1], others[1])), C)
-                own, other = both[:b], both[b:]
-            else:
-                own, other = full_real, disc(x, t, others[0], others[1], C)
-            rows = plan.text_keep & plan.text_keep.roll(1, 0)  # both prompts real (not the null prompt)
-            term = relativistic(own[rows], other[rows]) if rows.any() else own.sum() * 0.0
-    return Terms(relativistic(fake_s, real_s), relativistic(real_s, fake_s), term, float((real_s - fake_s).detach().mean()))
-
 
 # ----------------------------------------------------------------------------------------------
 # The run
@@ -727,7 +393,29 @@ def save_checkpoint(
 
 
 __all__ = [
-    "ArcResult", "DISC_FILE", "Discriminator", "Plan", "ScoreHead", "Terms", "build_discriminator", "default_layer",
-    "draw_plan", "exit_steps", "full_accomp", "gan_times", "heard_player", "jam_sequences", "judge", "judged_segments", "relativistic", "rollout", "rollout_block",
-    "save_checkpoint", "shift_context", "train",
+    "DISC_FILE",
+    "ArcResult",
+    "Discriminator",
+    "Plan",
+    "ScoreHead",
+    "Terms",
+    "build_discriminator",
+    "default_layer",
+    "disc_tensors",
+    "draw_plan",
+    "exit_steps",
+    "full_accomp",
+    "gan_times",
+    "heard_player",
+    "jam_sequences",
+    "judge",
+    "judged_segments",
+    "relativistic",
+    "rolled",
+    "rollout",
+    "rollout_block",
+    "rollout_targets",
+    "save_checkpoint",
+    "shift_context",
+    "train",
 ]

@@ -1,6 +1,6 @@
 """Measure ARC-Forcing against the stage-2 model (issue 7, docs/arc_forcing.md "Measurement").
 
-    python -m lmdm.train.arc_measure --stage2 runs/lmdm-block-causal runs/lmdm-encdec \\
+    python -m lmdm.eval.arc --stage2 runs/lmdm-block-causal runs/lmdm-encdec \\
         --arc runs/arc-block-causal runs/arc-encdec --out runs/arc-measure
 
 Models are paired by the regime in their config.json. For every regime and condition (model @
@@ -20,6 +20,9 @@ sampler steps; default stage2@8, stage2@4, arc@4, arc@8):
 
 Writes <out>/results.json and <out>/summary.md (the tables docs/arc_forcing.md wants). Rendering
 is resumable: existing NN.wav (and NN.latents.safetensors) files are reused.
+
+This module renders the streams and runs the command; the scores it takes of them (segments over
+time, boundary jumps, the issue's criteria) are the pure functions of `lmdm.eval.arc_scores`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -39,146 +41,31 @@ import numpy as np
 import soundfile as sf
 import torch
 
-ISSUE_SLOPE_RATIO = 0.5  # ARC's FD slope must be <= half the stage-2 model's (issue 7)
+from lmdm.eval import EvalInputError, ProbeError, evaluate, load_probe
+from lmdm.eval.arc_scores import (
+    Condition,
+    boundary_jumps,
+    choose_prompts,
+    compare,
+    first_seconds_fd,
+    jump_ratio,
+    last_seconds_fd,
+    scores_over_time,
+    slope_per_minute,
+    spectral_flux,
+    switch_partner,
+)
+from lmdm.eval.plot import Panel, Series, line_plots, report_png
+from lmdm.eval.prompt import parse_prompt
+from lmdm.eval.report import jsonable, reference_gaussian
+from lmdm.plot import PlotUnavailable
+
 DEFAULT_CONDITIONS = ("stage2@8", "stage2@4", "arc@4", "arc@8")
 PROBE_RATE = 16000
 
 
 # ----------------------------------------------------------------------------------------------
-# Small pure pieces
-
-
-def slope_per_minute(seconds: Sequence[float], values: Sequence[float]) -> float:
-    """Least-squares slope of values over time, per minute (NaN with < 2 finite points)."""
-    x, y = np.asarray(seconds, float) / 60.0, np.asarray(values, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 2 or np.ptp(x[ok]) == 0:
-        return float("nan")
-    return float(np.polyfit(x[ok], y[ok], 1)[0])
-
-
-def segment_index(starts: np.ndarray, segment_seconds: float) -> np.ndarray:
-    return np.floor(np.asarray(starts, float) / segment_seconds + 1e-9).astype(int)
-
-
-@attrs.frozen
-class SegmentScore:
-    start: float
-    end: float
-    windows: int
-    fd: float  # FD-probe of this segment's windows (all streams) vs the reference
-    drift: float  # mean over windows of |embedding mean - reference mean|^2 / tr(reference cov): the mean term, more stable
-    p_asked: float | None  # mean p(asked style)
-    style_top1: float | None  # share of windows whose top style is the asked one
-
-
-def scores_over_time(outputs: Sequence[Any], asked: Sequence[str | None], styles: Sequence[str], reference: Any, segment_seconds: float) -> list[SegmentScore]:
-    """ProbeOutput per stream (+ the style each asks for) -> per-segment scores pooled over streams."""
-    from lmdm.eval.frechet import drift, fit_gaussian, frechet_distance
-
-    groups: dict[int, list[tuple[np.ndarray, np.ndarray, str | None]]] = {}
-    for out, style in zip(outputs, asked):
-        for k, e, p in zip(segment_index(out.starts, segment_seconds), out.embeddings, out.style):
-            groups.setdefault(int(k), []).append((e, p, style))
-    result = []
-    for k in sorted(groups):
-        rows = groups[k]
-        emb = np.stack([e for e, _, _ in rows])
-        judged = [(p, styles.index(s)) for _, p, s in rows if s in styles]
-        result.append(SegmentScore(
-            start=k * segment_seconds, end=(k + 1) * segment_seconds, windows=len(rows),
-            fd=frechet_distance(fit_gaussian(emb), reference), drift=drift(emb, reference),
-            p_asked=float(np.mean([p[i] for p, i in judged])) if judged else None,
-            style_top1=float(np.mean([np.argmax(p) == i for p, i in judged])) if judged else None,
-        ))
-    return result
-
-
-def last_seconds_fd(outputs: Sequence[Any], reference: Any, total: float, seconds: float = 60.0) -> float:
-    """FD-probe of every window that starts in the last `seconds` of the streams."""
-    from lmdm.eval.frechet import fit_gaussian, frechet_distance
-
-    emb = [e for out in outputs for s, e in zip(out.starts, out.embeddings) if s >= total - seconds - 1e-6]
-    return frechet_distance(fit_gaussian(np.stack(emb)), reference) if emb else float("nan")
-
-
-def boundary_jumps(latents: np.ndarray, block_frames: int) -> np.ndarray:
-    """latents [D, F] -> [F // B - 1]: |first frame of block k - last frame of block k-1| for k = 1.."""
-    starts = np.arange(block_frames, latents.shape[1] - block_frames + 1, block_frames)
-    return np.linalg.norm(latents[:, starts] - latents[:, starts - 1], axis=0)
-
-
-def spectral_flux(audio: np.ndarray, at: Sequence[int], size: int = 512) -> np.ndarray:
-    """Log-magnitude spectral change between the `size` samples before and after each position."""
-    window = np.hanning(size)
-    out = []
-    for p in at:
-        if p - size < 0 or p + size > len(audio):
-            out.append(np.nan)
-            continue
-        before = np.log1p(np.abs(np.fft.rfft(audio[p - size : p] * window)))
-        after = np.log1p(np.abs(np.fft.rfft(audio[p : p + size] * window)))
-        out.append(float(np.linalg.norm(after - before)))
-    return np.asarray(out)
-
-
-def jump_ratio(values: np.ndarray, index: int, skip: int = 1) -> float:
-    """values[index] over the median of the others (the first `skip` excluded: the stream start)."""
-    others = np.delete(values, index)[skip:]
-    others = others[np.isfinite(others)]
-    if not len(others) or not np.isfinite(values[index]) or np.median(others) == 0:
-        return float("nan")
-    return float(values[index] / np.median(others))
-
-
-def choose_prompts(captions: Sequence[str], n: int) -> list[str]:
-    """n captions taking the styles in turn (the order of first appearance), so every style is asked for."""
-    from lmdm.eval.prompt import parse_prompt
-
-    by_style: dict[str, list[str]] = {}
-    for c in dict.fromkeys(captions):
-        by_style.setdefault(parse_prompt(c).style or "", []).append(c)
-    queues = [v for k, v in by_style.items() if k] or list(by_style.values())
-    chosen: list[str] = []
-    while len(chosen) < n and any(queues):
-        for q in queues:
-            if q and len(chosen) < n:
-                chosen.append(q.pop(0))
-    return chosen
-
-
-def switch_partner(prompts: Sequence[str], i: int) -> str:
-    """The next prompt (cyclically) that asks for another style than prompt i."""
-    from lmdm.eval.prompt import parse_prompt
-
-    style = parse_prompt(prompts[i]).style
-    for k in range(1, len(prompts)):
-        other = prompts[(i + k) % len(prompts)]
-        if parse_prompt(other).style != style:
-            return other
-    return prompts[(i + 1) % len(prompts)]
-
-
-# ----------------------------------------------------------------------------------------------
 # Rendering
-
-
-@attrs.frozen
-class Condition:
-    kind: str  # "stage2" or "arc"
-    steps: int
-    cfg: float = 1.0  # the issue's protocol is CFG 1; "stage2@8cfg3" is the stage-2 model as it ships
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}@{self.steps}" + ("" if self.cfg == 1.0 else f"cfg{self.cfg:g}")
-
-    @classmethod
-    def parse(cls, text: str) -> "Condition":
-        m = re.fullmatch(r"(stage2|arc)@([0-9]+)(?:cfg([0-9]+(?:\.[0-9]+)?))?", text)
-        if m is None or int(m.group(2)) < 1:
-            raise ValueError(f"a condition is stage2@STEPS or arc@STEPS, optionally with cfgSCALE (stage2@8cfg3), got {text!r}")
-        return cls(m.group(1), int(m.group(2)), 1.0 if m.group(3) is None else float(m.group(3)))
 
 
 def mono16k(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -229,12 +116,6 @@ def rendered(path: Path, model, regime: str, steps: int, prompts: Sequence[tuple
 
 
 def measure_condition(model, regime: str, cond: Condition, prompts: Sequence[str], args, probe, out: Path, say) -> dict[str, Any]:
-    from lmdm.eval import evaluate
-    from lmdm.eval.plot import report_png
-    from lmdm.eval.prompt import parse_prompt
-    from lmdm.eval.report import reference_gaussian
-    from lmdm.plot import PlotUnavailable
-
     styles = list(probe.config.styles)
     block_s = model.config.block_seconds
     blocks = math.ceil(args.minutes * 60 / block_s)
@@ -272,16 +153,7 @@ def measure_condition(model, regime: str, cond: Condition, prompts: Sequence[str
     return result
 
 
-def first_seconds_fd(outputs: Sequence[Any], reference: Any, seconds: float = 60.0) -> float:
-    from lmdm.eval.frechet import fit_gaussian, frechet_distance
-
-    emb = [e for out in outputs for s, e in zip(out.starts, out.embeddings) if s + 1e-6 < seconds]
-    return frechet_distance(fit_gaussian(np.stack(emb)), reference) if emb else float("nan")
-
-
 def measure_switches(model, regime: str, cond: Condition, prompts: Sequence[str], args, probe, folder: Path, say) -> dict[str, Any]:
-    from lmdm.eval.prompt import parse_prompt
-
     styles = list(probe.config.styles)
     B, block_s, rate = model.config.block_frames, model.config.block_seconds, model.sample_rate
     s_block = max(2, round(args.switch_before / block_s))
@@ -297,7 +169,7 @@ def measure_switches(model, regime: str, cond: Condition, prompts: Sequence[str]
         flux = spectral_flux(mono, [round(k * per_block) for k in range(1, blocks)])
         style = parse_prompt(b).style
         curve = []
-        for m in range(0, blocks - s_block - window_blocks + 1):
+        for m in range(blocks - s_block - window_blocks + 1):
             lo = round((s_block + m) * per_block)
             out = probe.embed_audio(mono[lo : lo + round(probe.config.window_seconds * PROBE_RATE)])
             curve.append(out.style[0])
@@ -327,34 +199,8 @@ def measure_switches(model, regime: str, cond: Condition, prompts: Sequence[str]
     }
 
 
-def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The issue's criteria from one regime's conditions."""
-
-    def get(name: str, key: str) -> float:
-        v = results.get(name, {}).get(key)
-        return float("nan") if v is None else float(v)
-
-    def steps(name: str) -> int:
-        return Condition.parse(name).steps
-
-    stage2s = [n for n in results if n.startswith("stage2@")]
-    plain = [n for n in stage2s if Condition.parse(n).cfg == 1.0]
-    most = max(plain, key=steps, default=None)  # the stage-2 model at its best (most steps, CFG 1): the bar for ARC at fewer
-    guided = [n for n in stage2s if Condition.parse(n).cfg != 1.0]  # as it ships (CFG > 1): the bar for replacing it
-    out: dict[str, Any] = {}
-    for arc in (n for n in results if n.startswith("arc@")):
-        for stage2 in dict.fromkeys([f"stage2@{steps(arc)}", most, *guided]):
-            if stage2 not in results:
-                continue
-            a, s = get(arc, "fd_slope_per_min"), get(stage2, "fd_slope_per_min")
-            out[f"{arc} vs {stage2}"] = {
-                "slope_ratio": a / s if s > 0 else None,  # None: the stage-2 model does not degrade, no ratio to take
-                "slope_pass": bool(a <= ISSUE_SLOPE_RATIO * s) if np.isfinite(a) and np.isfinite(s) and s > 0 else None,
-                "last_minute_fd": [get(arc, "last_minute_fd"), get(stage2, "last_minute_fd")],
-                "last_minute_pass": get(arc, "last_minute_fd") < get(stage2, "last_minute_fd"),
-                "fd_probe": [get(arc, "fd_probe"), get(stage2, "fd_probe")],
-            }
-    return out
+# ----------------------------------------------------------------------------------------------
+# The tables and the picture
 
 
 def fmt(v: Any, spec: str = ".2f") -> str:
@@ -389,25 +235,29 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def over_time_png(results: dict[str, Any], path: Path) -> None:
-    from lmdm.eval.plot import Panel, Series, line_plots
+def condition_series(conditions: dict[str, Any], key: str) -> list[Series]:
+    """One regime's conditions -> a Series of segment `key` (FD, p(asked)) over time per condition."""
+    out = []
+    for name, c in conditions.items():
+        segs = c["segments"]
+        mid = np.array([(s["start"] + s["end"]) / 2 for s in segs])
+        c_ = Condition.parse(name)
+        label = f"{c_.kind} {c_.steps} steps" + ("" if c_.cfg == 1.0 else f" cfg {c_.cfg:g}")
+        out.append(Series(label, mid, np.array([np.nan if s[key] is None else s[key] for s in segs], float)))
+    return out
 
+
+def over_time_png(results: dict[str, Any], path: Path) -> None:
     panels = []
     for regime, r in results["regimes"].items():
-        def series(key: str) -> list[Series]:
-            out = []
-            for name, c in r["conditions"].items():
-                segs = c["segments"]
-                mid = np.array([(s["start"] + s["end"]) / 2 for s in segs])
-                c_ = Condition.parse(name)
-                label = f"{c_.kind} {c_.steps} steps" + ("" if c_.cfg == 1.0 else f" cfg {c_.cfg:g}")
-                out.append(Series(label, mid, np.array([np.nan if s[key] is None else s[key] for s in segs], float)))
-            return out
-
-        panels += [Panel(f"{regime}: FD-probe per 15 s segment", series("fd"), unit="FD-probe", bottom=0.0),
-                   Panel(f"{regime}: p(asked style)", series("p_asked"), (0.0, 1.0), unit="probability")]
+        panels += [Panel(f"{regime}: FD-probe per 15 s segment", condition_series(r["conditions"], "fd"), unit="FD-probe", bottom=0.0),
+                   Panel(f"{regime}: p(asked style)", condition_series(r["conditions"], "p_asked"), (0.0, 1.0), unit="probability")]
     end = max((s["end"] for r in results["regimes"].values() for c in r["conditions"].values() for s in c["segments"]), default=1.0)
     line_plots(panels, path, x_range=(0.0, end))
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
 
 
 def load_pairs(stage2: Sequence[str], arc: Sequence[str]) -> dict[str, dict[str, Path]]:
@@ -451,7 +301,7 @@ def prompts_for(args, stage2_dir: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lmdm.train.arc_measure", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lmdm.eval.arc", description=__doc__.split("\n\n")[0])
     p.add_argument("--stage2", nargs="+", required=True, help="stage-2 live models (checkpoint or run directories), one per regime")
     p.add_argument("--arc", nargs="+", required=True, help="their ARC-forced versions, one per regime")
     p.add_argument("--out", required=True, help="output directory (audio, eval reports, results.json, summary.md)")
@@ -474,9 +324,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from lmdm.checkpoint import CheckpointError
     from lmdm.loading import load_model
-    from lmdm.eval import EvalInputError, ProbeError, load_probe
-    from lmdm.eval.report import jsonable
-    from lmdm.plot import PlotUnavailable
 
     try:
         conditions = [Condition.parse(c.strip()) for c in args.conditions.split(",") if c.strip()]
@@ -498,11 +345,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except PlotUnavailable as e:  # results.json and summary.md are written already
             say(f"no fd_over_time.png: {e}")
     except (ValueError, FileNotFoundError, CheckpointError, EvalInputError, ProbeError) as e:
-        print(f"arc_measure: {e}", file=sys.stderr)
+        print(f"lmdm.eval.arc: {e}", file=sys.stderr)
         return 2
-    say(f"arc_measure: {out / 'summary.md'}, {out / 'results.json'}, {out / 'fd_over_time.png'}")
+    say(f"lmdm.eval.arc: {out / 'summary.md'}, {out / 'results.json'}, {out / 'fd_over_time.png'}")
     return 0
-
 
 
 if __name__ == "__main__":
