@@ -1,166 +1,70 @@
 """LiveSession: the object an app embeds to get a stream of music, block after block.
 
-    session = LiveSession(model, prompt="dub techno", regime="block_causal")
-    audio = session.render(seconds=10)      # float32 [samples, channels]
-    session.set_prompt("ambient pads", over_blocks=2)   # takes effect at the next block
+Two threads meet here. Any thread calls the setters: each validates at once (lmdm/session/values.py)
+and queues a change. The thread that pulls audio (`read`, `render`, `next_block`, `next_latents`)
+makes each block:
 
-Every setter validates at once (ValueError with a clear message) and takes effect at the start
-of the next block, on the generation thread; nothing but `reset()` clears the history or the KV
-cache. Setters may be called from any thread while another thread pulls audio.
+    _start_block: a rewind asked (lmdm/session/rewind.py) -> snapshot -> queued changes -> hooks
+                  -> the changes they queued -> fed input taken in -> a prompt glide advanced
+    _make_block:  BlockInputs (lmdm/session/inputs.py: accomp, followed sketches, sketch + clock
+                  channels) and the delay line's input -> BlockStream.generate -> clean latents
+    _generate_audio: the codec's stream decoder -> the delay line records -> OutputMix (dry, wet,
+                  limiter) -> audio [block_samples, channels]
 
-Each block is computed on ``threads`` torch intra-op threads (default 1, ``lmdm.threads``: as
-fast for the bundled model and robust to a busy machine), set around the block on the thread
-that computes it and restored after; ``threads=None`` leaves torch's setting alone.
-
-``device`` / ``dtype`` (lmdm.model.placement): where the DiT, its KV cache, the sampler and the
-codec run, e.g. ``LiveSession(model, device="cuda")`` (bfloat16 weights by default there; the
-model is moved in place, as ``nn.Module.to`` does). Default: where the model already is (a loaded
-model: the CPU in float32). Audio leaves the device once per block; the seed draws the same noise
-on every device.
-
-Conditioning beyond the prompt (docs/applications.md), all applied between blocks:
-
-    session.set_sketch(melody="c4 e4 g4 ~", bpm=120)      # or arrays, note lists, sketch_from_audio(...)
-    session.feed_input(player_audio)                       # jamming: the model plays the accompaniment
-    session.set_delay(2, strength=0.6, prompts=["glass bells"])   # the generative delay
+Constructing it, using it, `threads` and `device`: lmdm/session/__init__.py.
 """
 
 from __future__ import annotations
 
 import collections
-import copy
 import logging
 import math
 import threading
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
 import torch
 
-from lmdm.audio.resample import MAX_INPUT_CHANNELS, check_rate
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
-from lmdm.conditioning.clock import CLOCK_NAME, beat_onsets, block_clock_features, check_tempo, mix_tempo
-from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput, as_frames
+from lmdm.conditioning.clock import CLOCK_NAME, check_tempo, mix_tempo
+from lmdm.conditioning.delay import (
+    MAX_DELAY_BLOCKS,
+    DelayLine,
+    DelaySettings,
+    OutputMix,
+    check_delay_frames,
+    delay_settings,
+)
+from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput
 from lmdm.conditioning.sketch import has_sketch
 from lmdm.conditioning.sketch_sources import KINDS as SKETCH_KINDS
-from lmdm.conditioning.sketch_sources import ArrayTrack, Track, as_track, sketch_add
 from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
-from lmdm.conditioning.delay import MAX_DELAY_BLOCKS, DelayLine, DelaySettings, OutputMix, check_delay_frames, delay_settings
 from lmdm.model.lmdm import LMDM
-from lmdm.model.masks import check_regime
 from lmdm.model.placement import HostCodec, Placement, model_placement, place, placement
-from lmdm.sampling import check_sampler
+from lmdm.session.inputs import BlockInputs
+from lmdm.session.rewind import REWIND_BLOCKS, RewindHistory, snapshot, take_rewind
+from lmdm.session.values import (
+    UNSET,
+    PromptSpec,
+    SessionStats,
+    Settings,
+    check_bool,
+    check_follow,
+    check_grid,
+    check_meter,
+    input_frames,
+    normalise_prompt,
+    sketch_tracks,
+)
 from lmdm.stream import BlockStream
 from lmdm.threads import PLAY_THREADS, check_threads, torch_threads
 from lmdm_dsl.clock import Clock
-from lmdm_dsl.values import CFG_RANGE, MAX_PROMPT_CHARS, MAX_PROMPT_TERMS, MAX_WEIGHT, METER_RANGE, STEPS_RANGE
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__package__)  # "lmdm.session", as before the package was split
 
-PromptSpec = str | Sequence[tuple[str, float]]
 Hook = Callable[["LiveSession", int], None]
-
-MAX_STEPS = STEPS_RANGE[1]  # the language's ranges (lmdm_dsl.values), one home
-MAX_CFG = CFG_RANGE[1]
-FEATURES = ("sketch", "jam", "delay", "clock")
-REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rewind)
-# what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
-_NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
-                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_snapshots", "_rewind",
-                          "_nudged"})
-JAM_FOLLOW = ("key", "beat", "listen")  # how jamming follows the player (LiveSession.set_jam)
-_UNSET: object = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
-
-
-@attrs.frozen
-class Settings:
-    """Sampler knobs, validated at the edge."""
-
-    steps: int = attrs.field(default=8)
-    sampler: str = attrs.field(default="pingpong", validator=lambda _, __, v: check_sampler(v))
-    cfg: float = attrs.field(default=1.0)
-    seed: int = attrs.field(default=0)
-    regime: str = attrs.field(default="block_causal", validator=lambda _, __, v: check_regime(v))
-
-    @steps.validator
-    def _check_steps(self, _: attrs.Attribute, v: int) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_STEPS:
-            raise ValueError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {v!r}")
-
-    @cfg.validator
-    def _check_cfg(self, _: attrs.Attribute, v: float) -> None:
-        if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v <= MAX_CFG:
-            raise ValueError(f"cfg must be a number from 0 to {MAX_CFG:g}, got {v!r}")
-
-    @seed.validator
-    def _check_seed(self, _: attrs.Attribute, v: int) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
-            raise ValueError(f"seed must be a whole number >= 0, got {v!r}")
-
-
-@attrs.frozen
-class SessionStats:
-    blocks: int  # blocks generated since the session started
-    cache_resets: int  # explicit reset() calls that took effect
-    cache_rebuilds: int  # exact cache rebuilds from history (regime switch, CFG on/off), not resets
-    last_compute_ms: float  # generation + decode of the last block
-    mean_compute_ms: float
-    real_time_factor: float  # mean compute time / block duration (< 1 keeps up)
-    seconds: float  # audio generated so far
-    prompt: str
-    regime: str
-    steps: int
-    sampler: str
-    cfg: float
-    seed: int
-    use_cache: bool
-    cache_bytes: int
-    errors: int  # hook errors caught (the stream went on)
-    sketches: tuple[str, ...] = ()  # sketch controls in force ("melody", "rhythm", "loudness")
-    delay: str = ""  # the generative delay in force ("" = off)
-    jamming: bool = False  # the last block followed the player (its latents heard, or its beat and notes as sketches)
-    jam_follow: str = ""  # how the model follows the player: "key", "beat" or "listen" (see LiveSession.set_jam)
-    limited_samples: int = 0  # output samples the safety limiter turned down (above its knee, lmdm/audio/limiter.py)
-    input_seconds: float = 0.0  # player input received so far
-
-
-def normalise_prompt(prompt: PromptSpec) -> tuple[tuple[str, float], ...]:
-    """"text" or [(text, weight), ...] -> weights summing to 1; ValueError on nonsense.
-
-    The language's limits hold here too: at most MAX_PROMPT_TERMS texts of MAX_PROMPT_CHARS
-    characters, weights from 0 to MAX_WEIGHT."""
-    if isinstance(prompt, str):
-        _check_prompt_text(prompt)
-        return ((prompt, 1.0),)
-    parts = tuple(prompt)
-    if not 1 <= len(parts) <= MAX_PROMPT_TERMS:
-        raise ValueError(f"a prompt mix needs at least one and at most {MAX_PROMPT_TERMS} (text, weight) pairs, got {len(parts)}")
-    for part in parts:
-        if not (isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], str)):
-            raise ValueError(f"a prompt mix is a list of (text, weight) pairs, got {part!r:.80}")
-        _check_prompt_text(part[0])
-        w = part[1]
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not 0 <= w <= MAX_WEIGHT:
-            raise ValueError(f"prompt weights must be numbers from 0 to {MAX_WEIGHT:g}, got {w!r} for {part[0]!r}")
-    total = sum(w for _, w in parts)
-    if total <= 0:
-        raise ValueError("prompt weights must not all be zero")
-    return tuple((text, float(w) / total) for text, w in parts)
-
-
-def _check_prompt_text(text: str) -> None:
-    if len(text) > MAX_PROMPT_CHARS:
-        raise ValueError(f"a prompt is at most {MAX_PROMPT_CHARS} characters, got {len(text)}")
-
-
-def _check_meter(beats_per_bar: object) -> int | None:
-    """None, or a whole number of beats per bar within METER_RANGE; else ValueError naming the range."""
-    lo, hi = METER_RANGE
-    if beats_per_bar is not None and (isinstance(beats_per_bar, bool) or not isinstance(beats_per_bar, int) or not lo <= beats_per_bar <= hi):
-        raise ValueError(f"beats_per_bar must be a whole number from {lo} to {hi}, got {beats_per_bar!r}")
-    return beats_per_bar
 
 
 class LiveSession:
@@ -197,13 +101,8 @@ class LiveSession:
         self._null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
         parts = normalise_prompt(prompt)
         self._cond = self._encode(parts)
-        # the stream's one clock: sketches, the delay in beats and the language's bars read it;
-        # a model with a clock input hears it once a tempo is asked (prompt, set_tempo, `tempo`)
-        asked = mix_tempo(parts)
-        self._clock = Clock(bpm=120.0 if asked is None else asked)
-        self._tempo_asked = asked is not None
-        # with a tempo asked and no rhythm sketch, a sketch model hears the clock's beat as its rhythm
-        self._clock_beat = _check_bool("clock_beat", clock_beat)
+        asked = mix_tempo(parts)  # the stream's clock starts at the tempo the prompt names, if any
+        clock_beat = check_bool("clock_beat", clock_beat)
         self._glide: tuple[Conditioning, Conditioning, int, int] | None = None  # (from, to, done, total)
         self._generator = torch.Generator().manual_seed(seed)
         self._decoder = self.codec.stream_decoder()
@@ -217,12 +116,15 @@ class LiveSession:
         self._blocks = 0  # blocks generated (next_latents counts too)
         self._compute_ms: list[float] = []
         # conditioning beyond the prompt: sketches, the player's input, the delay
-        self._mix_input = _check_bool("mix_input", mix_input)
-        self._jam = _check_bool("jam", jam)
-        self._jam_follow = self._check_follow(jam_follow) if jam_follow is not None else ("key" if self.supports("sketch") else "listen")
-        self._sketches: dict[str, tuple[Track, int]] = {}  # kind -> (track, block it started at)
+        self._mix_input = check_bool("mix_input", mix_input)
+        jam = check_bool("jam", jam)
+        follow = check_follow(jam_follow) if jam_follow is not None else ("key" if self.supports("sketch") else "listen")
         self._player = PlayerInput(self.codec, model.sample_rate, model.channels, model.config.block_frames, encode=self.supports("jam"),
                                    frame_rate=model.config.frame_rate)
+        # the clock, the sketches and the jam mode, and the per-block tensors made from them
+        self._inputs = BlockInputs(model.config, self._player, sketch=self.supports("sketch"), clock_input=self.supports("clock"),
+                                   clock=Clock(bpm=120.0 if asked is None else asked), tempo_asked=asked is not None,
+                                   clock_beat=clock_beat, jam=jam, follow=follow)
         self._inbox: list[tuple[np.ndarray, int | None]] = []  # fed input, taken in at the next block
         self._delay: DelayLine | None = None
         self._output = OutputMix(model.sample_rate)  # wet and dry gains, the limiter
@@ -231,8 +133,7 @@ class LiveSession:
                                       math.ceil(BEAT_HISTORY_S / model.config.block_seconds) + LATENCY_BLOCKS) + 2 + REWIND_BLOCKS
         self._jamming = False
         # the state at the start of each of the newest blocks, and the changes that block applied (rewind)
-        self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=REWIND_BLOCKS)
-        self._rewind = 0  # blocks to make again at the next block start
+        self._rewinds = RewindHistory(REWIND_BLOCKS)
         self._nudged = False  # a change the hooks apply is waiting (a MIDI knob): see nudge
 
     # geometry -----------------------------------------------------------------------------
@@ -307,8 +208,8 @@ class LiveSession:
                 self._cond, self._glide = target, None
             else:
                 self._glide = (self._cond, target, 0, over_blocks)
-            if asked is not None and (asked != self._clock.bpm or not self._tempo_asked):
-                self._retempo(asked, None)
+            if asked is not None and (asked != self._inputs.clock.bpm or not self._inputs.tempo_asked):
+                self._inputs.retempo(asked, None, self.block_index)
 
         self._later(change)
 
@@ -317,13 +218,13 @@ class LiveSession:
     def clock(self) -> Clock:
         """The stream's tempo, meter and the block where its bar 1 starts, a fraction of a block allowed
         (lmdm_dsl.clock.Clock)."""
-        return self._clock
+        return self._inputs.clock
 
     @property
     def tempo_asked(self) -> bool:
         """Whether a tempo was asked (a prompt naming one, set_tempo, the language's `tempo`): only
         then does a model with a clock input hear the clock; before, it plays its style's own tempo."""
-        return self._tempo_asked
+        return self._inputs.tempo_asked
 
     def set_tempo(self, bpm: float, *, beats_per_bar: int | None = None, at_block: int | None = None,
                   origin: float | None = None) -> None:
@@ -337,43 +238,15 @@ class LiveSession:
         another clock's bar lines, as Ableton Link's are heard (lmdm/sync/link.py). The tempo still
         applies from the next block."""
         bpm = check_tempo(bpm)
-        _check_meter(beats_per_bar)
-        if at_block is not None and (isinstance(at_block, bool) or not isinstance(at_block, int) or at_block < 0):
-            raise ValueError(f"at_block must be a block number >= 0, got {at_block!r}")
-        if origin is not None:
-            if at_block is not None:
-                raise ValueError("give at_block or origin, not both")
-            if isinstance(origin, bool) or not isinstance(origin, (int, float, np.integer, np.floating)) or not math.isfinite(origin):
-                raise ValueError(f"origin must be a finite number of blocks, got {origin!r}")
-            origin = float(origin)
-        self._later(lambda: self._retempo(bpm, beats_per_bar, at_block, origin))
-
-    def _retempo(self, bpm: float, beats_per_bar: int | None, at_block: int | None = None, origin: float | None = None) -> None:
-        if origin is None:
-            origin = self.block_index if at_block is None else max(at_block, self.block_index)
-        meter = self._clock.beats_per_bar if beats_per_bar is None else beats_per_bar
-        self._clock = Clock(bpm=bpm, beats_per_bar=meter, origin_block=origin)
-        self._tempo_asked = True
-
-    def _clock_add(self, block: int) -> torch.Tensor | None:
-        """The clock channels [1, CLOCK_DIM, B] of `block`, or None (no clock input, or no tempo asked)."""
-        if not (self._tempo_asked and self.supports("clock")):
-            return None
-        c, cfg = self._clock, self.model.config
-        return block_clock_features(c.bpm, c.beats_per_bar, c.origin_block, block, cfg.block_frames, cfg.frame_rate)
+        check_meter(beats_per_bar)
+        origin = check_grid(at_block, origin)
+        self._later(lambda: self._inputs.retempo(bpm, beats_per_bar, self.block_index, at_block, origin))
 
     def set_clock_beat(self, on: bool) -> None:
         """Whether the clock's beat is the rhythm sketch while a tempo is asked and no rhythm sketch
         is given (on by default; a sketch model follows it in and out of a style's usual tempo)."""
-        on = _check_bool("clock_beat", on)
-        self._later(lambda: setattr(self, "_clock_beat", on))
-
-    def _clock_rhythm(self, block: int) -> np.ndarray | None:
-        """The clock's beat [B] as `block`'s rhythm sketch, or None (off, no tempo asked, no sketch input)."""
-        if not (self._clock_beat and self._tempo_asked and self.supports("sketch")):
-            return None
-        c, cfg = self._clock, self.model.config
-        return beat_onsets(c.bpm, c.origin_block, block, cfg.block_frames, cfg.frame_rate)
+        on = check_bool("clock_beat", on)
+        self._later(lambda: setattr(self._inputs, "clock_beat", on))
 
     def _set(self, **kw) -> None:
         attrs.evolve(self.settings, **kw)  # validates now, in the caller's thread
@@ -404,12 +277,12 @@ class LiveSession:
     # sketches ------------------------------------------------------------------------------
     def set_sketch(
         self,
-        kind: object = _UNSET,
-        source: object = _UNSET,
+        kind: object = UNSET,
+        source: object = UNSET,
         *,
-        melody: object = _UNSET,
-        rhythm: object = _UNSET,
-        loudness: object = _UNSET,
+        melody: object = UNSET,
+        rhythm: object = UNSET,
+        loudness: object = UNSET,
         bpm: float | None = None,
         beats_per_bar: int | None = None,
     ) -> None:
@@ -432,39 +305,8 @@ class LiveSession:
         sketches of the whole mix only, never with a player.
         """
         self._require("sketch")
-        if bpm is not None:
-            check_tempo(bpm)
-        _check_meter(beats_per_bar)
-        changes: dict[str, object] = {}
-        if isinstance(kind, dict):
-            changes.update(kind)
-        elif kind is None and source is _UNSET:
-            changes.update({k: None for k in SKETCH_KINDS})
-        elif kind is not _UNSET:
-            if source is _UNSET:
-                raise ValueError("set_sketch(kind, source): give the source, or None to turn that control off")
-            changes[kind] = source
-        for name, value in (("melody", melody), ("rhythm", rhythm), ("loudness", loudness)):
-            if value is not _UNSET:
-                if name in changes:
-                    raise ValueError(f"the {name} sketch is given twice")
-                changes[name] = value
-        if not changes:
-            raise ValueError("set_sketch: give a control (melody=, rhythm=, loudness=) or None to turn all off")
-        tracks: dict[str, Track | None] = {}
-        for name, value in changes.items():
-            if name not in SKETCH_KINDS:
-                raise ValueError(f"unknown sketch kind {name!r}: choose one of {', '.join(SKETCH_KINDS)}")
-            tracks[name] = None if value is None else as_track(name, value, frame_rate=self.frame_rate, bpm=bpm, beats_per_bar=beats_per_bar)
-
-        def change() -> None:
-            for name, track in tracks.items():
-                if track is None:
-                    self._sketches.pop(name, None)
-                else:
-                    self._sketches[name] = (track, self.block_index)
-
-        self._later(change)
+        tracks = sketch_tracks(kind, source, melody, rhythm, loudness, frame_rate=self.frame_rate, bpm=bpm, beats_per_bar=beats_per_bar)
+        self._later(lambda: self._inputs.set_sketches(tracks, self.block_index))
 
     # the player's input: jamming -------------------------------------------------------------
     def feed_input(self, audio: np.ndarray, sample_rate: int | None = None) -> None:
@@ -478,14 +320,9 @@ class LiveSession:
         the next block. When block n is generated the model uses only input frames < n B - B (what it
         has heard, at least a block old, as trained). Any thread may call this.
         """
-        if sample_rate is not None:
-            sample_rate = check_rate(sample_rate, "input sample_rate")
-        shape = np.shape(audio)
-        if len(shape) == 2 and not 1 <= shape[1] <= MAX_INPUT_CHANNELS:
-            raise ValueError(f"input audio must have 1 to {MAX_INPUT_CHANNELS} channels, got {shape[1]}")
-        frames = as_frames(audio, self.channels).copy()
+        frames, rate = input_frames(audio, sample_rate, self.channels)
         with self._lock:
-            self._inbox.append((frames, None if sample_rate is None else int(sample_rate)))
+            self._inbox.append((frames, rate))
 
     def set_jam(self, on: bool, follow: str | None = None) -> None:
         """Whether the model follows the fed input (accompanies it), and how. On by default.
@@ -499,21 +336,15 @@ class LiveSession:
         are then not given, as trained). None keeps the mode in force. docs/applications.md
         measures all three.
         """
-        on = _check_bool("jam", on)
-        mode = self._jam_follow if follow is None else self._check_follow(follow)
+        on = check_bool("jam", on)
+        mode = self._inputs.follow if follow is None else check_follow(follow)
         if on or follow is not None:
             self._require("jam" if mode == "listen" else "sketch")
 
         def change() -> None:
-            self._jam, self._jam_follow = on, mode
+            self._inputs.jam, self._inputs.follow = on, mode
 
         self._later(change)
-
-    @staticmethod
-    def _check_follow(follow: object) -> str:
-        if follow not in JAM_FOLLOW:
-            raise ValueError(f'jam follow must be "key", "beat" or "listen", got {follow!r}')
-        return str(follow)
 
     def set_mix_input(self, on: bool) -> None:
         """Mix the player's input back into the output (at the same stream time), or not (default).
@@ -521,7 +352,7 @@ class LiveSession:
         Offline (a file fed ahead of rendering) this gives player + accompaniment in one file. Live,
         the input of a block arrives after the block was made, so monitor the player directly
         instead (the mixed-in input would be missing)."""
-        on = _check_bool("mix_input", on)
+        on = check_bool("mix_input", on)
 
         def change() -> None:
             self._mix_input = on
@@ -531,7 +362,7 @@ class LiveSession:
     # the generative delay ---------------------------------------------------------------------
     def set_delay(
         self,
-        blocks: object = _UNSET,
+        blocks: object = UNSET,
         *,
         beats: float | None = None,
         bpm: float | None = None,
@@ -559,8 +390,8 @@ class LiveSession:
         else:
             self._require("delay")
             settings = check_delay_frames(delay_settings(
-                None if blocks is _UNSET else blocks, beats=beats, bpm=self._clock.bpm if bpm is None else bpm, block_seconds=self.block_seconds,
-                strength=strength, feedback=feedback, mix=mix, prompts=prompts,
+                None if blocks is UNSET else blocks, beats=beats, bpm=self._inputs.clock.bpm if bpm is None else bpm,
+                block_seconds=self.block_seconds, strength=strength, feedback=feedback, mix=mix, prompts=prompts,
             ), self.model.config.block_frames)
         conds = {} if settings is None else {p: self._encode(normalise_prompt(p)) for p in settings.prompts}
 
@@ -599,20 +430,7 @@ class LiveSession:
             if fn in self._hooks:
                 self._hooks.remove(fn)
 
-    # generation ---------------------------------------------------------------------------
-    def _report(self, message: str) -> None:
-        self._error_count += 1
-        self.errors.append(message)
-        log.warning(message)
-
-    def _apply_pending(self) -> list[Callable[[], None]]:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for change in pending:
-            change()
-        return pending
-
-    # making blocks again ---------------------------------------------------------------------
+    # making blocks again (lmdm/session/rewind.py) ----------------------------------------------
     def rewind(self, blocks: int = 1) -> None:
         """Make the newest `blocks` blocks again (1 to REWIND_BLOCKS), from the next block on: the
         stream goes back to the start of the first of them, and it is made again with the changes
@@ -620,12 +438,8 @@ class LiveSession:
         before it. Same seed, same history: only the changes differ. For an app that keeps audio
         ahead of the listener: call it with a change, and take the new blocks from the next read on
         (the audio already read of the old ones is not taken back)."""
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= REWIND_BLOCKS:
-            raise ValueError(f"rewind takes 1 to {REWIND_BLOCKS} blocks, got {blocks!r}")
         with self._lock:
-            if blocks > len(self._snapshots):
-                raise ValueError(f"only {len(self._snapshots)} block(s) can be made again now, not {blocks}")
-            self._rewind = max(self._rewind, blocks)
+            self._rewinds.ask(blocks)
 
     @property
     def changes_queued(self) -> bool:
@@ -644,57 +458,39 @@ class LiveSession:
     @property
     def rewindable(self) -> int:
         """How many of the newest blocks `rewind` can make again now."""
-        return len(self._snapshots)
+        return len(self._rewinds)
 
-    def _snapshot(self) -> "_Snapshot":
-        state = {k: v for k, v in vars(self).items() if k not in _NOT_REWOUND}
-        state["stream"] = _one_level(self.stream)
-        state["_decoder"] = _one_level(self._decoder)
-        state["_generator"] = self._generator.get_state()
-        state["_sketches"] = dict(self._sketches)
-        state["_output"] = copy.copy(self._output)
-        state["_delay"] = None if self._delay is None else _one_level(self._delay)
-        return _Snapshot(self._blocks, state, [])
+    # generation ---------------------------------------------------------------------------
+    def _report(self, message: str) -> None:
+        self._error_count += 1
+        self.errors.append(message)
+        log.warning(message)
 
-    def _restore(self, snap: "_Snapshot") -> None:
-        state = dict(snap.state)
-        self._generator.set_state(state.pop("_generator"))
-        for k, v in state.items():  # the snapshot is dropped (_take_rewind): its copies become the session's own
-            setattr(self, k, v)
-        if self._delay is not None:
-            self._delay.wet.truncate(snap.block * self.block_samples)  # the wet audio of the blocks undone
-
-    def _take_rewind(self) -> None:
-        """At a block start: go back as `rewind` asked, the changes of the undone blocks queued again first."""
+    def _apply_pending(self) -> list[Callable[[], None]]:
         with self._lock:
-            blocks, self._rewind = self._rewind, 0
-            if not blocks or blocks > len(self._snapshots):
-                return
-            undone = list(self._snapshots)[-blocks:]
-            for _ in range(blocks):
-                self._snapshots.pop()
-            self._pending = [c for snap in undone for c in snap.changes] + self._pending
-        self._restore(undone[0])
-        self._leftover = self._leftover[:0]
+            pending, self._pending = self._pending, []
+        for change in pending:
+            change()
+        return pending
 
     def _start_block(self) -> tuple[Conditioning, Settings]:
         """Apply queued changes, run hooks, apply what the hooks queued, advance a glide: the state this
         block is made with. Changes queued from Python (a tempo, a prompt naming one) apply before the
         hooks, so the language's scheduler sees this block's clock, not the last one's."""
-        self._take_rewind()
+        take_rewind(self)
         with self._lock:
             self._nudged = False
-        snap = self._snapshot()
+        snap = snapshot(self)
         snap.changes.extend(self._apply_pending())
         with self._lock:
             hooks = list(self._hooks)
         for hook in hooks:
             try:
                 hook(self, self.block_index)
-            except Exception as e:  # a performer's hook must never stop the music
+            except Exception as e:  # noqa: BLE001 - a performer's hook must never stop the music
                 self._report(f"hook {getattr(hook, '__name__', hook)!r} failed: {e}")
         snap.changes.extend(self._apply_pending())
-        self._snapshots.append(snap)
+        self._rewinds.record(snap)
         with self._lock:
             inbox, self._inbox = self._inbox, []
         for audio, rate in inbox:
@@ -719,54 +515,19 @@ class LiveSession:
         with torch_threads(self.threads):
             return self._make_block()[0].cpu()
 
-    def _accomp(self, block: int) -> torch.Tensor | None:
-        """The accomp channels for the stream's history before `block` (zeros unless jamming)."""
-        if self.stream.accomp is None:
-            return None
-        n = self.stream.history.shape[2]
-        if self._jam and self._jam_follow == "listen" and self._delay is None and self._player.encoded > 0:
-            return self._player.accomp(block, n)
-        return torch.zeros(1, 1 + self.model.config.latent_dim, n)
-
-    def _followed(self, block: int) -> dict[str, np.ndarray]:
-        """Jamming by sketch ("key" or "beat"): the sketches of `block` the player's input gives
-        (PlayerInput.followed); {} when not following by sketch."""
-        if not (self._jam and self._jam_follow in ("key", "beat") and self._delay is None and self.supports("sketch")):
-            return {}
-        return self._player.followed(block, melody=self._jam_follow == "key")
-
     def _target_add(self, block: int, listening: bool, followed: dict[str, np.ndarray]) -> torch.Tensor | None:
-        """The block's sketch and clock channels: the sketches in force, with those followed from the
-        player (its beat as the rhythm, its notes as the melody) in their place, and the clock's beat
-        as the rhythm where neither gives one and a tempo is asked; no sketch while the model hears
-        the player (jamming was trained without)."""
-        tracks = {} if listening else dict(self._sketches)
-        for kind, frames in followed.items():
-            tracks[kind] = (ArrayTrack(frames), block)
-        beat = None if listening else self._clock_rhythm(block)
-        if beat is not None and "rhythm" not in tracks:
-            tracks["rhythm"] = (ArrayTrack(beat), block)
-        clock = self._clock_add(block)
-        if not tracks and clock is None:
-            return None
-        cfg = self.model.config
-        target = torch.zeros(1, cfg.add_dim, cfg.block_frames)
-        if tracks:
-            target[:, cfg.add_slice("melody").start : cfg.add_slice("loudness").stop] = sketch_add(
-                tracks, block, cfg.block_frames, clock=self._clock, block_seconds=self.block_seconds)
-        if clock is not None:
-            target[:, cfg.add_slice(CLOCK_NAME)] = clock
-        return target
+        """The block's sketch and clock channels (BlockInputs.target_add)."""
+        return self._inputs.target_add(block, listening, followed)
 
     def _make_block(self) -> tuple[torch.Tensor, float]:
         """Generate the next block with everything in force; returns (latents, its wet gain)."""
         cond, s = self._start_block()
         n = self.block_index
-        accomp = self._accomp(n)
+        accomp = self._inputs.accomp(n, self.stream, self._delay is not None)
         if accomp is not None:
             self.stream.set_accomp(accomp)
         listening = accomp is not None and bool(accomp[0, 0, -self.model.config.context_frames :].any())
-        followed = self._followed(n)
+        followed = self._inputs.followed(n, self._delay is not None)
         self._jamming = listening or bool(followed)
         init, strength, wet_gain = None, 1.0, 1.0
         if self._delay_active:
@@ -843,40 +604,10 @@ class LiveSession:
             use_cache=self.stream.use_cache,
             cache_bytes=self.stream.cache_bytes,
             errors=self._error_count,
-            sketches=tuple(k for k in SKETCH_KINDS if k in self._sketches),
+            sketches=tuple(k for k in SKETCH_KINDS if k in self._inputs.sketches),
             delay="" if self._delay is None else self._delay.settings.describe() + ("" if self._delay_active else " (waiting for input)"),
             jamming=self._jamming,
-            jam_follow=self._jam_follow,
+            jam_follow=self._inputs.follow,
             limited_samples=self._output.limited,
             input_seconds=self._player.samples / self.sample_rate,
         )
-
-
-@attrs.frozen(eq=False)
-class _Snapshot:
-    """A session at the start of a block: its attributes (those a rewind restores) and the changes
-    that block's start applied (queued again when the block is made again)."""
-
-    block: int
-    state: dict
-    changes: list
-
-
-def _one_level(obj):
-    """A copy of `obj` whose dict and list attributes are copied too, and whose wrapped stream
-    (`inner`, `encoder`) is copied the same way: enough for the stream, the codec's stream
-    decoders and encoders and the delay line, which replace their tensors and never write them in
-    place (the KV cache's in-place writes go to per-block copies, lmdm.cache.KVBuffer)."""
-    c = copy.copy(obj)
-    for k, v in vars(obj).items():
-        if isinstance(v, (dict, list)):
-            setattr(c, k, type(v)(v))
-        elif k in ("inner", "encoder") and hasattr(v, "__dict__") and not isinstance(v, torch.nn.Module):
-            setattr(c, k, _one_level(v))
-    return c
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)

@@ -1,0 +1,125 @@
+"""Making blocks again: the session's state at the start of each of its newest blocks.
+
+At each block start the session takes a `snapshot` of itself (every attribute but those in
+_NOT_REWOUND, the mutable ones copied one level: the stream, the codec's stream decoder, the
+generator's state, the block inputs, the output mix, the delay line) and records it in its
+`RewindHistory` (`session._rewinds`) with the changes that block start applied.
+`LiveSession.rewind(n)` asks for the newest n blocks again; at the next block start `take_rewind`
+takes them back (`RewindHistory.take`), queues their changes again ahead of the changes queued
+since, and `restore`s the oldest one's state: the stream goes on from there with the same seed and
+history, only the changes differ.
+
+    block start (LiveSession._start_block):
+        take_rewind(session)  -> snap = snapshot(session) -> queued changes and hooks applied,
+        recorded in snap.changes -> session._rewinds.record(snap) -> the block is made
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+from typing import TYPE_CHECKING
+
+import attrs
+import torch
+
+if TYPE_CHECKING:
+    from lmdm.session.live_session import LiveSession
+
+REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rewind)
+# what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
+_NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
+                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_rewinds", "_nudged"})
+
+
+@attrs.frozen(eq=False)
+class _Snapshot:
+    """A session at the start of a block: its attributes (those a rewind restores) and the changes
+    that block's start applied (queued again when the block is made again)."""
+
+    block: int
+    state: dict
+    changes: list
+
+
+class RewindHistory:
+    """The snapshots of the newest `blocks` block starts (oldest first) and how many of those
+    blocks to make again at the next block start. The session guards it with its lock."""
+
+    def __init__(self, blocks: int = REWIND_BLOCKS):
+        self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=blocks)
+        self._asked = 0  # blocks to make again at the next block start
+
+    def __len__(self) -> int:
+        return len(self._snapshots)
+
+    def ask(self, blocks: int) -> None:
+        """Make the newest `blocks` blocks again at the next block start; ValueError if that many
+        cannot be."""
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= REWIND_BLOCKS:
+            raise ValueError(f"rewind takes 1 to {REWIND_BLOCKS} blocks, got {blocks!r}")
+        if blocks > len(self._snapshots):
+            raise ValueError(f"only {len(self._snapshots)} block(s) can be made again now, not {blocks}")
+        self._asked = max(self._asked, blocks)
+
+    def record(self, snap: _Snapshot) -> None:
+        self._snapshots.append(snap)
+
+    def take(self) -> list[_Snapshot]:
+        """The snapshots of the blocks asked to be made again, oldest first, dropped from the
+        history ([] when none was asked)."""
+        blocks, self._asked = self._asked, 0
+        if not blocks or blocks > len(self._snapshots):
+            return []
+        undone = list(self._snapshots)[-blocks:]
+        for _ in range(blocks):
+            self._snapshots.pop()
+        return undone
+
+
+def snapshot(session: LiveSession) -> _Snapshot:
+    """The session's state at the start of its next block (no changes recorded yet)."""
+    state = {k: v for k, v in vars(session).items() if k not in _NOT_REWOUND}
+    state["stream"] = _one_level(session.stream)
+    state["_decoder"] = _one_level(session._decoder)
+    state["_generator"] = session._generator.get_state()
+    state["_inputs"] = _one_level(session._inputs)
+    state["_output"] = copy.copy(session._output)
+    state["_delay"] = None if session._delay is None else _one_level(session._delay)
+    return _Snapshot(session._blocks, state, [])
+
+
+def restore(session: LiveSession, snap: _Snapshot) -> None:
+    """Put the session back to `snap` (which is dropped: its copies become the session's own)."""
+    state = dict(snap.state)
+    session._generator.set_state(state.pop("_generator"))
+    for k, v in state.items():
+        setattr(session, k, v)
+    if session._delay is not None:
+        session._delay.wet.truncate(snap.block * session.block_samples)  # the wet audio of the blocks undone
+
+
+def take_rewind(session: LiveSession) -> None:
+    """At a block start: go back as `rewind` asked, the changes of the undone blocks queued again first."""
+    with session._lock:
+        undone = session._rewinds.take()
+        if not undone:
+            return
+        session._pending = [c for snap in undone for c in snap.changes] + session._pending
+    restore(session, undone[0])
+    session._leftover = session._leftover[:0]
+
+
+def _one_level(obj):
+    """A copy of `obj` whose dict and list attributes are copied too, and whose wrapped stream
+    (`inner`, `encoder`) is copied the same way: enough for the stream, the codec's stream
+    decoders and encoders, the block inputs (their sketches) and the delay line, which replace
+    their tensors and never write them in place (the KV cache's in-place writes go to per-block
+    copies, lmdm.cache.KVBuffer)."""
+    c = copy.copy(obj)
+    for k, v in vars(obj).items():
+        if isinstance(v, (dict, list)):
+            setattr(c, k, type(v)(v))
+        elif k in ("inner", "encoder") and hasattr(v, "__dict__") and not isinstance(v, torch.nn.Module):
+            setattr(c, k, _one_level(v))
+    return c
