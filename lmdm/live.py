@@ -37,10 +37,11 @@ from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, RecordError
 from lmdm.audio.record import output_problem, recordings_folder
 from lmdm.render import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
+from lmdm.sync.heard import engine_heard, engine_output
+from lmdm.sync.link import start_link
 from lmdm.sync.midi import VIRTUAL as MIDI_VIRTUAL
-from lmdm.sync.midi import engine_heard, start_midi
-from lmdm.sync.link import engine_output, start_link
-from lmdm.session import LiveSession
+from lmdm.sync.midi import start_midi
+from lmdm.session import MAX_STEPS, LiveSession
 from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--splice-margin", type=float, default=150.0, metavar="MS",
                       help="with --splice: how far ahead of the play position a change is spliced in (default 150 ms; "
                            "less than a block's compute time means some changes wait for the next block)")
+    live.add_argument("--splice-steps", type=int, default=None, metavar="N",
+                      help="with --splice: make the spliced block in N sampler steps (fewer: heard sooner; "
+                           "default: the session's steps)")
     p.add_argument("--input", metavar="FILE|device",
                    help="a player's audio for `jam on` and `delay`: an audio file (offline or live), or 'device' (live: capture the input)")
     live.add_argument("--watch", action="store_true", help="re-run the set file each time it is saved")
@@ -138,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--ahead must be {MIN_AHEAD_SECONDS:g} to {MAX_AHEAD_SECONDS:g} seconds (the output buffer), got {a.ahead:g}")
         if not (math.isfinite(a.splice_margin) and 20.0 <= a.splice_margin <= 2000.0):
             p.error(f"--splice-margin must be 20 to 2000 ms, got {a.splice_margin:g}")
+        if a.splice_steps is not None and not 1 <= a.splice_steps <= MAX_STEPS:
+            p.error(f"--splice-steps must be a whole number from 1 to {MAX_STEPS}, got {a.splice_steps}")
         if a.link_quantum is not None and not METER_RANGE[0] <= a.link_quantum <= MAX_LINK_QUANTUM:
             p.error(f"--link-quantum must be a whole number of beats from {METER_RANGE[0]} to {MAX_LINK_QUANTUM}, got {a.link_quantum}")
         if a.link_latency is not None and not (math.isfinite(a.link_latency) and 0 <= a.link_latency <= MAX_LINK_LATENCY_MS):
@@ -281,7 +287,7 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
     config = EngineConfig(
         model_rate=session.sample_rate, channels=session.channels, device=a.device,
         ahead_blocks=max(1.0, a.ahead / session.block_seconds), input_channels=1 if capture else 0,
-        splice=a.splice, splice_margin_ms=a.splice_margin,
+        splice=a.splice, splice_margin_ms=a.splice_margin, splice_steps=a.splice_steps,
     )
     engine = AudioEngine(session.next_block, config, on_notice=lambda line: voice.complain(f"lmdm live: {line}"),
                          splicer=session if a.splice else None)

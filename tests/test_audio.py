@@ -821,15 +821,7 @@ def test_a_spliced_change_is_heard_from_the_splice_on_and_recorded_as_played(tmp
     recorder = Recorder(model.sample_rate, 1)
     recorder.start(str(tmp_path / "rec.wav"))
     feeder.set_recorder(recorder)
-    while feeder.step() is Step.GENERATED:
-        pass
-    played = [ring.read(S + S // 2)]  # the listener is half-way through block 1
-    live.set_prompt("glass choir")
-    assert feeder.step() is Step.GENERATED and feeder.splices == 1
-    for _ in range(6):
-        feeder.step()
-        played.append(ring.read(S // 2))
-    heard = np.concatenate(played)[:, 0]
+    heard = _splice_a_prompt_change(live, feeder, ring, S)
     feeder.set_recorder(None)
     recorder.stop()
     at = S + S // 2 + S // 4  # read position + margin
@@ -844,6 +836,44 @@ def test_a_spliced_change_is_heard_from_the_splice_on_and_recorded_as_played(tmp
 
     rec, _ = sf.read(str(tmp_path / "rec.wav"), dtype="float32")
     assert np.allclose(rec[: len(heard)], heard, atol=2e-4)  # PCM_24
+
+
+def _splice_a_prompt_change(live: object, feeder: Feeder, ring: RingBuffer, S: int) -> np.ndarray:
+    """Fill the ring, play half-way into block 1, change the prompt (spliced at once), play on: what was heard."""
+    while feeder.step() is Step.GENERATED:
+        pass
+    played = [ring.read(S + S // 2)]  # the listener is half-way through block 1
+    live.set_prompt("glass choir")
+    assert feeder.step() is Step.GENERATED and feeder.splices == 1
+    for _ in range(6):
+        feeder.step()
+        played.append(ring.read(S // 2))
+    return np.concatenate(played)[:, 0]
+
+
+def test_a_splice_in_fewer_steps_plays_the_block_those_steps_make() -> None:
+    """EngineConfig.splice_steps / Feeder(splice_steps=): the remade block is made in that many sampler
+    steps (sooner ready), the blocks after it in the session's own."""
+    import lmdm
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    S = model.block_samples
+    live = lmdm.LiveSession(model, prompt="dub", steps=3)
+    ring = RingBuffer(8 * S)
+    feeder = Feeder(live.next_block, ring, Resampler(model.sample_rate, model.sample_rate, 1), ahead_blocks=2,
+                    splicer=live, margin=S // 4, fade=16, guard=8, splice_steps=1)
+    heard = _splice_a_prompt_change(live, feeder, ring, S)
+    at = S + S // 2 + S // 4
+    ref = lmdm.LiveSession(model, prompt="dub", steps=3)
+    first = ref.next_block()
+    ref.set_prompt("glass choir")
+    ref.set_steps(1)
+    remade = ref.next_block()
+    ref.set_steps(3)
+    new = np.concatenate([first, remade] + [ref.next_block() for _ in range(3)])[: len(heard), 0]
+    assert np.array_equal(heard[at + 16 :], new[at + 16 :])
+    with pytest.raises((ValueError, TypeError)):
+        EngineConfig(splice_steps=0)
 
 
 def test_a_splice_through_a_resampler_plays_the_new_stream_as_resampled_whole() -> None:

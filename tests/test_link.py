@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lmdm
+from lmdm.sync import heard as lh
 from lmdm.sync import link as ll
 from lmdm_dsl.clock import Clock
 
@@ -118,10 +119,10 @@ def test_the_heard_offset_of_a_callback_staircase_is_exact_to_a_millisecond(rate
     (Over 200 seeds, polling every 5 ms: 256 frames at 48 kHz 0.005 ms median, 0.03 ms at most;
     1024 at 16 kHz 0.05 / 0.5 ms; 4096 at 16 kHz, 256 ms callbacks, 0.2 / 1.1 ms.)"""
     rng = np.random.default_rng(seed)
-    heard, t0 = ll.HeardOffset(), 50.0
+    heard, t0 = lh.HeardOffset(), 50.0
     t = t0 - 1.0  # a second before the device starts: heard() stands still
     truth = t0 + latency  # host time = stream time + truth
-    while t < t0 + ll.WINDOW_SECONDS + 0.5:
+    while t < t0 + lh.WINDOW_SECONDS + 0.5:
         heard.add(t, staircase(t, t0, rate, period, latency))
         t += poll * rng.uniform(0.7, 1.3)
     bound = 0.0015 if period / rate < 0.1 else 0.003  # callbacks of 100 ms and more: fewer in the window
@@ -151,18 +152,18 @@ def test_engine_output_is_what_the_device_took_less_a_callback_and_the_latency()
         def stats(self):
             return type("Stats", (), {"frames_played": 48000, "paced_frames": 0, "callbacks": 100, "device_rate": 48000})()
 
-    assert ll.engine_output(Engine()) == pytest.approx(1.0 - 480 / 48000 - 0.0213)
-    assert ll.engine_output(Engine(), latency=0.1) == pytest.approx(1.0 - 0.01 - 0.1)
+    assert lh.engine_output(Engine()) == pytest.approx(1.0 - 480 / 48000 - 0.0213)
+    assert lh.engine_output(Engine(), latency=0.1) == pytest.approx(1.0 - 0.01 - 0.1)
 
 
 def test_midi_clock_out_ticks_on_through_a_nudge_and_starts_again_only_for_a_new_bar_one() -> None:
     """Link moving bar 1 by a fraction of a millisecond (the device's drift) must not restart a drum machine."""
-    from lmdm.sync import midi as lm
+    from lmdm.sync import midi_clock as lc
 
     sent: list[tuple[tuple[int, ...], float]] = []
     t0 = time.perf_counter()
     clock = [Clock(300.0, 4, 0.0)]  # a bar: 0.8 s; a tick: 8.3 ms
-    out = lm.ClockOut(lambda msg: sent.append((tuple(msg), time.perf_counter() - t0)), lambda: clock[0], block_seconds=0.5,
+    out = lc.ClockOut(lambda msg: sent.append((tuple(msg), time.perf_counter() - t0)), lambda: clock[0], block_seconds=0.5,
                       enabled=lambda: True, heard=lambda: time.perf_counter() - t0).start()
     try:
         time.sleep(1.0)
@@ -172,9 +173,9 @@ def test_midi_clock_out_ticks_on_through_a_nudge_and_starts_again_only_for_a_new
         time.sleep(0.4)
     finally:
         out.stop()
-    starts = [t for msg, t in sent if msg == lm.START]
+    starts = [t for msg, t in sent if msg == lc.START]
     assert len(starts) == 2 and starts[0] == pytest.approx(0.8, abs=0.02) and starts[1] == pytest.approx(1.65, abs=0.02)
-    ticks = np.array([t for msg, t in sent if msg == lm.TICK and starts[0] <= t < starts[1] - 0.001])
+    ticks = np.array([t for msg, t in sent if msg == lc.TICK and starts[0] <= t < starts[1] - 0.001])
     assert np.median(np.diff(ticks)) == pytest.approx(60 / 300 / 24, abs=0.001)  # one grid, ticking on through the nudge
 
 

@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmdm.sync import midi as lm
+from lmdm.sync import midi_clock as lc
 from lmdm_dsl import Interpreter, parse, program_source
 from lmdm_dsl import midi as m
 from lmdm_dsl import values as v
@@ -183,7 +184,7 @@ def test_find_port_by_name_or_part_of_it_else_one_line_naming_the_ports():
 @SETTINGS
 @given(st.floats(*v.TEMPO_RANGE), st.floats(0, 0.002), st.integers(0, 2**16))
 def test_the_tempo_of_jittery_ticks_is_fitted_within_a_fraction_of_a_bpm(bpm, jitter, seed):
-    tick = 60 / bpm / lm.TICKS_PER_BEAT
+    tick = 60 / bpm / lc.TICKS_PER_BEAT
     times = np.arange(lm.FOLLOW_TICKS) * tick + np.random.default_rng(seed).uniform(-jitter, jitter, lm.FOLLOW_TICKS)
     assert lm.ticks_bpm(np.arange(10) * tick) == pytest.approx(bpm, rel=1e-9)
     # the least-squares interval is off by at most 3 / N of the jitter (sum |k| / sum k^2 for N ticks):
@@ -203,9 +204,9 @@ def test_the_clock_follower_waits_for_two_beats_and_starts_afresh_after_a_gap():
 
 def test_bar_one_and_the_first_tick():
     clock = Clock(bpm=120, origin_block=5)
-    assert lm.bar_one_at(clock, 2.0, heard_s=9.0, now=100.0) == 101.0  # block 5 starts at 10 s, heard in 1 s
-    assert lm.first_tick(0.0, 0.1, 0.25) == 3 and lm.first_tick(0.0, 0.1, 0.3) == 3
-    assert lm.first_tick(0.0, 0.1, 0.25, every=96) == 96 and lm.first_tick(0.0, 0.1, -5.0, every=96) == -0
+    assert lc.bar_one_at(clock, 2.0, heard_s=9.0, now=100.0) == 101.0  # block 5 starts at 10 s, heard in 1 s
+    assert lc.first_tick(0.0, 0.1, 0.25) == 3 and lc.first_tick(0.0, 0.1, 0.3) == 3
+    assert lc.first_tick(0.0, 0.1, 0.25, every=96) == 96 and lc.first_tick(0.0, 0.1, -5.0, every=96) == -0
 
 
 def test_midi_in_counts_what_it_ignores_and_never_raises():
@@ -587,7 +588,7 @@ def test_clock_out_starts_on_a_bar_line_ticks_24_per_beat_follows_a_tempo_and_st
     holder = FakeClockSession(300)  # a bar: 0.8 s; a tick: 8.3 ms
     on = threading.Event()
     on.set()
-    clock = lm.ClockOut(lambda msg: sent.append((tuple(msg), time.perf_counter() - t0)), lambda: holder.clock,
+    clock = lc.ClockOut(lambda msg: sent.append((tuple(msg), time.perf_counter() - t0)), lambda: holder.clock,
                         block_seconds=0.5, enabled=on.is_set, heard=lambda: time.perf_counter() - t0).start()
     try:
         time.sleep(1.2)
@@ -598,11 +599,11 @@ def test_clock_out_starts_on_a_bar_line_ticks_24_per_beat_follows_a_tempo_and_st
     finally:
         clock.stop()
     messages = [msg for msg, _ in sent]
-    assert messages[0] == lm.START and messages[-1] == lm.STOP and messages.count(lm.START) == 2
-    starts = [t for msg, t in sent if msg == lm.START]
+    assert messages[0] == lc.START and messages[-1] == lc.STOP and messages.count(lc.START) == 2
+    starts = [t for msg, t in sent if msg == lc.START]
     assert starts[0] == pytest.approx(0.8, abs=0.02) and starts[1] == pytest.approx(1.5, abs=0.02)
-    first = [t for msg, t in sent if msg == lm.TICK and t < starts[1] - 0.001]
-    second = [t for msg, t in sent if msg == lm.TICK and starts[1] - 0.001 <= t]
+    first = [t for msg, t in sent if msg == lc.TICK and t < starts[1] - 0.001]
+    second = [t for msg, t in sent if msg == lc.TICK and starts[1] - 0.001 <= t]
     assert len(first) == pytest.approx((1.5 - 0.8) / (60 / 300 / 24), abs=2)
     assert np.median(np.diff(first)) == pytest.approx(60 / 300 / 24, abs=0.001)
     assert np.median(np.diff(second)) == pytest.approx(60 / 400 / 24, abs=0.001)

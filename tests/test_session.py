@@ -419,6 +419,32 @@ def test_a_rewound_stream_is_the_stream_its_changes_would_have_made(regime, plan
     assert a.block_index == b.block_index
 
 
+def test_a_rewind_may_make_its_first_block_in_fewer_steps(model) -> None:
+    """rewind(steps=k): the block made again is the one a session with k steps for that block makes,
+    and the blocks after it go back to the session's own steps; more steps than the session's change nothing."""
+    a = lmdm.LiveSession(model, prompt="dub", steps=3)
+    a.next_block()
+    a.next_block()
+    a.set_prompt("glass choir")
+    a.rewind(1, steps=1)
+    b = lmdm.LiveSession(model, prompt="dub", steps=3)
+    b.next_block()
+    b.set_prompt("glass choir")
+    b.set_steps(1)
+    assert np.array_equal(a.next_block(), b.next_block())  # made again in 1 step
+    b.set_steps(3)
+    for _ in range(2):
+        assert np.array_equal(a.next_block(), b.next_block())  # then the session's 3 again
+    assert a.settings.steps == 3
+    c = lmdm.LiveSession(model, prompt="dub", steps=2)
+    first = c.next_block()
+    c.rewind(1, steps=8)
+    assert np.array_equal(c.next_block(), first)
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="rewind's steps"):
+            c.rewind(1, steps=bad)
+
+
 def test_rewind_checks_how_far_it_can_go(model) -> None:
     s = lmdm.LiveSession(model, steps=1)
     with pytest.raises(ValueError, match="only 0 block"):

@@ -37,6 +37,8 @@ class EngineConfig:
     close_timeout_s: float = attrs.field(default=2.0, validator=_positive)  # wait this long for PortAudio to close
     splice: bool = False  # a queued change is spliced into the audio already made (lmdm/audio/feeder.py; needs a splicer)
     splice_margin_ms: float = attrs.field(default=150.0, validator=_positive)  # ... this far ahead of the play position
+    splice_steps: int | None = attrs.field(  # ... made again in this many sampler steps (None: the session's)
+        default=None, validator=attrs.validators.optional([attrs.validators.instance_of(int), _positive]))
 
 
 # sounddevice.CallbackFlags attributes, in the order StreamFlags holds them

@@ -216,7 +216,7 @@ class AudioEngine:
         self._feeder = Feeder(
             self.producer, self._ring, resampler, ahead_blocks=cfg.ahead_blocks, on_error=self.on_error,
             splicer=self.splicer, margin=frames(cfg.splice_margin_ms), fade=frames(cfg.fade_ms),
-            guard=max(2 * cfg.blocksize, frames(50.0)),
+            guard=max(2 * cfg.blocksize, frames(50.0)), splice_steps=cfg.splice_steps,
         )
         self._feeder.set_recorder(self._recorder)
         self._input_ring: RingBuffer | None = None

@@ -11,8 +11,9 @@ callback meanwhile fades to silence and fades back in when audio returns.
 
 Splicing (``splicer``, a `LiveSession`): when a change is queued
 and the audio already in the ring would keep it from being heard for longer than ``margin``, the
-block that holds (read position + margin) is made again with the change (``splicer.rewind``) and
-goes into the ring from that point on, crossfaded over ``fade`` frames; the blocks after it are
+block that holds (read position + margin) is made again with the change (``splicer.rewind``; with
+``splice_steps``, in that many sampler steps: sooner ready, so heard sooner) and goes into the ring
+from that point on, crossfaded over ``fade`` frames; the blocks after it are
 dropped and made afresh. No new splice happens before the listener has reached the last one (a
 knob turned on and on splices about once per margin, not once per message). A recording then
 holds what was played: each block is recorded once it can no longer be spliced (or when
@@ -49,7 +50,7 @@ class Splicer(Protocol):
     @property
     def rewindable(self) -> int: ...
 
-    def rewind(self, blocks: int = 1) -> None: ...
+    def rewind(self, blocks: int = 1, *, steps: int | None = None) -> None: ...
 
 
 PRIME_FRAMES = 2048  # model-rate frames a fresh resampler hears before a remade block (soxr HQ holds back ~6 ms)
@@ -105,6 +106,7 @@ class Feeder:
         margin: int = 0,
         fade: int = 0,
         guard: int = 0,
+        splice_steps: int | None = None,
     ) -> None:
         self.producer = producer
         self.ring = ring
@@ -121,6 +123,7 @@ class Feeder:
         # splicing: (ring position, frames as heard) of the newest blocks, oldest first
         self.splicer = splicer
         self.margin, self.fade, self.guard = margin, fade, guard
+        self.splice_steps = splice_steps  # the remade block's sampler steps (None: the session's)
         self.splices = 0  # blocks made again with a change and spliced in
         self.late_splices = 0  # ... made too late to splice into the block they were made for
         self._recent: collections.deque[_Kept] = collections.deque()
@@ -212,7 +215,7 @@ class Feeder:
         if back > self.splicer.rewindable:
             return None
         try:
-            self.splicer.rewind(back)
+            self.splicer.rewind(back, steps=self.splice_steps)
             frames = as_frames(self.producer(), self.resampler.channels)
         except Exception as exc:
             self._report(exc)

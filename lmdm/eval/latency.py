@@ -56,17 +56,18 @@ class Trial:
 
 
 def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, threads: int, device: Any = None,
-          ahead: float = 1.0, splice: bool = False, margin_ms: float = 150.0) -> Trial:
+          ahead: float = 1.0, splice: bool = False, margin_ms: float = 150.0, splice_steps: int | None = None) -> Trial:
     """One change during play, measured (see the module's docstring). ``splice``: the engine splices
-    the change into the audio already made (EngineConfig.splice); what was played is then read
-    back from the engine's recording, which holds it as heard."""
+    the change into the audio already made (EngineConfig.splice; the remade block in ``splice_steps``
+    sampler steps if given); what was played is then read back from the engine's recording, which
+    holds it as heard."""
     import tempfile
 
     import soundfile as sf
 
     from lmdm.audio import AudioEngine, EngineConfig
     from lmdm.session import LiveSession
-    from lmdm.sync.midi import engine_heard
+    from lmdm.sync.heard import engine_heard
 
     def session() -> LiveSession:
         return LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
@@ -79,7 +80,8 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
         return block
 
     config = EngineConfig(model_rate=live.sample_rate, channels=live.channels, device=device,
-                          ahead_blocks=max(1.0, ahead / live.block_seconds), splice=splice, splice_margin_ms=margin_ms)
+                          ahead_blocks=max(1.0, ahead / live.block_seconds), splice=splice, splice_margin_ms=margin_ms,
+                          splice_steps=splice_steps if splice else None)
     engine = AudioEngine(produce, config, splicer=live if splice else None)
     folder = tempfile.TemporaryDirectory(prefix="lmdm-latency-")
     recording = f"{folder.name}/played.wav"
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--splice", action="store_true", help="splice each change into the audio already made (lmdm live --splice)")
     p.add_argument("--margin-ms", type=float, default=150.0, help="with --splice: how far ahead of the play position (default 150)")
+    p.add_argument("--splice-steps", type=int, default=None, help="with --splice: the remade block's sampler steps (default: the session's)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not 1 <= a.trials <= 1000:
@@ -150,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(a.trials):
         block_s = model.config.block_seconds
         t = trial(model, kinds[i % len(kinds)], seed=a.seed + i, wait_s=float(rng.uniform(2 * block_s, 3 * block_s)),
-                  after_s=a.ahead + 3 * block_s, threads=a.threads, ahead=a.ahead, splice=a.splice, margin_ms=a.margin_ms)
+                  after_s=a.ahead + 3 * block_s, threads=a.threads, ahead=a.ahead, splice=a.splice, margin_ms=a.margin_ms,
+                  splice_steps=a.splice_steps)
         trials.append(t)
         if not a.json:
             print(f"trial {i + 1}: {t.change} at block {t.at_block}: heard after {t.latency_ms:.0f} ms", flush=True)
     report = {"model": a.model, "block_seconds": model.config.block_seconds, "ahead_seconds": a.ahead,
-              "splice_margin_ms": a.margin_ms if a.splice else None, **summary(trials),
+              "splice_margin_ms": a.margin_ms if a.splice else None, "splice_steps": a.splice_steps if a.splice else None,
+              **summary(trials),
               "trials_ms": [round(t.latency_ms, 1) for t in trials]}
     if a.json:
         print(json.dumps(report, indent=2))

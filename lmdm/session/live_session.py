@@ -431,15 +431,18 @@ class LiveSession:
                 self._hooks.remove(fn)
 
     # making blocks again (lmdm/session/rewind.py) ----------------------------------------------
-    def rewind(self, blocks: int = 1) -> None:
+    def rewind(self, blocks: int = 1, *, steps: int | None = None) -> None:
         """Make the newest `blocks` blocks again (1 to REWIND_BLOCKS), from the next block on: the
         stream goes back to the start of the first of them, and it is made again with the changes
         those blocks applied and the changes queued since, in that order, as if all had been queued
         before it. Same seed, same history: only the changes differ. For an app that keeps audio
         ahead of the listener: call it with a change, and take the new blocks from the next read on
-        (the audio already read of the old ones is not taken back)."""
+        (the audio already read of the old ones is not taken back).
+
+        `steps`: the first block made again uses at most this many sampler steps (the blocks after
+        it the session's own): a splicing engine's quicker redo, heard sooner (EngineConfig.splice_steps)."""
         with self._lock:
-            self._rewinds.ask(blocks)
+            self._rewinds.ask(blocks, steps)
 
     @property
     def changes_queued(self) -> bool:
@@ -477,7 +480,7 @@ class LiveSession:
         """Apply queued changes, run hooks, apply what the hooks queued, advance a glide: the state this
         block is made with. Changes queued from Python (a tempo, a prompt naming one) apply before the
         hooks, so the language's scheduler sees this block's clock, not the last one's."""
-        take_rewind(self)
+        quick = take_rewind(self)  # a rewind may ask fewer steps for this block
         with self._lock:
             self._nudged = False
         snap = snapshot(self)
@@ -500,6 +503,8 @@ class LiveSession:
             done += 1
             self._cond = lerp(start, target, done / total) if done < total else target
             self._glide = None if done >= total else (start, target, done, total)
+        if quick is not None and quick < self.settings.steps:
+            return self._cond, attrs.evolve(self.settings, steps=quick)
         return self._cond, self.settings
 
     @property

@@ -49,32 +49,37 @@ class RewindHistory:
     def __init__(self, blocks: int = REWIND_BLOCKS):
         self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=blocks)
         self._asked = 0  # blocks to make again at the next block start
+        self._steps: int | None = None  # ... the first of them with this many sampler steps (None: the session's)
 
     def __len__(self) -> int:
         return len(self._snapshots)
 
-    def ask(self, blocks: int) -> None:
-        """Make the newest `blocks` blocks again at the next block start; ValueError if that many
-        cannot be."""
+    def ask(self, blocks: int, steps: int | None = None) -> None:
+        """Make the newest `blocks` blocks again at the next block start, the first of them with at
+        most `steps` sampler steps (None: the session's); ValueError if that many cannot be."""
         if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= REWIND_BLOCKS:
             raise ValueError(f"rewind takes 1 to {REWIND_BLOCKS} blocks, got {blocks!r}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"rewind's steps must be a whole number of at least 1 (or None), got {steps!r}")
         if blocks > len(self._snapshots):
             raise ValueError(f"only {len(self._snapshots)} block(s) can be made again now, not {blocks}")
         self._asked = max(self._asked, blocks)
+        self._steps = steps
 
     def record(self, snap: _Snapshot) -> None:
         self._snapshots.append(snap)
 
-    def take(self) -> list[_Snapshot]:
+    def take(self) -> tuple[list[_Snapshot], int | None]:
         """The snapshots of the blocks asked to be made again, oldest first, dropped from the
-        history ([] when none was asked)."""
+        history ([] when none was asked), and the steps asked for the first of them."""
         blocks, self._asked = self._asked, 0
+        steps, self._steps = self._steps, None
         if not blocks or blocks > len(self._snapshots):
-            return []
+            return [], None
         undone = list(self._snapshots)[-blocks:]
         for _ in range(blocks):
             self._snapshots.pop()
-        return undone
+        return undone, steps
 
 
 def snapshot(session: LiveSession) -> _Snapshot:
@@ -99,15 +104,17 @@ def restore(session: LiveSession, snap: _Snapshot) -> None:
         session._delay.wet.truncate(snap.block * session.block_samples)  # the wet audio of the blocks undone
 
 
-def take_rewind(session: LiveSession) -> None:
-    """At a block start: go back as `rewind` asked, the changes of the undone blocks queued again first."""
+def take_rewind(session: LiveSession) -> int | None:
+    """At a block start: go back as `rewind` asked, the changes of the undone blocks queued again
+    first. -> the sampler steps asked for the block made now (None: the session's own)."""
     with session._lock:
-        undone = session._rewinds.take()
+        undone, steps = session._rewinds.take()
         if not undone:
-            return
+            return None
         session._pending = [c for snap in undone for c in snap.changes] + session._pending
     restore(session, undone[0])
     session._leftover = session._leftover[:0]
+    return steps
 
 
 def _one_level(obj):

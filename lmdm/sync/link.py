@@ -27,13 +27,13 @@ that are whole multiples of the quantum (the session's beats_per_bar unless ``--
 the frames the device took less one callback's worth and the device's output latency
 (``engine_output``), which is exact just after each callback and late by up to a callback between
 them; ``offset`` is therefore the smallest host - heard of the looks just after it moved, over the
-last ``WINDOW_SECONDS`` (``HeardOffset``).
+last ``WINDOW_SECONDS`` (``lmdm.sync.heard.HeardOffset``).
 
 Nothing here stops the music: no [link] extra is one ``LinkUnavailable`` line, no peers is "Link: 0
 peers" (the stream plays at its own tempo, Link follows it), a session tempo outside the language's
 TEMPO_RANGE is one line and not followed, and a hook or a look at Link that fails is logged and
 skipped. The Link thread never calls the session; the hook never calls aalink.
-Pure parts: ``Grid``, ``bar_line_near``, ``follow``, ``proposed``, ``HeardOffset``.
+Pure parts: ``Grid``, ``bar_line_near``, ``follow``, ``proposed``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 import threading
 import time
 from typing import Any, Callable
@@ -49,7 +48,7 @@ from typing import Any, Callable
 import attrs
 
 from lmdm.osc.throttle import ThrottledLog
-from lmdm.sync.midi import engine_heard, wall_heard
+from lmdm.sync.heard import HeardOffset, wall_heard
 from lmdm_dsl.clock import Clock
 from lmdm_dsl.values import TEMPO_RANGE, num
 
@@ -58,9 +57,6 @@ log = logging.getLogger(__name__)
 EXTRA = "Ableton Link needs the [link] extra: pip install 'lmdm[link]' (aalink)"
 POLL_SECONDS = 0.005  # how often the Link thread looks at Link and at what is heard
 SPIN_SECONDS = 0.002  # a proposal is waited for awake this last bit (a sleep wakes up to ~1 ms late)
-WINDOW_SECONDS = 4.0  # heard samples the offset is the smallest of
-STALL_SECONDS = 0.6  # heard() still this long (longer than any device callback: 4096 frames at 8 kHz): stalled
-LATER_SECONDS, LATER_RUNS = 3 * POLL_SECONDS, 8  # this many moves in a row heard this much later (not a late look): behind
 PHASE_TOLERANCE_SECONDS = 0.0005  # bar lines further than this from Link's are moved onto them (8 samples at 16 kHz)
 TEMPO_DECIMALS = 3  # a followed tempo, in BPM (Link keeps microseconds per beat: 130 reads 130.0000433)
 KEPT_ASKED = 8  # clocks the hook asked the session for, told apart from the stream's own changes
@@ -138,61 +134,6 @@ def proposed(clock: Clock, grid: Grid, offset: float, quantum: float, block_seco
         return Grid(due, grid.beat_at(due), clock.bpm)
     bar_one = clock.origin_block * block_seconds + offset
     return Grid(bar_one, round(grid.beat_at(bar_one) / quantum) * quantum, clock.bpm)
-
-
-class HeardOffset:
-    """host - stream time at the output, from (host, heard) looks: heard() is exact just after it moves
-    (a device callback) and late by up to a callback until the next move, so the offset is the smallest
-    host - heard of the looks just after a move, over the last ``window`` seconds.
-
-    The output can only fall further behind (it starts, it runs dry, it is lost): ``runs`` moves in a
-    row heard more than ``later`` seconds after the offset mean it did, and the older looks go; a
-    heard() that stands still for ``stall`` seconds is not playing, and the offset is then the latest
-    look's (heard now) until it moves again."""
-
-    def __init__(self, window: float = WINDOW_SECONDS, stall: float = STALL_SECONDS, later: float = LATER_SECONDS,
-                 runs: int = LATER_RUNS) -> None:
-        self.window, self.stall, self.later, self.runs = window, stall, later, runs
-        self._best: collections.deque[tuple[float, float]] = collections.deque()  # (host, offset), offsets rising: a sliding minimum
-        self._run: list[tuple[float, float]] = []  # the last moves heard later than the offset
-        self._latest: float | None = None
-        self._heard: float | None = None
-        self._moved = -math.inf  # host time heard() last moved
-        self.behind = 0  # times the output fell behind (and the older looks went)
-
-    def add(self, host: float, heard: float) -> None:
-        self._latest = host - heard
-        if self._heard is None:  # the first look: what moves is the next one
-            self._heard, self._moved = heard, host
-            return
-        if heard == self._heard:
-            if host - self._moved > self.stall:
-                self._best.clear()
-                self._run = []
-            return
-        self._heard, self._moved = heard, host
-        look = (host, host - heard)
-        if self._best and look[1] - self._best[0][1] > self.later:
-            self._run.append(look)
-            if len(self._run) >= self.runs:  # the output fell behind: these looks are the truth now
-                self.behind += 1
-                self._best.clear()
-                for older in self._run[:-1]:
-                    self._push(older)
-                self._run = []
-        else:
-            self._run = []
-        self._push(look)
-        while self._best and self._best[0][0] < host - self.window:
-            self._best.popleft()
-
-    def _push(self, look: tuple[float, float]) -> None:
-        while self._best and self._best[-1][1] >= look[1]:
-            self._best.pop()
-        self._best.append(look)
-
-    def offset(self) -> float | None:
-        return self._best[0][1] if self._best else self._latest
 
 
 # --- the meeting point of the Link thread and the generation thread ---------------------------------
@@ -459,15 +400,6 @@ class LinkSync:
 # --- what `lmdm live --link` starts ---------------------------------------------------------------------
 
 
-def engine_output(engine: Any, latency: float | None = None) -> float:
-    """The stream time (seconds) reaching the listener from an ``lmdm.audio.AudioEngine`` now: what the
-    device took (``engine_heard``) less one callback's worth and the output ``latency`` (None: what
-    the device reports). Exact just after a callback, late by up to one between callbacks."""
-    stats = engine.stats()
-    callback = stats.frames_played / stats.callbacks / stats.device_rate if stats.callbacks else 0.0
-    return engine_heard(engine) - callback - (engine.output_latency() if latency is None else latency)
-
-
 def start_link(session: Any, *, clock: Callable[[], Clock] | None = None, heard: Callable[[], float] | None = None,
                quantum: float | None = None, say: Callable[[str], None] = print) -> Callable[[], None]:
     """Join (or start) the Link session on this network: the stream's tempo and bar lines follow it, its
@@ -497,6 +429,6 @@ def start_link(session: Any, *, clock: Callable[[], Clock] | None = None, heard:
 
 
 __all__ = [
-    "EXTRA", "Grid", "HeardOffset", "LinkBridge", "LinkError", "LinkPeer", "LinkState", "LinkSync", "LinkUnavailable", "Proposal",
-    "bar_line_near", "engine_output", "follow", "proposed", "start_link",
+    "EXTRA", "Grid", "LinkBridge", "LinkError", "LinkPeer", "LinkState", "LinkSync", "LinkUnavailable", "Proposal",
+    "bar_line_near", "follow", "proposed", "start_link",
 ]
