@@ -34,6 +34,7 @@ import torch
 
 from lmdm import stage as voice
 from lmdm.audio import AudioEngine, AudioUnavailable, EngineConfig, RecordError
+from lmdm.audio.config import SPLICE_STEPS
 from lmdm.audio.record import output_problem, recordings_folder
 from lmdm.render import MODEL_HELP, output_recorder, resolve_model
 from lmdm.osc import OscError, OscServer
@@ -42,6 +43,7 @@ from lmdm.sync.link import start_link
 from lmdm.sync.midi import VIRTUAL as MIDI_VIRTUAL
 from lmdm.sync.midi import start_midi
 from lmdm.session import MAX_STEPS, LiveSession
+from lmdm.session.rewind import REWIND_BLOCKS
 from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
 from lmdm_dsl import Interpreter
@@ -86,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--splice-margin", type=float, default=150.0, metavar="MS",
                       help="with --splice: how far ahead of the play position a change is spliced in (default 150 ms; "
                            "less than a block's compute time means some changes wait for the next block)")
-    live.add_argument("--splice-steps", type=int, default=None, metavar="N",
-                      help="with --splice: make the spliced block in N sampler steps (fewer: heard sooner; "
-                           "default: the session's steps)")
+    live.add_argument("--splice-steps", type=int, default=SPLICE_STEPS, metavar="N",
+                      help=f"with --splice: make the spliced block in at most N sampler steps (fewer: heard sooner; "
+                           f"default {SPLICE_STEPS}; the session's steps to splice exactly the stream it makes)")
     p.add_argument("--input", metavar="FILE|device",
                    help="a player's audio for `jam on` and `delay`: an audio file (offline or live), or 'device' (live: capture the input)")
     live.add_argument("--watch", action="store_true", help="re-run the set file each time it is saved")
@@ -289,6 +291,11 @@ def perform(a: argparse.Namespace, text: str, recordings: Path) -> int:
         ahead_blocks=max(1.0, a.ahead / session.block_seconds), input_channels=1 if capture else 0,
         splice=a.splice, splice_margin_ms=a.splice_margin, splice_steps=a.splice_steps,
     )
+    if a.splice and config.ahead_blocks > REWIND_BLOCKS:
+        reach = REWIND_BLOCKS * session.block_seconds
+        voice.complain(f"lmdm live: --splice makes the newest {REWIND_BLOCKS} blocks ({reach:g} s) again; with --ahead "
+                       f"{a.ahead:g} the block being played is often older, and a change then waits as without "
+                       f"--splice: use --ahead {reach:g} or less")
     engine = AudioEngine(session.next_block, config, on_notice=lambda line: voice.complain(f"lmdm live: {line}"),
                          splicer=session if a.splice else None)
     if capture:

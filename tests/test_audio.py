@@ -791,6 +791,8 @@ def test_a_silent_device_is_reported_once_paced_by_the_clock_and_reopened(monkey
 
 # ---------------------------------------------------------------- splicing a change into audio already made
 
+INSTANT = lambda: 0.0  # noqa: E731 - a clock under which making a block takes no time: the splices' geometry alone
+
 def test_rewrite_takes_back_what_the_producer_wrote_with_a_crossfade() -> None:
     ring = RingBuffer(16)
     ring.write(np.arange(10, dtype=np.float32)[:, None])
@@ -817,7 +819,7 @@ def test_a_spliced_change_is_heard_from_the_splice_on_and_recorded_as_played(tmp
     live = lmdm.LiveSession(model, prompt="dub", steps=2)
     ring = RingBuffer(8 * S)
     feeder = Feeder(live.next_block, ring, Resampler(model.sample_rate, model.sample_rate, 1), ahead_blocks=2,
-                    splicer=live, margin=S // 4, fade=16, guard=8)
+                    splicer=live, margin=S // 4, fade=16, guard=8, clock=INSTANT)
     recorder = Recorder(model.sample_rate, 1)
     recorder.start(str(tmp_path / "rec.wav"))
     feeder.set_recorder(recorder)
@@ -861,7 +863,7 @@ def test_a_splice_in_fewer_steps_plays_the_block_those_steps_make() -> None:
     live = lmdm.LiveSession(model, prompt="dub", steps=3)
     ring = RingBuffer(8 * S)
     feeder = Feeder(live.next_block, ring, Resampler(model.sample_rate, model.sample_rate, 1), ahead_blocks=2,
-                    splicer=live, margin=S // 4, fade=16, guard=8, splice_steps=1)
+                    splicer=live, margin=S // 4, fade=16, guard=8, splice_steps=1, clock=INSTANT)
     heard = _splice_a_prompt_change(live, feeder, ring, S)
     at = S + S // 2 + S // 4
     ref = lmdm.LiveSession(model, prompt="dub", steps=3)
@@ -876,6 +878,83 @@ def test_a_splice_in_fewer_steps_plays_the_block_those_steps_make() -> None:
         EngineConfig(splice_steps=0)
 
 
+class _Timed:
+    """A producer whose calls take ``seconds`` each on a clock of its own (the feeder's ``clock``)."""
+
+    def __init__(self, producer, seconds: float) -> None:
+        self.producer, self.seconds, self.now = producer, seconds, 0.0
+
+    def __call__(self):
+        self.now += self.seconds
+        return self.producer()
+
+    def clock(self) -> float:
+        return self.now
+
+
+def test_a_change_too_near_the_end_of_its_block_goes_into_the_next_block_from_its_start() -> None:
+    """Real time first: remade there, the block would leave less than the next block takes to make
+    (0.08 s a block here, twice that against 0.375 of a block left), so the change goes into the
+    next block, from its start: the listener hears the old stream to the block line, then the
+    stream a session with the change queued before that block makes, and nothing runs dry."""
+    import lmdm
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    S, rate = model.block_samples, model.sample_rate
+    live = lmdm.LiveSession(model, prompt="dub", steps=2)
+    timed = _Timed(live.next_block, 0.08)
+    ring = RingBuffer(8 * S)
+    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=3, splicer=live, margin=S // 4, fade=16,
+                    guard=8, clock=timed.clock)
+    while feeder.step() is Step.GENERATED:
+        pass
+    assert 2 * round(0.08 * rate) + 8 > S - (S * 5 // 8)  # what is left of block 1 is too short
+    played = [ring.read(S + S * 5 // 8)]  # the target (read + margin) is in block 1, 3/8 of it left
+    live.set_prompt("glass choir")
+    assert feeder.step() is Step.GENERATED and feeder.splices == 1 and feeder.late_splices == 0
+    for _ in range(6):
+        feeder.step()
+        played.append(ring.read(S // 2))
+    heard = np.concatenate(played)[:, 0]
+    old = lmdm.LiveSession(model, prompt="dub", steps=2).render(len(heard) / rate)[:, 0]
+    ref = lmdm.LiveSession(model, prompt="dub", steps=2)
+    blocks = [ref.next_block(), ref.next_block()]
+    ref.set_prompt("glass choir")
+    new = np.concatenate(blocks + [ref.next_block() for _ in range(4)])[: len(heard), 0]
+    assert np.array_equal(heard[: 2 * S], old[: 2 * S])
+    assert np.array_equal(heard[2 * S + 16 :], new[2 * S + 16 :]) and not np.array_equal(heard[2 * S :], old[2 * S :])
+
+
+def test_the_block_after_a_splice_that_left_little_ahead_is_made_in_the_splice_steps() -> None:
+    """With splice_steps, a splice that leaves less audio ahead than a block of the session's steps
+    takes to make (0.2 s here, against half a block of 0.32 s) hurries the next block: it is made in
+    the splice's steps too, and the blocks after it in the session's own."""
+    import lmdm
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    S, rate = model.block_samples, model.sample_rate
+    live = lmdm.LiveSession(model, prompt="dub", steps=3)
+    timed = _Timed(live.next_block, 0.2)
+    ring = RingBuffer(8 * S)
+    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=2, splicer=live, margin=S // 4, fade=16,
+                    guard=8, splice_steps=1, clock=timed.clock)
+    while feeder.step() is Step.GENERATED:
+        pass
+    timed.seconds = 0.0  # blocks of one step: quick
+    heard = _splice_a_prompt_change(live, feeder, ring, S)
+    at = S + S // 2 + S // 4
+    ref = lmdm.LiveSession(model, prompt="dub", steps=3)
+    first = ref.next_block()
+    ref.set_prompt("glass choir")
+    ref.set_steps(1)
+    quick = [ref.next_block(), ref.next_block()]  # the remade block and the hurried one
+    ref.set_steps(3)
+    new = np.concatenate([first] + quick + [ref.next_block() for _ in range(2)])[: len(heard), 0]
+    assert np.array_equal(heard[at + 16 :], new[at + 16 :])
+    with pytest.raises(ValueError, match="hurry's steps"):
+        live.hurry(0)
+
+
 def test_a_splice_through_a_resampler_plays_the_new_stream_as_resampled_whole() -> None:
     """At another device rate a fresh resampler, primed with the audio before the remade block,
     takes over: after the splice the device plays the new stream as a resampler fed it from the
@@ -887,7 +966,7 @@ def test_a_splice_through_a_resampler_plays_the_new_stream_as_resampled_whole() 
     live = lmdm.LiveSession(model, prompt="dub", steps=2)
     ring = RingBuffer(24 * S)
     feeder = Feeder(live.next_block, ring, Resampler(rate, 3 * rate, 1), ahead_blocks=2, splicer=live,
-                    margin=3 * S // 4, fade=48, guard=24)
+                    margin=3 * S // 4, fade=48, guard=24, clock=INSTANT)
     while feeder.step() is Step.GENERATED:
         pass
     played = [ring.read(3 * (S + S // 2))]

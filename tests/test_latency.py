@@ -53,3 +53,14 @@ def test_an_open_device_reports_its_output_latency(jack_server) -> None:
 
     with AudioEngine(lambda: np.zeros((1600, 1), dtype=np.float32), EngineConfig(model_rate=jack_server.rate)) as engine:
         assert 0 < engine.output_latency() < 1.0
+
+
+@pytest.mark.audio
+def test_a_held_session_splices_its_changes_and_keeps_playing(jack_server) -> None:
+    import lmdm
+    from lmdm.eval.latency import hold
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    held = hold(model, seconds=3.0, every=0.5, seed=1, threads=1, ahead=model.config.block_seconds, splice=True, margin_ms=150.0, splice_steps=2)
+    assert held.changes == 5 and 1 <= held.splices + held.late_splices <= held.changes
+    assert held.seconds > 2.0 and held.underruns == 0

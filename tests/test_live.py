@@ -400,6 +400,19 @@ def test_no_audio_device_is_one_line_suggesting_offline(monkeypatch, capsys):
     assert err[-1].startswith("lmdm live: PortAudio not found (test)") and "--offline" in err[-1]
 
 
+@pytest.mark.parametrize("ahead, warned", [("2", True), ("0.5", False)])
+def test_splice_with_more_ahead_than_it_can_reach_says_so(monkeypatch, capsys, ahead, warned):
+    def no_portaudio():
+        raise AudioUnavailable("PortAudio not found (test)")
+
+    monkeypatch.setattr("lmdm.audio.engine.load_sounddevice", no_portaudio)
+    argv = ["--no-repl", "--seconds", "1", "--model", "tiny", "--no-osc", "--splice", "--ahead", ahead]
+    assert live.main(argv) == 2
+    err = capsys.readouterr().err
+    assert ("--splice makes the newest 2 blocks (0.64 s) again; with --ahead 2 " in err) is warned
+    assert ("use --ahead 0.64 or less" in err) is warned
+
+
 # === the embedding example ======================================================================
 
 

@@ -15,7 +15,16 @@ block that holds (read position + margin) is made again with the change (``splic
 ``splice_steps``, in that many sampler steps: sooner ready, so heard sooner) and goes into the ring
 from that point on, crossfaded over ``fade`` frames; the blocks after it are
 dropped and made afresh. No new splice happens before the listener has reached the last one (a
-knob turned on and on splices about once per margin, not once per message). A recording then
+knob turned on and on splices about once per margin, not once per message).
+
+Real time comes first: the feeder times its producer (how long a block of the session's steps
+takes, and one of ``splice_steps``: slowly decaying maxima of the calls). A splice drops the
+blocks after the remade one, so the listener then has only the rest of that block to hear while
+the next one is made. When that rest, once the block is remade, would be shorter than making the
+next block takes (plus ``guard``), the change goes into the next block instead, from its start
+(or, with no next block in the ring yet, into the block made next, as without splicing). With
+``splice_steps``, the block after a splice that left less than a full block's making time is made
+in ``splice_steps`` too (``splicer.hurry``). A recording then
 holds what was played: each block is recorded once it can no longer be spliced (or when
 recording stops), as heard.
 """
@@ -26,6 +35,7 @@ import collections
 import enum
 import logging
 import threading
+import time
 from typing import Callable, Protocol
 
 import attrs
@@ -52,7 +62,10 @@ class Splicer(Protocol):
 
     def rewind(self, blocks: int = 1, *, steps: int | None = None) -> None: ...
 
+    def hurry(self, steps: int) -> None: ...
 
+
+DECAY = 0.8  # a compute-time estimate keeps this much of itself per block (it jumps up at once)
 PRIME_FRAMES = 2048  # model-rate frames a fresh resampler hears before a remade block (soxr HQ holds back ~6 ms)
 
 
@@ -107,6 +120,7 @@ class Feeder:
         fade: int = 0,
         guard: int = 0,
         splice_steps: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.producer = producer
         self.ring = ring
@@ -132,6 +146,10 @@ class Feeder:
         self._before = np.zeros((0, ring.channels), dtype=np.float32)  # the tail of the last block no longer kept
         self._recent_lock = threading.RLock()  # the generation thread and set_recorder's caller both use _recent
         self._last_splice = -1  # ring position of the last splice: no new one before the listener reaches it
+        self.clock = clock  # times the producer (seconds)
+        self.block_s = 0.0  # how long a block of the session's steps takes to make (slowly decaying maximum)
+        self.quick_s = 0.0  # ... a block of splice_steps (a splice's, or a hurried one)
+        self._hurried = False  # the next block is made in splice_steps (splicer.hurry was called)
 
     @property
     def target_frames(self) -> int:
@@ -162,8 +180,9 @@ class Feeder:
                 return spliced
         if self.ring.fill >= self.target_frames:
             return Step.WAITING
+        quick, self._hurried = self._hurried, False
         try:
-            frames = as_frames(self.producer(), self.resampler.channels)
+            frames = self._produce(quick)
         except Exception as exc:  # the producer is user code: anything can happen
             self._report(exc)
             return Step.FAILED
@@ -179,6 +198,20 @@ class Feeder:
         else:
             self._keep(at, frames, len(out))
         return Step.GENERATED
+
+    def _produce(self, quick: bool) -> np.ndarray:
+        """The producer's next block as frames, its making time counted in the estimate for its kind."""
+        start = self.clock()
+        frames = as_frames(self.producer(), self.resampler.channels)
+        took = self.clock() - start
+        if quick:
+            self.quick_s = max(took, DECAY * self.quick_s + (1 - DECAY) * took)
+        else:
+            self.block_s = max(took, DECAY * self.block_s + (1 - DECAY) * took)
+        return frames
+
+    def _frames(self, seconds: float) -> int:
+        return round(seconds * self.resampler.dst_rate)
 
     # splicing ---------------------------------------------------------------------------
     def _keep(self, at: int, frames: np.ndarray, out: int) -> None:
@@ -211,12 +244,19 @@ class Feeder:
         if not held:
             return None  # the next block made carries the change soon enough
         i = held[0]
+        quick = self.splice_steps is not None
+        remake = self._frames(self.quick_s if quick else self.block_s)  # the remade block, and the one after it
+        block = self._recent[i]
+        if block.ring_at + block.ring_len - self.ring.read_position < 2 * remake + self.guard:
+            if i + 1 == len(self._recent):
+                return None  # the block made next carries the change, as without splicing
+            i, target = i + 1, self._recent[i + 1].ring_at  # too little left of this block: into the next one
         back = len(self._recent) - i
         if back > self.splicer.rewindable:
             return None
         try:
             self.splicer.rewind(back, steps=self.splice_steps)
-            frames = as_frames(self.producer(), self.resampler.channels)
+            frames = self._produce(quick)
         except Exception as exc:
             self._report(exc)
             return Step.FAILED
@@ -250,6 +290,9 @@ class Feeder:
         self._model_written = kept.model_at + len(frames)
         self._last_splice = at
         self.splices += 1
+        if quick and end - self.ring.read_position < self._frames(self.block_s) + self.guard:
+            self.splicer.hurry(self.splice_steps)  # too little ahead for a block of the session's steps
+            self._hurried = True
         return Step.GENERATED
 
     def _resampled(self, frames: np.ndarray, before: np.ndarray, kept: "_Kept") -> tuple[np.ndarray, int]:

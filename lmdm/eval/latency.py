@@ -10,6 +10,11 @@ what the device took from the ring) against the wall clock; the change is heard 
 takes that sample, plus the device's own output latency as PortAudio reports it. Printed: each
 trial's latency, and the median, p95 and max over all trials.
 
+``--hold SECONDS`` measures the other half of issue #18's goal instead: one session plays that
+long and gets a change every ``--every`` seconds (a prompt and a CFG value in turn, as a performer
+turning a knob), and the engine's counts are printed: changes, splices, late splices, underruns
+(the ring ran dry) and starved frames. Real time holds when underruns stay 0.
+
 Pure parts (tested without a device): ``first_change`` and ``heard_at``.
 """
 
@@ -25,6 +30,8 @@ from typing import Any, Sequence
 
 import attrs
 import numpy as np
+
+from lmdm.audio.config import SPLICE_STEPS
 
 CHANGES = ("prompt", "cfg")
 POLL_SECONDS = 0.002  # how often the engine's frames played are read
@@ -48,6 +55,17 @@ def heard_at(sample: float, timeline: Sequence[tuple[float, int]]) -> float | No
     return None
 
 
+def _engine(live: Any, produce: Any, *, device: Any, ahead: float, splice: bool, margin_ms: float,
+            splice_steps: int | None) -> Any:
+    """The audio engine ``lmdm live`` would play ``live`` through, with these settings."""
+    from lmdm.audio import AudioEngine, EngineConfig
+
+    config = EngineConfig(model_rate=live.sample_rate, channels=live.channels, device=device,
+                          ahead_blocks=max(1.0, ahead / live.block_seconds), splice=splice, splice_margin_ms=margin_ms,
+                          splice_steps=splice_steps if splice else None)
+    return AudioEngine(produce, config, splicer=live if splice else None)
+
+
 @attrs.frozen
 class Trial:
     change: str
@@ -56,7 +74,7 @@ class Trial:
 
 
 def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, threads: int, device: Any = None,
-          ahead: float = 1.0, splice: bool = False, margin_ms: float = 150.0, splice_steps: int | None = None) -> Trial:
+          ahead: float = 1.0, splice: bool = False, margin_ms: float = 150.0, splice_steps: int | None = SPLICE_STEPS) -> Trial:
     """One change during play, measured (see the module's docstring). ``splice``: the engine splices
     the change into the audio already made (EngineConfig.splice; the remade block in ``splice_steps``
     sampler steps if given); what was played is then read back from the engine's recording, which
@@ -65,7 +83,6 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
 
     import soundfile as sf
 
-    from lmdm.audio import AudioEngine, EngineConfig
     from lmdm.session import LiveSession
     from lmdm.sync.heard import engine_heard
 
@@ -79,10 +96,7 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
         blocks.append(block)
         return block
 
-    config = EngineConfig(model_rate=live.sample_rate, channels=live.channels, device=device,
-                          ahead_blocks=max(1.0, ahead / live.block_seconds), splice=splice, splice_margin_ms=margin_ms,
-                          splice_steps=splice_steps if splice else None)
-    engine = AudioEngine(produce, config, splicer=live if splice else None)
+    engine = _engine(live, produce, device=device, ahead=ahead, splice=splice, margin_ms=margin_ms, splice_steps=splice_steps)
     folder = tempfile.TemporaryDirectory(prefix="lmdm-latency-")
     recording = f"{folder.name}/played.wav"
     timeline: list[tuple[float, int]] = []
@@ -124,6 +138,42 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
     return Trial(change, at_block, (heard + output_latency - called) * 1000)
 
 
+@attrs.frozen
+class Held:
+    seconds: float  # audio played
+    changes: int
+    splices: int
+    late_splices: int  # remade too late for their block: it played out as it was
+    underruns: int
+    starved_frames: int
+
+
+def hold(model: Any, *, seconds: float, every: float, seed: int, threads: int, device: Any = None, ahead: float = 1.0,
+         splice: bool = False, margin_ms: float = 150.0, splice_steps: int | None = SPLICE_STEPS) -> Held:
+    """One session played ``seconds`` with a change every ``every`` seconds (see the module's docstring)."""
+    from lmdm.session import LiveSession
+
+    live = LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
+    prompts = ("ambient glass choir, slow", "deep house with warm chords")
+    engine = _engine(live, live.next_block, device=device, ahead=ahead, splice=splice, margin_ms=margin_ms,
+                     splice_steps=splice_steps)
+    changes = 0
+    with engine:
+        start = time.perf_counter()
+        while (now := time.perf_counter() - start) < seconds:
+            time.sleep(min(every, seconds - now))
+            if time.perf_counter() - start >= seconds:
+                break
+            if changes % 2 == 0:
+                live.set_prompt(prompts[(changes // 2) % 2])
+            else:
+                live.set_cfg(1.5 if live.settings.cfg != 1.5 else 3.0)
+            changes += 1
+        stats = engine.stats()
+    return Held(stats.frames_played / stats.device_rate, changes, stats.splices, stats.late_splices,
+                stats.underruns, stats.starved_frames)
+
+
 def summary(trials: Sequence[Trial]) -> dict[str, float]:
     ms = sorted(t.latency_ms for t in trials)
     return {"trials": len(ms), "median_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "max_ms": ms[-1], "min_ms": ms[0]}
@@ -139,14 +189,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--splice", action="store_true", help="splice each change into the audio already made (lmdm live --splice)")
     p.add_argument("--margin-ms", type=float, default=150.0, help="with --splice: how far ahead of the play position (default 150)")
-    p.add_argument("--splice-steps", type=int, default=None, help="with --splice: the remade block's sampler steps (default: the session's)")
+    p.add_argument("--splice-steps", type=int, default=SPLICE_STEPS,
+                   help=f"with --splice: the remade block's sampler steps at most (default {SPLICE_STEPS}, as lmdm live)")
+    p.add_argument("--hold", type=float, default=None, metavar="SECONDS",
+                   help="instead of trials: play one session this long with a change every --every seconds, print underruns")
+    p.add_argument("--every", type=float, default=1.5, help="with --hold: seconds between changes (default 1.5)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not 1 <= a.trials <= 1000:
         p.error(f"--trials must be from 1 to 1000, got {a.trials}")
+    if a.splice_steps < 1:
+        p.error(f"--splice-steps must be at least 1, got {a.splice_steps}")
+    if a.hold is not None and not (1 <= a.hold <= 3600 and 0.1 <= a.every <= a.hold):
+        p.error(f"--hold must be 1 to 3600 s and --every 0.1 s to --hold, got {a.hold:g} and {a.every:g}")
     from lmdm.render import resolve_model
 
     model = resolve_model(a.model)
+    if a.hold is not None:
+        held = hold(model, seconds=a.hold, every=a.every, seed=a.seed, threads=a.threads, ahead=a.ahead, splice=a.splice,
+                    margin_ms=a.margin_ms, splice_steps=a.splice_steps)
+        if a.json:
+            print(json.dumps(attrs.asdict(held), indent=2))
+        else:
+            print(f"{held.seconds:.1f} s played, {held.changes} changes: {held.splices} splices ({held.late_splices} late), "
+                  f"{held.underruns} underruns, {held.starved_frames} starved frames")
+        return 0
     rng = np.random.default_rng(a.seed)
     kinds = CHANGES if a.change == "both" else (a.change,)
     trials = []

@@ -135,6 +135,7 @@ class LiveSession:
         # the state at the start of each of the newest blocks, and the changes that block applied (rewind)
         self._rewinds = RewindHistory(REWIND_BLOCKS)
         self._nudged = False  # a change the hooks apply is waiting (a MIDI knob): see nudge
+        self._hurry: int | None = None  # the next block's sampler steps at most, once (see hurry)
 
     # geometry -----------------------------------------------------------------------------
     @property
@@ -458,6 +459,15 @@ class LiveSession:
         with self._lock:
             self._nudged = True
 
+    def hurry(self, steps: int) -> None:
+        """Make the next block in at most `steps` sampler steps, once: a splicing engine's catch-up
+        when a splice left less audio ahead of the listener than a block of the session's steps
+        takes to make (lmdm/audio/feeder.py). Any thread may call it."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"hurry's steps must be a whole number of at least 1, got {steps!r}")
+        with self._lock:
+            self._hurry = steps
+
     @property
     def rewindable(self) -> int:
         """How many of the newest blocks `rewind` can make again now."""
@@ -483,6 +493,8 @@ class LiveSession:
         quick = take_rewind(self)  # a rewind may ask fewer steps for this block
         with self._lock:
             self._nudged = False
+            hurried, self._hurry = self._hurry, None
+        quick = hurried if quick is None else quick  # ... or a hurry
         snap = snapshot(self)
         snap.changes.extend(self._apply_pending())
         with self._lock:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rewind)
 # what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
 _NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
-                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_rewinds", "_nudged"})
+                          "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_rewinds", "_nudged",
+                          "_hurry"})
 
 
 @attrs.frozen(eq=False)
