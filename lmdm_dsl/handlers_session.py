@@ -67,7 +67,7 @@ def status(interp: Interpreter, s: v.Status, c: Context) -> str:
     parts = [
         f"block {stats.blocks}",
         f"rtf {stats.real_time_factor:.2f}",
-        f"prompt {v.quote(str(stats.prompt))}",
+        f"prompt {v.prompt_shown(str(stats.prompt))}",
         f"tempo {v.num(clock.bpm)} BPM (bar {bar})",
         f"regime {stats.regime}",
         f"steps {stats.steps}",

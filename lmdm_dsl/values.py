@@ -48,6 +48,7 @@ from lmdm_dsl.values_base import (
     Span,
     body_source,
     num,
+    prompt_shown,
     quote,
 )
 from lmdm_dsl.values_delay import DELAY_DEFAULTS, Delay, DelayOff, DelaySpec
@@ -106,5 +107,5 @@ __all__ = [
     "Every", "FieldError", "Jam", "MidiClock", "MidiMap", "MidiNotes", "MidiOff", "MidiTransport", "MidiUnmap",
     "Play", "Program", "Prompt", "PromptTerm", "RecordStart", "RecordStop", "Regime", "Reset", "SceneDef", "Seed",
     "SketchOff", "SketchPattern", "SketchRamp", "Span", "Statement", "Status", "Steps", "Tempo", "body_source",
-    "knob_range", "num", "program_source", "quote"
+    "knob_range", "num", "program_source", "prompt_shown", "quote"
 ]

@@ -74,6 +74,16 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_MIX = re.compile(rf"{_QUOTED} \* [0-9.e+-]+(?: \+ {_QUOTED} \* [0-9.e+-]+)+")
+
+
+def prompt_shown(text: str) -> str:
+    """The prompt a session reports, as the language writes it: a mix (the session's text for one,
+    ``"a" * 0.6 + "b" * 0.4``) as it is, any other text quoted."""
+    return text if _MIX.fullmatch(text) else quote(text)
+
+
 def _to_float(x: float) -> float:
     try:
         return float(x)

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 import attrs
 
+from lmdm_dsl.values import quote
+
 
 @attrs.frozen
 class FakeStats:
@@ -64,7 +66,7 @@ class FakeLiveSession:
             pairs = [(str(text), float(weight)) for text, weight in prompt]
             if not pairs or any(w < 0 or not math.isfinite(w) for _, w in pairs) or sum(w for _, w in pairs) <= 0:
                 raise ValueError(f"bad prompt mix {pairs!r}")
-            shown = " + ".join(f"{t} * {w:g}" for t, w in pairs)
+            shown = " + ".join(f"{quote(t)} * {w:g}" for t, w in pairs)  # as LiveSession reports a mix
         if over_blocks < 0:
             raise ValueError("over_blocks must be >= 0")
         with self._lock:

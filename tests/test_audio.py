@@ -853,6 +853,21 @@ def _splice_a_prompt_change(live: object, feeder: Feeder, ring: RingBuffer, S: i
     return np.concatenate(played)[:, 0]
 
 
+def _changed_at_block_1_in_one_step(model: object, *, quick: int, length: int) -> np.ndarray:
+    """A 3-step session whose prompt changes before block 1, blocks 1 to ``quick`` made in one step."""
+    import lmdm
+
+    ref = lmdm.LiveSession(model, prompt="dub", steps=3)
+    blocks = [ref.next_block()]
+    ref.set_prompt("glass choir")
+    ref.set_steps(1)
+    blocks += [ref.next_block() for _ in range(quick)]
+    ref.set_steps(3)
+    while sum(len(b) for b in blocks) < length:
+        blocks.append(ref.next_block())
+    return np.concatenate(blocks)[:length, 0]
+
+
 def test_a_splice_in_fewer_steps_plays_the_block_those_steps_make() -> None:
     """EngineConfig.splice_steps / Feeder(splice_steps=): the remade block is made in that many sampler
     steps (sooner ready), the blocks after it in the session's own."""
@@ -866,13 +881,7 @@ def test_a_splice_in_fewer_steps_plays_the_block_those_steps_make() -> None:
                     splicer=live, margin=S // 4, fade=16, guard=8, splice_steps=1, clock=INSTANT)
     heard = _splice_a_prompt_change(live, feeder, ring, S)
     at = S + S // 2 + S // 4
-    ref = lmdm.LiveSession(model, prompt="dub", steps=3)
-    first = ref.next_block()
-    ref.set_prompt("glass choir")
-    ref.set_steps(1)
-    remade = ref.next_block()
-    ref.set_steps(3)
-    new = np.concatenate([first, remade] + [ref.next_block() for _ in range(3)])[: len(heard), 0]
+    new = _changed_at_block_1_in_one_step(model, quick=1, length=len(heard))
     assert np.array_equal(heard[at + 16 :], new[at + 16 :])
     with pytest.raises((ValueError, TypeError)):
         EngineConfig(splice_steps=0)
@@ -943,13 +952,7 @@ def test_the_block_after_a_splice_that_left_little_ahead_is_made_in_the_splice_s
     timed.seconds = 0.0  # blocks of one step: quick
     heard = _splice_a_prompt_change(live, feeder, ring, S)
     at = S + S // 2 + S // 4
-    ref = lmdm.LiveSession(model, prompt="dub", steps=3)
-    first = ref.next_block()
-    ref.set_prompt("glass choir")
-    ref.set_steps(1)
-    quick = [ref.next_block(), ref.next_block()]  # the remade block and the hurried one
-    ref.set_steps(3)
-    new = np.concatenate([first] + quick + [ref.next_block() for _ in range(2)])[: len(heard), 0]
+    new = _changed_at_block_1_in_one_step(model, quick=2, length=len(heard))  # the remade block and the hurried one
     assert np.array_equal(heard[at + 16 :], new[at + 16 :])
     with pytest.raises(ValueError, match="hurry's steps"):
         live.hurry(0)

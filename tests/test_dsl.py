@@ -579,6 +579,17 @@ def test_status_line():
     ]
 
 
+def test_status_shows_a_prompt_mix_as_the_language_writes_it():
+    session, interpreter = make()
+    interpreter.run('prompt "minimal techno" * 0.6 + "say \\"hi\\"" * 0.4')
+    session.generate(1)
+    (line,) = interpreter.run("status")
+    assert '| prompt "minimal techno" * 0.6 + "say \\"hi\\"" * 0.4 |' in line
+    interpreter.run('prompt "a \\"quoted\\" word"')
+    session.generate(1)
+    assert '| prompt "a \\"quoted\\" word" |' in interpreter.run("status")[0]
+
+
 def test_session_errors_become_one_error_line_each():
     class Picky(FakeLiveSession):
         def set_seed(self, seed):

@@ -55,6 +55,7 @@ def test_a_scripted_set_changes_the_session_between_blocks(model) -> None:
     session.next_block()
     s = session.stats
     assert s.steps == 3 and "dub techno" in s.prompt and s.cfg == 1.0
+    assert '| prompt "dub techno" * 0.7 + "pads" * 0.3 |' in interp.run("status")[0]  # as written, not escaped
     session.next_block()
     session.next_block()
     assert session.stats.cfg == 1.5

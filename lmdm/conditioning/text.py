@@ -39,13 +39,18 @@ def null_conditioning(cond_dim: int, max_tokens: int) -> Conditioning:
     return Conditioning(torch.zeros(max_tokens, cond_dim), torch.zeros(cond_dim), "")
 
 
+def quoted(text: str) -> str:
+    """A prompt text in double quotes, its backslashes and quotes escaped (as the language writes it)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def mix(parts: Sequence[tuple[Conditioning, float]]) -> Conditioning:
     """Weighted sum of conditionings (weights are used as given; callers normalise)."""
     if not parts:
         raise ValueError("mix needs at least one (conditioning, weight) pair")
     tokens = sum(w * c.tokens for c, w in parts)
     pooled = sum(w * c.pooled for c, w in parts)
-    text = " + ".join(f'"{c.text}" * {w:g}' for c, w in parts) if len(parts) > 1 else parts[0][0].text
+    text = " + ".join(f"{quoted(c.text)} * {w:g}" for c, w in parts) if len(parts) > 1 else parts[0][0].text
     return Conditioning(tokens, pooled, text)
 
 
