@@ -950,12 +950,43 @@ def test_the_block_after_a_splice_that_left_little_ahead_is_made_in_the_splice_s
     while feeder.step() is Step.GENERATED:
         pass
     timed.seconds = 0.0  # blocks of one step: quick
+    feeder.quick_s = 0.001  # as an earlier splice would have timed them (untimed: estimated from a full block)
     heard = _splice_a_prompt_change(live, feeder, ring, S)
     at = S + S // 2 + S // 4
     new = _changed_at_block_1_in_one_step(model, quick=2, length=len(heard))  # the remade block and the hurried one
     assert np.array_equal(heard[at + 16 :], new[at + 16 :])
     with pytest.raises(ValueError, match="hurry's steps"):
         live.hurry(0)
+
+
+def test_before_a_quick_block_was_timed_a_splice_estimates_it_from_a_full_one() -> None:
+    """A cold estimate errs on the safe side: with no block of splice_steps timed yet, remaking one
+    step of three counts as (1/3 + 0.25) of a full block's 0.2 s, and with the block after it that
+    is more than the half block left: the change waits for the block made next, unspliced, made in
+    the session's own steps."""
+    import lmdm
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    S, rate = model.block_samples, model.sample_rate
+    live = lmdm.LiveSession(model, prompt="dub", steps=3)
+    timed = _Timed(live.next_block, 0.2)
+    ring = RingBuffer(8 * S)
+    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=2, splicer=live, margin=S // 4, fade=16,
+                    guard=8, splice_steps=1, clock=timed.clock)
+    while feeder.step() is Step.GENERATED:
+        pass
+    played = [ring.read(S + S // 2)]
+    live.set_prompt("glass choir")
+    assert feeder.step() is Step.GENERATED and feeder.splices == 0  # block 2, made with the change
+    for _ in range(4):
+        feeder.step()
+        played.append(ring.read(S // 2))
+    heard = np.concatenate(played)[:, 0]
+    ref = lmdm.LiveSession(model, prompt="dub", steps=3)
+    blocks = [ref.next_block(), ref.next_block()]
+    ref.set_prompt("glass choir")
+    new = np.concatenate(blocks + [ref.next_block() for _ in range(2)])[: len(heard), 0]
+    assert np.array_equal(heard, new)
 
 
 def test_a_splice_through_a_resampler_plays_the_new_stream_as_resampled_whole() -> None:

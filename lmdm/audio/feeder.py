@@ -18,7 +18,9 @@ dropped and made afresh. No new splice happens before the listener has reached t
 knob turned on and on splices about once per margin, not once per message).
 
 Real time comes first: the feeder times its producer (how long a block of the session's steps
-takes, and one of ``splice_steps``: slowly decaying maxima of the calls). A splice drops the
+takes, and one of ``splice_steps``: slowly decaying maxima of the calls after the first, which
+also builds the cache; until a block of ``splice_steps`` has been timed, a full block's time
+scaled by the steps, plus a margin). A splice drops the
 blocks after the remade one, so the listener then has only the rest of that block to hear while
 the next one is made. When that rest, once the block is remade, would be shorter than making the
 next block takes (plus ``guard``), the change goes into the next block instead, from its start
@@ -36,7 +38,7 @@ import enum
 import logging
 import threading
 import time
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import attrs
 import numpy as np
@@ -64,8 +66,13 @@ class Splicer(Protocol):
 
     def hurry(self, steps: int) -> None: ...
 
+    @property
+    def settings(self) -> Any: ...  # its ``steps``: the session's sampler steps
+
 
 DECAY = 0.8  # a compute-time estimate keeps this much of itself per block (it jumps up at once)
+COLD_MARGIN = 0.15  # untimed, a quick block counts as (its share of the steps + this) of a full block
+# (the bundled model: 4 of 8 steps take 0.56 of a full block's time, 113 against 203 ms)
 PRIME_FRAMES = 2048  # model-rate frames a fresh resampler hears before a remade block (soxr HQ holds back ~6 ms)
 
 
@@ -150,6 +157,7 @@ class Feeder:
         self.block_s = 0.0  # how long a block of the session's steps takes to make (slowly decaying maximum)
         self.quick_s = 0.0  # ... a block of splice_steps (a splice's, or a hurried one)
         self._hurried = False  # the next block is made in splice_steps (splicer.hurry was called)
+        self._timed = 0  # producer calls timed
 
     @property
     def target_frames(self) -> int:
@@ -204,11 +212,21 @@ class Feeder:
         start = self.clock()
         frames = as_frames(self.producer(), self.resampler.channels)
         took = self.clock() - start
-        if quick:
+        self._timed += 1
+        if self._timed == 1:
+            pass  # the stream's first block also builds its cache and warms up: not a block's usual time
+        elif quick:
             self.quick_s = max(took, DECAY * self.quick_s + (1 - DECAY) * took)
         else:
             self.block_s = max(took, DECAY * self.block_s + (1 - DECAY) * took)
         return frames
+
+    def _quick_estimate(self) -> float:
+        """How long a block of splice_steps takes: as timed, or before any was, a full block's time
+        scaled by the steps with a margin (the making time is not all in the steps)."""
+        if self.quick_s > 0:
+            return self.quick_s
+        return self.block_s * min(1.0, self.splice_steps / max(1, self.splicer.settings.steps) + COLD_MARGIN)
 
     def _frames(self, seconds: float) -> int:
         return round(seconds * self.resampler.dst_rate)
@@ -245,7 +263,7 @@ class Feeder:
             return None  # the next block made carries the change soon enough
         i = held[0]
         quick = self.splice_steps is not None
-        remake = self._frames(self.quick_s if quick else self.block_s)  # the remade block, and the one after it
+        remake = self._frames(self._quick_estimate() if quick else self.block_s)  # the remade block, and the one after it
         block = self._recent[i]
         if block.ring_at + block.ring_len - self.ring.read_position < 2 * remake + self.guard:
             if i + 1 == len(self._recent):
