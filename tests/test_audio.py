@@ -901,6 +901,21 @@ class _Timed:
         return self.now
 
 
+def _filled_timed_feeder(model: object, *, steps: int, seconds: float, ahead_blocks: int, splice_steps: int | None = None):
+    """A splicing feeder over a "dub" session whose blocks take ``seconds`` each, its ring filled."""
+    import lmdm
+
+    S, rate = model.block_samples, model.sample_rate
+    live = lmdm.LiveSession(model, prompt="dub", steps=steps)
+    timed = _Timed(live.next_block, seconds)
+    ring = RingBuffer(8 * S)
+    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=ahead_blocks, splicer=live, margin=S // 4,
+                    fade=16, guard=8, splice_steps=splice_steps, clock=timed.clock)
+    while feeder.step() is Step.GENERATED:
+        pass
+    return live, timed, ring, feeder
+
+
 def test_a_change_too_near_the_end_of_its_block_goes_into_the_next_block_from_its_start() -> None:
     """Real time first: remade there, the block would leave less than the next block takes to make
     (0.08 s a block here, twice that against 0.375 of a block left), so the change goes into the
@@ -910,13 +925,7 @@ def test_a_change_too_near_the_end_of_its_block_goes_into_the_next_block_from_it
 
     model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
     S, rate = model.block_samples, model.sample_rate
-    live = lmdm.LiveSession(model, prompt="dub", steps=2)
-    timed = _Timed(live.next_block, 0.08)
-    ring = RingBuffer(8 * S)
-    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=3, splicer=live, margin=S // 4, fade=16,
-                    guard=8, clock=timed.clock)
-    while feeder.step() is Step.GENERATED:
-        pass
+    live, timed, ring, feeder = _filled_timed_feeder(model, steps=2, seconds=0.08, ahead_blocks=3)
     assert 2 * round(0.08 * rate) + 8 > S - (S * 5 // 8)  # what is left of block 1 is too short
     played = [ring.read(S + S * 5 // 8)]  # the target (read + margin) is in block 1, 3/8 of it left
     live.set_prompt("glass choir")
@@ -941,14 +950,8 @@ def test_the_block_after_a_splice_that_left_little_ahead_is_made_in_the_splice_s
     import lmdm
 
     model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
-    S, rate = model.block_samples, model.sample_rate
-    live = lmdm.LiveSession(model, prompt="dub", steps=3)
-    timed = _Timed(live.next_block, 0.2)
-    ring = RingBuffer(8 * S)
-    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=2, splicer=live, margin=S // 4, fade=16,
-                    guard=8, splice_steps=1, clock=timed.clock)
-    while feeder.step() is Step.GENERATED:
-        pass
+    S = model.block_samples
+    live, timed, ring, feeder = _filled_timed_feeder(model, steps=3, seconds=0.2, ahead_blocks=2, splice_steps=1)
     timed.seconds = 0.0  # blocks of one step: quick
     feeder.quick_s = 0.001  # as an earlier splice would have timed them (untimed: estimated from a full block)
     heard = _splice_a_prompt_change(live, feeder, ring, S)
@@ -961,20 +964,14 @@ def test_the_block_after_a_splice_that_left_little_ahead_is_made_in_the_splice_s
 
 def test_before_a_quick_block_was_timed_a_splice_estimates_it_from_a_full_one() -> None:
     """A cold estimate errs on the safe side: with no block of splice_steps timed yet, remaking one
-    step of three counts as (1/3 + 0.25) of a full block's 0.2 s, and with the block after it that
+    step of three counts as (1/3 + 0.15) of a full block's 0.2 s, and with the block after it that
     is more than the half block left: the change waits for the block made next, unspliced, made in
     the session's own steps."""
     import lmdm
 
     model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
-    S, rate = model.block_samples, model.sample_rate
-    live = lmdm.LiveSession(model, prompt="dub", steps=3)
-    timed = _Timed(live.next_block, 0.2)
-    ring = RingBuffer(8 * S)
-    feeder = Feeder(timed, ring, Resampler(rate, rate, 1), ahead_blocks=2, splicer=live, margin=S // 4, fade=16,
-                    guard=8, splice_steps=1, clock=timed.clock)
-    while feeder.step() is Step.GENERATED:
-        pass
+    S = model.block_samples
+    live, timed, ring, feeder = _filled_timed_feeder(model, steps=3, seconds=0.2, ahead_blocks=2, splice_steps=1)
     played = [ring.read(S + S // 2)]
     live.set_prompt("glass choir")
     assert feeder.step() is Step.GENERATED and feeder.splices == 0  # block 2, made with the change
