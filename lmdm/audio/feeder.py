@@ -157,7 +157,6 @@ class Feeder:
         self.block_s = 0.0  # how long a block of the session's steps takes to make (slowly decaying maximum)
         self.quick_s = 0.0  # ... a block of splice_steps (a splice's, or a hurried one)
         self._hurried = False  # the next block is made in splice_steps (splicer.hurry was called)
-        self._timed = 0  # producer calls timed
 
     @property
     def target_frames(self) -> int:
@@ -212,8 +211,7 @@ class Feeder:
         start = self.clock()
         frames = as_frames(self.producer(), self.resampler.channels)
         took = self.clock() - start
-        self._timed += 1
-        if self._timed == 1:
+        if self.blocks == 0:
             pass  # the stream's first block also builds its cache and warms up: not a block's usual time
         elif quick:
             self.quick_s = max(took, DECAY * self.quick_s + (1 - DECAY) * took)

@@ -51,6 +51,7 @@ from lmdm.session.values import (
     SessionStats,
     Settings,
     check_bool,
+    check_steps,
     check_follow,
     check_grid,
     check_meter,
@@ -463,8 +464,7 @@ class LiveSession:
         """Make the next block in at most `steps` sampler steps, once: a splicing engine's catch-up
         when a splice left less audio ahead of the listener than a block of the session's steps
         takes to make (lmdm/audio/feeder.py). Any thread may call it."""
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"hurry's steps must be a whole number of at least 1, got {steps!r}")
+        check_steps(steps, "hurry's steps")
         with self._lock:
             self._hurry = steps
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import attrs
 import torch
 
+from lmdm.session.values import check_steps
+
 if TYPE_CHECKING:
     from lmdm.session.live_session import LiveSession
 
@@ -60,8 +62,8 @@ class RewindHistory:
         most `steps` sampler steps (None: the session's); ValueError if that many cannot be."""
         if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= REWIND_BLOCKS:
             raise ValueError(f"rewind takes 1 to {REWIND_BLOCKS} blocks, got {blocks!r}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"rewind's steps must be a whole number of at least 1 (or None), got {steps!r}")
+        if steps is not None:
+            check_steps(steps, "rewind's steps")
         if blocks > len(self._snapshots):
             raise ValueError(f"only {len(self._snapshots)} block(s) can be made again now, not {blocks}")
         self._asked = max(self._asked, blocks)

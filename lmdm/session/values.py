@@ -56,8 +56,7 @@ class Settings:
 
     @steps.validator
     def _check_steps(self, _: attrs.Attribute, v: int) -> None:
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_STEPS:
-            raise ValueError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {v!r}")
+        check_steps(v)
 
     @cfg.validator
     def _check_cfg(self, _: attrs.Attribute, v: float) -> None:
@@ -94,6 +93,13 @@ class SessionStats:
     jam_follow: str = ""  # how the model follows the player: "key", "beat" or "listen" (see LiveSession.set_jam)
     limited_samples: int = 0  # output samples the safety limiter turned down (above its knee, lmdm/audio/limiter.py)
     input_seconds: float = 0.0  # player input received so far
+
+
+def check_steps(steps: object, what: str = "steps") -> int:
+    """Sampler steps: a whole number from 1 to MAX_STEPS (ValueError naming ``what`` otherwise)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"{what} must be a whole number from 1 to {MAX_STEPS}, got {steps!r}")
+    return steps
 
 
 def normalise_prompt(prompt: PromptSpec) -> tuple[tuple[str, float], ...]:
