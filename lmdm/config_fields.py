@@ -56,6 +56,11 @@ _TYPES = {
         and all(isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) and _is_int(p[1]) for p in v),
         f'a list of at most {MAX_ITEMS} ["name", size] pairs',
     ),
+    "tuple[tuple[int, int], ...]": (
+        lambda v: isinstance(v, (list, tuple)) and len(v) <= MAX_ITEMS
+        and all(isinstance(p, (list, tuple)) and len(p) == 2 and _is_int(p[0]) and _is_int(p[1]) for p in v),
+        f"a list of at most {MAX_ITEMS} [whole number, whole number] pairs",
+    ),
 }
 
 

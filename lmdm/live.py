@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("set", nargs="?", type=Path, help="a set file of lmdm statements, run first (e.g. examples/first_set.lmdm)")
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="the session's random seed (default 0)")
+    p.add_argument("--block-frames", type=int, metavar="N",
+                   help="blocks of N latent frames, one of the lengths the model was trained on (default: its own; the bundled model: "
+                   "25 = 1 s or 12 = 0.48 s; shorter: changes heard sooner, docs/play_with_others.md)")
     p.add_argument("--seconds", type=float, help="stop after this much audio (offline: default 60; live: needs --no-repl)")
     p.add_argument("--record-dir", type=Path, metavar="DIR",
                    help="the folder `record \"x.wav\"` writes into, typed, from the set or over OSC; it must exist "
@@ -190,14 +193,18 @@ def new_session(a: argparse.Namespace) -> LiveSession:
     model = resolve_model(a.model)
     if model.name == "random":
         voice.complain(f"note: model {a.model!r} has random weights and a placeholder codec: expect tones, not music")
-    session = LiveSession(model, seed=a.seed, threads=a.threads, device=a.model_device, dtype=a.model_dtype)
+    try:
+        session = LiveSession(model, seed=a.seed, threads=a.threads, device=a.model_device, dtype=a.model_dtype,
+                              block_frames=getattr(a, "block_frames", None))
+    except ValueError as error:  # a block length the model was not trained on
+        raise InputFileError(f"lmdm live: --block-frames: {error}") from None
     if getattr(a, "input", None) not in (None, "device"):
         feed_file(session, a.input)
     return session
 
 
 class InputFileError(ValueError):
-    """--input names a file that cannot be read (one line)."""
+    """--input names a file that cannot be read, or the session cannot be made as asked (one line)."""
 
 
 def feed_file(session: LiveSession, path: str) -> None:

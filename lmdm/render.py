@@ -25,18 +25,27 @@ from lmdm.threads import add_threads_argument
 MODEL_HELP = "'default' (the bundled trained model), a checkpoint directory, or a preset with random weights: small | tiny"
 
 
-def resolve_model(spec: str):
-    """'default': the bundled model; 'small' / 'tiny': a preset with random weights; else a checkpoint path."""
+def resolve_model(spec: str, block_frames: int | None = None):
+    """'default': the bundled model; 'small' / 'tiny': a preset with random weights; else a checkpoint path.
+    ``block_frames``: playing blocks of that length (``LMDM.reblocked``; else one line, exit 2)."""
     import lmdm
     from lmdm.checkpoint import CheckpointError
 
     presets = {"small": lmdm.ModelConfig.small, "tiny": lmdm.ModelConfig.tiny}
     if spec in presets:
-        return lmdm.build_model(presets[spec](), seed=0)
+        model = lmdm.build_model(presets[spec](), seed=0)
+    else:
+        try:
+            model = lmdm.load_model(None if spec == "default" else spec)
+        except CheckpointError as e:
+            raise SystemExit(f"lmdm: {e}") from None
+    if block_frames is None:
+        return model
     try:
-        return lmdm.load_model(None if spec == "default" else spec)
-    except CheckpointError as e:
-        raise SystemExit(f"lmdm: {e}") from None
+        return model.reblocked(block_frames)
+    except ValueError as e:
+        print(f"lmdm: --block-frames: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_audio_out(p: argparse.ArgumentParser, out: Path) -> None:
@@ -99,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", default="pingpong", choices=["pingpong", "euler"], help="(default pingpong)")
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's recommended; 1 = one pass)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--block-frames", type=int, metavar="N",
+                   help="blocks of N latent frames, one of the lengths the model was trained on (default: its own; the bundled model: 25 = 1 s or 12 = 0.48 s)")
     p.add_argument("--plot", action="store_true", help="also write a spectrogram PNG next to the audio")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_argument(p)
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model(a.model)
     try:
         session = lmdm.LiveSession(model, prompt=a.prompt, regime=a.regime, use_cache=not a.no_cache, steps=a.steps, sampler=a.sampler, cfg=a.cfg, seed=a.seed,
-                                     threads=a.threads, device=a.model_device, dtype=a.model_dtype)
+                                     threads=a.threads, device=a.model_device, dtype=a.model_dtype, block_frames=a.block_frames)
     except ValueError as e:
         p.error(str(e))
     if not a.quiet:

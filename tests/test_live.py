@@ -84,6 +84,18 @@ def test_an_unwritable_output_is_one_line_and_exit_2(tmp_path, capsys):
     assert not out.parent.exists()
 
 
+def test_a_block_length_the_model_was_not_trained_on_is_one_line_and_exit_2(tmp_path, capsys):
+    from lmdm import render
+
+    out = tmp_path / "x.wav"
+    assert live.main([str(FIRST_SET), "--offline", "--seconds", "1", "-o", str(out), "--model", "tiny", "--block-frames", "7"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "lmdm live: --block-frames: this model plays blocks of 8 frames (0.32 s), not 7"
+    with pytest.raises(SystemExit) as exit_:
+        render.main(["house", "--seconds", "1", "-o", str(out), "--model", "tiny", "--block-frames", "7"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith("plays blocks of 8 frames (0.32 s), not 7")
+    assert not out.exists()
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

@@ -213,7 +213,8 @@ def test_cached_equals_uncached_across_a_prompt_change(model, regime) -> None:
     assert (later[:, :, -model.config.block_frames:] - outs[0][:, :, -model.config.block_frames:]).abs().max() > 1e-3  # the past is heard
 
 
-SKETCHED = lmdm.ModelConfig.tiny(extra_add_inputs=(("melody", 13), ("rhythm", 2), ("loudness", 2)))
+# trained (as it were) on its own 8-frame blocks and on 4-frame blocks with 6 of context
+SKETCHED = lmdm.ModelConfig.tiny(extra_add_inputs=(("melody", 13), ("rhythm", 2), ("loudness", 2)), block_choices=((4, 6),))
 EDITS = st.one_of(
     st.tuples(st.just("prompt"), st.sampled_from(["dub", "glass choir", "warm piano chords", "noise"]), st.integers(0, 3)),
     st.tuples(st.just("cfg"), st.sampled_from([1.0, 2.5])),
@@ -239,14 +240,16 @@ def _edit(s: lmdm.LiveSession, edit: tuple) -> None:
 
 @settings(max_examples=12, deadline=None)
 @given(regime=st.sampled_from(["encdec", "block_causal"]),
-       plan=st.lists(st.tuples(st.integers(0, 2), EDITS), min_size=1, max_size=5), seed=st.integers(0, 2**16))
-def test_any_sequence_of_live_edits_keeps_cached_equal_to_uncached(regime, plan, seed) -> None:
+       plan=st.lists(st.tuples(st.integers(0, 2), EDITS), min_size=1, max_size=5), seed=st.integers(0, 2**16),
+       block_frames=st.sampled_from([None, 4]))
+def test_any_sequence_of_live_edits_keeps_cached_equal_to_uncached(regime, plan, seed, block_frames) -> None:
     """Prompts (at once or crossfaded), CFG on and off, steps, melody sketches and the delay, in any
-    order: the cached stream and the uncached reference give the same latents, block for block."""
+    order, at the model's own block length or another it was trained on: the cached stream and the
+    uncached reference give the same latents, block for block."""
     m = _sketched()
     outs = []
     for use_cache in (True, False):
-        s = lmdm.LiveSession(m, prompt="dub", regime=regime, steps=2, seed=seed, use_cache=use_cache)
+        s = lmdm.LiveSession(m, prompt="dub", regime=regime, steps=2, seed=seed, use_cache=use_cache, block_frames=block_frames)
         lat = []
         for blocks, edit in plan:
             lat += [s.next_latents() for _ in range(blocks)]
@@ -467,3 +470,20 @@ def test_a_nudge_says_a_change_is_waiting_until_the_next_block(model) -> None:
     assert s.changes_queued
     s.next_block()
     assert not s.changes_queued
+
+
+def test_a_session_plays_any_block_length_its_model_was_trained_on() -> None:
+    """block_frames picks one of the model's geometries: blocks of that length with the context it was
+    trained with, the same weights; one it was not trained on is refused in one line."""
+    m = _sketched()
+    s = lmdm.LiveSession(m, prompt="dub", steps=2, block_frames=4)
+    assert s.model.dit is m.dit and s.model.config.context_blocks == 6 and m.config.block_frames == 8  # the model is not changed
+    assert s.block_samples == 4 * m.config.hop and s.next_block().shape == (4 * m.config.hop, 1)
+    assert s.render(1.0).shape == (m.sample_rate, 1)
+    own = lmdm.LiveSession(m, prompt="dub", steps=2, seed=3, block_frames=8)
+    assert np.array_equal(own.render(1.0), lmdm.LiveSession(m, prompt="dub", steps=2, seed=3).render(1.0))
+    for bad in (5, 4.0, True, "4"):
+        with pytest.raises(ValueError, match=r"plays blocks of 4 frames \(0.16 s\) or 8 frames \(0.32 s\), not"):
+            lmdm.LiveSession(m, block_frames=bad)
+    with pytest.raises(ValueError, match="plays blocks of 8 frames"):
+        lmdm.LiveSession(lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0), block_frames=4)

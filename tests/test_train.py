@@ -24,7 +24,7 @@ from lmdm.model.lmdm import build_model
 from lmdm.stream import BlockStream
 from lmdm.train.cli import main as train_cli
 from lmdm.train.latents import LatentSet, check_rates, encode_corpus, read_index
-from lmdm.train.loop import train
+from lmdm.train.loop import step_geometry, train
 from lmdm.train.objective import context_dropout, draw, lmdm_window, sample_timesteps, step_loss
 from lmdm.train.recipe import TrainSettings, load_recipe
 from tests.torchrun import torchrun
@@ -227,6 +227,44 @@ def test_lmdm_loss_sees_only_the_target_block() -> None:
     loss.backward()
     # the noisy input is routed out on the context: its x never reaches the loss
     assert model.dit.to_input_add.weight.grad.abs().sum() > 0
+
+
+def test_a_model_trained_on_several_block_lengths_draws_each_and_keeps_one_length_runs_as_they_were(latents, base_run, tmp_path) -> None:
+    """train with model.block_choices: each step's geometry is drawn from all of the model's (and
+    the loss sees that geometry's target block); without choices no draw is made at all."""
+    one = ModelConfig.tiny()
+    rng = np.random.default_rng(3)
+    assert step_geometry("lmdm", one, rng) is one and rng.integers(1 << 30) == np.random.default_rng(3).integers(1 << 30)
+    two = ModelConfig.tiny(block_choices=((4, 6),))
+    drawn = [step_geometry("lmdm", two, rng) for _ in range(200)]
+    assert {(g.block_frames, g.context_blocks) for g in drawn} == {(8, 3), (4, 6)}
+    assert 70 < sum(g.block_frames == 4 for g in drawn) < 130 and step_geometry("base", two, rng) is two
+    short = two.reblocked(4)
+    model = build_model(two, seed=0)
+    g = torch.Generator().manual_seed(0)
+    d = draw("lmdm", short, 2, 0, TrainSettings(), g)
+    assert d.noise.shape == (2, two.latent_dim, 4)
+    latents_ = torch.randn(2, two.latent_dim, short.window_frames, generator=g)
+    assert torch.isfinite(step_loss("lmdm", "block_causal", model.dit, model.text, latents_, ["a", "b"], d, config=short))
+    # a run: the checkpoint carries the choices, and a session plays either length
+    r = recipe("lmdm_block_causal.toml", latents, tmp_path / "two", f"train.init='{base_run}'", "model.block_choices=[[4, 6]]", "train.steps=3")
+    result = train(r, log=lambda s: None, progress=False)
+    loaded = load_model(result.checkpoint)
+    assert loaded.config.block_choices == ((4, 6),)
+    assert lmdm.LiveSession(loaded, prompt="dub", steps=2, block_frames=4).next_block().shape == (4 * loaded.config.hop, 1)
+
+
+def test_config_reblocked_round_trips_and_refuses_other_lengths() -> None:
+    c = ModelConfig.tiny(block_choices=((4, 6), (12, 2)))
+    assert c.geometries == ((8, 3), (4, 6), (12, 2))
+    s = c.reblocked(4)
+    assert (s.block_frames, s.context_blocks, s.block_choices) == (4, 6, ((8, 3), (12, 2)))
+    assert s.reblocked(8) == c and c.reblocked(8) == c
+    assert ModelConfig.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="not 5"):
+        c.reblocked(5)
+    with pytest.raises(ValueError, match="distinct block lengths other than block_frames"):
+        ModelConfig.tiny(block_choices=((8, 3),))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold", type=float, default=None, metavar="SECONDS",
                    help="instead of trials: play one session this long with a change every --every seconds, print underruns")
     p.add_argument("--every", type=float, default=1.5, help="with --hold: seconds between changes (default 1.5)")
+    p.add_argument("--block-frames", type=int, metavar="N",
+                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not 1 <= a.trials <= 1000:
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--hold must be 1 to 3600 s and --every 0.1 s to --hold, got {a.hold:g} and {a.every:g}")
     from lmdm.render import resolve_model
 
-    model = resolve_model(a.model)
+    model = resolve_model(a.model, a.block_frames)
     if a.hold is not None:
         held = hold(model, seconds=a.hold, every=a.every, seed=a.seed, threads=a.threads, ahead=a.ahead, splice=a.splice,
                     margin_ms=a.margin_ms, splice_steps=a.splice_steps)

@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec"])
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--block-frames", type=int, metavar="N",
+                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     import lmdm
@@ -132,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
-    model = lmdm.load_model(None if a.model == "default" else a.model)
+    from lmdm.render import resolve_model
+
+    model = resolve_model(a.model, a.block_frames)
     prompts = held_out_prompts(a.corpus, a.prompts)
     results: dict[str, dict] = {}
     t0 = time.perf_counter()

@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--songs", type=int, default=8, help="held-out corpus songs per style for the ceiling (default 8)")
     p.add_argument("--codec", action="store_true",
                    help="also the same songs through the model's codec and back: the most the model could give")
+    p.add_argument("--block-frames", type=int, metavar="N",
+                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
     a = p.parse_args(argv)
 
     import soundfile as sf
@@ -203,8 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     from lmdm.corpus.caption import STYLE_WORDS
     from lmdm.corpus.styles import STYLE_NAMES
 
+    from lmdm.render import resolve_model
+
     torch.set_num_threads(a.threads)
-    model = lmdm.load_model(None if a.model == "default" else a.model)
+    model = resolve_model(a.model, a.block_frames)
     styles = [s for s in a.styles.split(",") if s] or list(STYLE_NAMES)
     tempi = [int(t) for t in a.tempi.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import attrs
 
 from lmdm.config_fields import from_fields, within
 
+MAX_BLOCK_CHOICES = 8  # other block lengths one model may serve
 MAX_WINDOW_FRAMES = 8192  # context + target frames the model attends over (its masks are this squared)
 MAX_ADD_INPUTS = 16
 
@@ -20,6 +21,17 @@ def _add_inputs(instance: "ModelConfig", attribute: attrs.Attribute, value: tupl
     for name, dim in value:
         if not 1 <= dim <= 4096:
             raise ValueError(f"ModelConfig.extra_add_inputs: {name!r} must have 1 to 4096 channels, got {dim}")
+
+
+def _block_choices(instance: "ModelConfig", attribute: attrs.Attribute, value: tuple[tuple[int, int], ...]) -> None:
+    blocks = [b for b, _ in value]
+    if len(value) > MAX_BLOCK_CHOICES or instance.block_frames in blocks or len(set(blocks)) != len(blocks):
+        raise ValueError(f"ModelConfig.block_choices must be at most {MAX_BLOCK_CHOICES} distinct block lengths other than "
+                         f"block_frames ({instance.block_frames}), got {blocks}")
+    for b, k in value:
+        if not (1 <= b <= MAX_WINDOW_FRAMES and 1 <= k <= 1024 and (k + 1) * b <= MAX_WINDOW_FRAMES):
+            raise ValueError(f"ModelConfig.block_choices: ({b}, {k}) must be 1 to {MAX_WINDOW_FRAMES} frames per block and 1 to 1024 "
+                             f"context blocks, at most {MAX_WINDOW_FRAMES} frames in all")
 
 
 @attrs.frozen
@@ -63,6 +75,11 @@ class ModelConfig:
     # stream geometry
     block_frames: int = attrs.field(default=50, validator=within(1, MAX_WINDOW_FRAMES))
     context_blocks: int = attrs.field(default=4, validator=within(1, 1024))
+    # other (block_frames, context_blocks) the model was trained on as well: a session may play any of
+    # them (`reblocked`); training draws each step's geometry from all of them (lmdm.train.loop)
+    block_choices: tuple[tuple[int, int], ...] = attrs.field(
+        default=(), converter=lambda v: tuple((int(b), int(k)) for b, k in v), validator=_block_choices
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.width % self.heads:
@@ -98,6 +115,21 @@ class ModelConfig:
     @property
     def block_seconds(self) -> float:
         return self.block_frames / self.frame_rate
+
+    @property
+    def geometries(self) -> tuple[tuple[int, int], ...]:
+        """Every (block_frames, context_blocks) this model was trained on, its own first."""
+        return ((self.block_frames, self.context_blocks),) + self.block_choices
+
+    def reblocked(self, block_frames: int) -> "ModelConfig":
+        """This config playing blocks of `block_frames` (one of its `geometries`), with the context
+        blocks trained for that length; the others (this one among them) stay choices."""
+        pairs = dict(self.geometries)
+        if isinstance(block_frames, bool) or not isinstance(block_frames, int) or block_frames not in pairs:
+            shown = " or ".join(f"{b} frames ({b / self.frame_rate:.2f} s)" for b in sorted(pairs))
+            raise ValueError(f"this model plays blocks of {shown}, not {block_frames!r}")
+        rest = tuple((b, k) for b, k in self.geometries if b != block_frames)
+        return attrs.evolve(self, block_frames=block_frames, context_blocks=pairs[block_frames], block_choices=rest)
 
     @property
     def add_inputs(self) -> tuple[tuple[str, int], ...]:
@@ -136,6 +168,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
         d["extra_add_inputs"] = [list(p) for p in self.extra_add_inputs]
+        d["block_choices"] = [list(p) for p in self.block_choices]
         return d
 
     @classmethod

@@ -49,6 +49,13 @@ class LMDM:
     def encode_prompt(self, text: str) -> Conditioning:
         return self.text.encode(text)
 
+    def reblocked(self, block_frames: int) -> "LMDM":
+        """The same weights playing blocks of `block_frames` frames, one of the lengths it was trained
+        on (`config.geometries`; a ValueError naming them otherwise). Itself when it is its own."""
+        if block_frames == self.config.block_frames:
+            return self
+        return LMDM(self.config.reblocked(block_frames), self.dit, self.text, self.codec, self.name, self.guidance, self.steps)
+
     def eval(self) -> "LMDM":
         self.dit.eval()
         self.text.eval()

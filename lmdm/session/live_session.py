@@ -87,8 +87,11 @@ class LiveSession:
         threads: int | None = PLAY_THREADS,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        block_frames: int | None = None,
     ):
-        self.model = model
+        # block_frames: play blocks of this many latent frames, one of the lengths the model was
+        # trained on (model.config.geometries; None: its own): shorter blocks, changes heard sooner
+        self.model = model = model if block_frames is None else model.reblocked(block_frames)
         self.placement: Placement = model_placement(model) if device is None and dtype is None else \
             placement(model_placement(model).device if device is None else device, dtype)
         place(model, self.placement)

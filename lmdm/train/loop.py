@@ -114,6 +114,16 @@ def shortened(captions: list[str], share: float, rng: np.random.Generator) -> li
     return [short_caption(c, rng) if rng.random() < share else c for c in captions]
 
 
+def step_geometry(stage: str, config: ModelConfig, rng: np.random.Generator) -> ModelConfig:
+    """The block length of one lmdm step: `config` itself, or for a model trained on several
+    (`block_choices`) one of its geometries drawn uniformly (drawn only then, so a one-length run
+    draws exactly as before); each process draws its own, from its window generator."""
+    if stage == "base" or not config.block_choices:
+        return config
+    b, _ = config.geometries[int(rng.integers(len(config.geometries)))]
+    return config.reblocked(b)
+
+
 def learning_rate(step: int, recipe: Recipe) -> float:
     """Linear warm-up over warmup_steps, then constant or cosine down to lr * min_lr_ratio at `steps`."""
     t = recipe.train
@@ -229,7 +239,8 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
     parameters = sum(p.numel() for p in params)
     say(
         f"{recipe.stage}{'' if recipe.stage == 'base' else ' (' + t.regime + ')'}: {parameters / 1e6:.2f}M parameters, "
-        f"{len(data)} examples on this rank, windows of {frames} frames, batch {t.batch_size} x {d.world} process(es), "
+        f"{len(data)} examples on this rank, windows of {frames} frames"
+        f"{'' if recipe.stage == 'base' or not config.block_choices else ' (or ' + ', '.join(f'{(k + 1) * b} as {k} + 1 blocks of {b}' for b, k in config.block_choices) + ')'}, batch {t.batch_size} x {d.world} process(es), "
         f"steps {step} -> {stop} of {t.steps}, device {d.device}, {t.precision}"
     )
     run.mkdir(parents=True, exist_ok=True)
@@ -245,12 +256,14 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             lr = learning_rate(step, recipe)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            geometry = step_geometry(recipe.stage, config, rng)
+            frames = geometry.window_frames if geometry is not config else frames
             latents, captions, annotations = data.windows(t.batch_size, frames, rng)
             captions = shortened(captions, t.short_captions, rng)
-            draws = draw(recipe.stage, config, t.batch_size, frames, t, generator)
+            draws = draw(recipe.stage, geometry, t.batch_size, frames, t, generator)
             with autocast:
                 loss = step_loss(recipe.stage, t.regime, dit, text, latents.to(d.device), captions, draws,
-                                 {k: a.to(d.device) for k, a in annotations.items()})
+                                 {k: a.to(d.device) for k, a in annotations.items()}, geometry)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(params, d)

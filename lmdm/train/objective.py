@@ -262,21 +262,24 @@ def beat_rhythm(annotations: dict[str, torch.Tensor] | None, beat: torch.Tensor 
 
 
 def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws, regime: str,
-              annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """latents [b, D, C + B] clean windows -> mean squared velocity error over the target block."""
-    C = dit.config.context_frames
+              annotations: dict[str, torch.Tensor] | None = None, config: ModelConfig | None = None) -> torch.Tensor:
+    """latents [b, D, C + B] clean windows -> mean squared velocity error over the target block.
+
+    `config`: the window's geometry when it is not the DiT's own (one of its `geometries`)."""
+    config = config or dit.config
+    C = config.context_frames
     latents, accomp = apply_jam(latents, annotations, draws)
     context, x0 = latents[:, :, :C], latents[:, :, C:]
     t = draws.t.to(x0.device)
     eps = draws.noise.to(x0.device)
     keep = None if draws.context_keep is None else draws.context_keep.to(x0.device)
     present = None if draws.context_present is None else draws.context_present.to(x0.device)
-    w = lmdm_window(regime, context, dit.config, keep, present)
+    w = lmdm_window(regime, context, config, keep, present)
     target_ann = None if annotations is None else {k: a[:, C:] for k, a in annotations.items() if k not in ("stems", "has_stems")}
     target_ann = beat_rhythm(target_ann, draws.beat_rhythm)
-    w = add_sketch(w, target_ann, draws.sketch_present, dit.config)  # the sketch is on the target only
-    w = add_clock(w, target_ann, draws.clock_present, dit.config)  # so is the clock
-    w = add_accomp(w, accomp, dit.config)  # the player's stem, where heard (before the latency cutoff)
+    w = add_sketch(w, target_ann, draws.sketch_present, config)  # the sketch is on the target only
+    w = add_clock(w, target_ann, draws.clock_present, config)  # so is the clock
+    w = add_accomp(w, accomp, config)  # the player's stem, where heard (before the latency cutoff)
     x = torch.cat((torch.zeros_like(context), noised(x0, eps, t[:, None, None])), dim=2)  # routed: context x is unused
     tokens, pooled = encode_captions(text, captions, draws.text_keep)
     v = dit(x, t, w.add, tokens, pooled, w.route, w.positions, w.mask)[:, :, C:]
@@ -284,7 +287,7 @@ def lmdm_loss(dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequen
 
 
 def step_loss(stage: str, regime: str, dit: DiT, text: nn.Module, latents: torch.Tensor, captions: Sequence[str], draws: Draws,
-              annotations: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+              annotations: dict[str, torch.Tensor] | None = None, config: ModelConfig | None = None) -> torch.Tensor:
     if stage == "base":
         return base_loss(dit, text, latents, captions, draws, annotations)
-    return lmdm_loss(dit, text, latents, captions, draws, regime, annotations)
+    return lmdm_loss(dit, text, latents, captions, draws, regime, annotations, config)
