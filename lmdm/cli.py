@@ -56,6 +56,8 @@ def vocab_main(argv: list[str] | None = None) -> int:
 
 
 def devices_main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="lmdm devices", description="The audio devices PortAudio sees, their host APIs, the default "
+                            "ones; lmdm live --device takes a name or number from this list.").parse_args(argv)
     from lmdm.audio.devices import list_devices
 
     print(list_devices())

@@ -8,14 +8,16 @@ every second)──▶ out.wav / .flac / .ogg
 `render`, `lmdm live --offline` and `lmdm delay` share this module's pieces: `resolve_model` (a
 model name, checkpoint or preset from the command line), `check_audio_out` (one policy for output
 paths: a .wav/.flac/.ogg name in a writable folder that exists, else one line and exit 2),
-`note_if_random`, `output_recorder` and `stream_to_file`.
+`one_of` (a choice that says "did you mean"), `note_if_random`, `output_recorder` and `stream_to_file`.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lmdm.audio.record import Recorder, RecordError, output_problem
@@ -38,7 +40,8 @@ def resolve_model(spec: str, block_frames: int | None = None):
         try:
             model = lmdm.load_model(None if spec == "default" else spec)
         except CheckpointError as e:
-            raise SystemExit(f"lmdm: {e}") from None
+            print(f"lmdm: {e} (--model: default, {', '.join(presets)}, or a checkpoint directory)", file=sys.stderr)
+            raise SystemExit(2) from None
     if block_frames is None:
         return model
     try:
@@ -46,6 +49,19 @@ def resolve_model(spec: str, block_frames: int | None = None):
     except ValueError as e:
         print(f"lmdm: --block-frames: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    """An argparse type: one of `choices`, else an error that says which was meant ("did you mean")."""
+
+    def check(text: str) -> str:
+        if text in choices:
+            return text
+        near = difflib.get_close_matches(text, choices, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise argparse.ArgumentTypeError(f"unknown value {text!r}: {hint}choose from {', '.join(choices)}")
+
+    return check
 
 
 def check_audio_out(p: argparse.ArgumentParser, out: Path) -> None:
@@ -102,10 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30.0, help="how much audio to render (default 30)")
     p.add_argument("-o", "--out", default="out.wav", help="audio file: .wav, .flac or .ogg (default out.wav)")
     p.add_argument("--model", default="default", help=MODEL_HELP + " (default: default)")
-    p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec", "naive"], help="attention regime (default block_causal)")
+    p.add_argument("--regime", default="block_causal", type=one_of(("block_causal", "encdec", "naive")), metavar="{block_causal,encdec,naive}",
+                   help="attention regime (default block_causal)")
     p.add_argument("--no-cache", action="store_true", help="full forward at every step (same audio, slower)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's recommended, 8 unless it says otherwise)")
-    p.add_argument("--sampler", default="pingpong", choices=["pingpong", "euler"], help="(default pingpong)")
+    p.add_argument("--sampler", default="pingpong", type=one_of(("pingpong", "euler")), metavar="{pingpong,euler}", help="(default pingpong)")
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's recommended; 1 = one pass)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--block-frames", type=int, metavar="N",

@@ -96,6 +96,24 @@ def test_a_block_length_the_model_was_not_trained_on_is_one_line_and_exit_2(tmp_
     assert not out.exists()
 
 
+def test_command_line_mistakes_say_what_was_meant(tmp_path, capsys):
+    """A misspelled regime or sampler gets "did you mean"; an unknown --model lists the names; `lmdm
+    devices --help` is help, not a device list; all exit 2 before any music."""
+    from lmdm import cli, render
+
+    out = str(tmp_path / "x.wav")
+    for argv, words in ((["--regime", "block_casual"], "did you mean 'block_causal'? choose from block_causal, encdec, naive"),
+                        (["--sampler", "ping"], "did you mean 'pingpong'?"),
+                        (["--model", "nope"], "no checkpoint at nope: it does not exist (--model: default, small, tiny, or a checkpoint directory)")):
+        with pytest.raises(SystemExit) as exit_:
+            render.main(["house", "--seconds", "1", "-o", out, *argv])
+        assert exit_.value.code == 2 and words in capsys.readouterr().err.splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["devices", "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: lmdm devices")
+    assert not Path(out).exists()
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

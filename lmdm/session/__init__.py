@@ -32,9 +32,12 @@ more per second of audio (docs/audio.md, "Shorter blocks").
 The modules, in the order a setter's value travels:
 
     values.py        Settings, SessionStats, normalise_prompt and the checks every setter runs first
-    live_session.py  LiveSession: queued changes, hooks, stats, the public API, the block loop
+    live_session.py  LiveSession: queued changes, hooks, stats, the prompt and knobs, the block loop
+    clocked.py       ClockControls: set_tempo, set_clock_beat, set_sketch (mixed into LiveSession)
+    player.py        PlayerControls: feed_input, set_jam, set_mix_input, set_delay (mixed into LiveSession)
     inputs.py        BlockInputs: the clock, sketches and jam mode, and each block's accomp/sketch/clock tensors
-    rewind.py        RewindHistory, snapshot/restore: the newest blocks' start states (LiveSession.rewind)
+    rewind.py        RewindHistory, snapshot/restore: the newest blocks' start states; RewindControls:
+                     rewind, nudge, hurry (mixed into LiveSession)
 """
 
 from lmdm.session.inputs import BlockInputs

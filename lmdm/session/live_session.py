@@ -11,7 +11,10 @@ makes each block:
     _generate_audio: the codec's stream decoder -> the delay line records -> OutputMix (dry, wet,
                   limiter) -> audio [block_samples, channels]
 
-Constructing it, using it, `threads` and `device`: lmdm/session/__init__.py.
+The façade mixes in the setters of three concerns, each beside it: the clock and the sketches
+(clocked.py: ClockControls), the player's input and the delay (player.py: PlayerControls), and
+making blocks again (rewind.py: RewindControls). Constructing it, using it, `threads`, `device`
+and `block_frames`: lmdm/session/__init__.py.
 """
 
 from __future__ import annotations
@@ -21,21 +24,18 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import attrs
 import numpy as np
 import torch
 
 from lmdm.conditioning.beat import HISTORY_S as BEAT_HISTORY_S
-from lmdm.conditioning.clock import CLOCK_NAME, check_tempo, mix_tempo
+from lmdm.conditioning.clock import CLOCK_NAME, mix_tempo
 from lmdm.conditioning.delay import (
     MAX_DELAY_BLOCKS,
     DelayLine,
-    DelaySettings,
     OutputMix,
-    check_delay_frames,
-    delay_settings,
 )
 from lmdm.conditioning.jam import LATENCY_BLOCKS, PlayerInput
 from lmdm.conditioning.sketch import has_sketch
@@ -44,20 +44,16 @@ from lmdm.conditioning.text import Conditioning, lerp, mix, null_conditioning
 from lmdm.model.lmdm import LMDM
 from lmdm.model.placement import HostCodec, Placement, model_placement, place, placement
 from lmdm.session.inputs import BlockInputs
-from lmdm.session.rewind import REWIND_BLOCKS, RewindHistory, snapshot, take_rewind
+from lmdm.session.clocked import ClockControls
+from lmdm.session.player import PlayerControls
+from lmdm.session.rewind import REWIND_BLOCKS, RewindControls, RewindHistory, snapshot, take_rewind
 from lmdm.session.values import (
-    UNSET,
     PromptSpec,
     SessionStats,
     Settings,
     check_bool,
-    check_steps,
     check_follow,
-    check_grid,
-    check_meter,
-    input_frames,
     normalise_prompt,
-    sketch_tracks,
 )
 from lmdm.stream import BlockStream
 from lmdm.threads import PLAY_THREADS, check_threads, torch_threads
@@ -68,7 +64,7 @@ log = logging.getLogger(__package__)  # "lmdm.session", as before the package wa
 Hook = Callable[["LiveSession", int], None]
 
 
-class LiveSession:
+class LiveSession(ClockControls, PlayerControls, RewindControls):
     def __init__(
         self,
         model: LMDM,
@@ -218,41 +214,6 @@ class LiveSession:
 
         self._later(change)
 
-    # the clock -----------------------------------------------------------------------------
-    @property
-    def clock(self) -> Clock:
-        """The stream's tempo, meter and the block where its bar 1 starts, a fraction of a block allowed
-        (lmdm_dsl.clock.Clock)."""
-        return self._inputs.clock
-
-    @property
-    def tempo_asked(self) -> bool:
-        """Whether a tempo was asked (a prompt naming one, set_tempo, the language's `tempo`): only
-        then does a model with a clock input hear the clock; before, it plays its style's own tempo."""
-        return self._inputs.tempo_asked
-
-    def set_tempo(self, bpm: float, *, beats_per_bar: int | None = None, at_block: int | None = None,
-                  origin: float | None = None) -> None:
-        """The stream's tempo from the next block on (or from `at_block`, a block not yet made):
-        bar 1 starts there. Sketches, the delay in beats and the language's bars follow it, and a
-        model with a clock input is conditioned on it every block. A prompt naming a tempo
-        ("at 96 bpm", "96bpm", "tempo 96") sets it too.
-
-        `origin` instead puts bar 1 anywhere, in blocks of stream time, a fraction of a block
-        allowed, before the next block or after it (bars before it count back): a grid that follows
-        another clock's bar lines, as Ableton Link's are heard (lmdm/sync/link.py). The tempo still
-        applies from the next block."""
-        bpm = check_tempo(bpm)
-        check_meter(beats_per_bar)
-        origin = check_grid(at_block, origin)
-        self._later(lambda: self._inputs.retempo(bpm, beats_per_bar, self.block_index, at_block, origin))
-
-    def set_clock_beat(self, on: bool) -> None:
-        """Whether the clock's beat is the rhythm sketch while a tempo is asked and no rhythm sketch
-        is given (on by default; a sketch model follows it in and out of a style's usual tempo)."""
-        on = check_bool("clock_beat", on)
-        self._later(lambda: setattr(self._inputs, "clock_beat", on))
-
     def _set(self, **kw) -> None:
         attrs.evolve(self.settings, **kw)  # validates now, in the caller's thread
 
@@ -279,142 +240,6 @@ class LiveSession:
     def set_regime(self, name: str) -> None:
         self._set(regime=name)
 
-    # sketches ------------------------------------------------------------------------------
-    def set_sketch(
-        self,
-        kind: object = UNSET,
-        source: object = UNSET,
-        *,
-        melody: object = UNSET,
-        rhythm: object = UNSET,
-        loudness: object = UNSET,
-        bpm: float | None = None,
-        beats_per_bar: int | None = None,
-    ) -> None:
-        """Time-aligned controls the model follows, from the next block on; each loops.
-
-            set_sketch(melody="c4 e4 g4 ~ <a4 b4>", rhythm="x ~ x x", bpm=124)  # mini-notation, 1 cycle = 1 bar
-            set_sketch(loudness=np.linspace(0.2, 1, 100))      # one value per latent frame
-            set_sketch(melody=[(0.0, 0.5, 60), (0.5, 0.5, 64)])  # notes (start s, duration s, MIDI)
-            set_sketch(sketch_from_audio(audio, sr, session.frame_rate))  # a hummed line: all three
-            set_sketch("melody", frames)   # the language's form; set_sketch("melody", None): that one off
-            set_sketch(None)               # all off
-
-        A source given as None turns its control off; controls not named keep their state. Values:
-        melody MIDI 0..127 (0 = rest), rhythm onset strength 0..1, loudness level 0..1 (0 = -60 dBFS).
-        Arrays and notes loop over their length, counted from the block where the sketch takes
-        effect. Patterns are read at the stream's clock exactly as the language's `sketch`
-        statements are: its tempo and bar lines, following tempo changes; with `bpm` (or
-        `beats_per_bar`) at that tempo (meter) instead, bar 0 where the sketch takes effect. While
-        the model hears a player (jamming) the sketch is not given: the model was trained with
-        sketches of the whole mix only, never with a player.
-        """
-        self._require("sketch")
-        tracks = sketch_tracks(kind, source, melody, rhythm, loudness, frame_rate=self.frame_rate, bpm=bpm, beats_per_bar=beats_per_bar)
-        self._later(lambda: self._inputs.set_sketches(tracks, self.block_index))
-
-    # the player's input: jamming -------------------------------------------------------------
-    def feed_input(self, audio: np.ndarray, sample_rate: int | None = None) -> None:
-        """The player's audio, float32 [n] or [n, channels], any length, appended to the input timeline.
-
-        Sample 0 of the input is sample 0 of block 0. Audio at another `sample_rate` (any whole rate
-        from 8 to 384 kHz, odd ones too) is resampled (lmdm/audio/resample.py); any channel count up
-        to MAX_INPUT_CHANNELS is mixed to the model's; NaN/Inf become 0. A bad rate, shape or channel
-        count is a one-line ValueError, raised here, never later in the generating thread. Cheap: the
-        audio is queued and taken in (resampled, encoded by the codec's stream encoder) at the start of
-        the next block. When block n is generated the model uses only input frames < n B - B (what it
-        has heard, at least a block old, as trained). Any thread may call this.
-        """
-        frames, rate = input_frames(audio, sample_rate, self.channels)
-        with self._lock:
-            self._inbox.append((frames, rate))
-
-    def set_jam(self, on: bool, follow: str | None = None) -> None:
-        """Whether the model follows the fed input (accompanies it), and how. On by default.
-
-        follow "key" (the default for models with sketch inputs): as "beat", and the notes the
-        player plays most, one per beat of its grid, as each block's melody sketch
-        (lmdm/conditioning/key.py); the player's melody replaces a melody sketch in force while it
-        is pitched. "beat": the player's beat, tracked on the heard input, carried into each block
-        as its rhythm sketch (lmdm/conditioning/beat.py); melody and loudness sketches stay in force.
-        "listen": the model hears the player's codec latents through its accomp input (sketches
-        are then not given, as trained). None keeps the mode in force. docs/applications.md
-        measures all three.
-        """
-        on = check_bool("jam", on)
-        mode = self._inputs.follow if follow is None else check_follow(follow)
-        if on or follow is not None:
-            self._require("jam" if mode == "listen" else "sketch")
-
-        def change() -> None:
-            self._inputs.jam, self._inputs.follow = on, mode
-
-        self._later(change)
-
-    def set_mix_input(self, on: bool) -> None:
-        """Mix the player's input back into the output (at the same stream time), or not (default).
-
-        Offline (a file fed ahead of rendering) this gives player + accompaniment in one file. Live,
-        the input of a block arrives after the block was made, so monitor the player directly
-        instead (the mixed-in input would be missing)."""
-        on = check_bool("mix_input", on)
-
-        def change() -> None:
-            self._mix_input = on
-
-        self._later(change)
-
-    # the generative delay ---------------------------------------------------------------------
-    def set_delay(
-        self,
-        blocks: object = UNSET,
-        *,
-        beats: float | None = None,
-        bpm: float | None = None,
-        strength: float | Sequence[float] = 0.5,
-        feedback: float = 0.3,
-        mix: float = 0.5,
-        prompts: Sequence[str] = (),
-    ) -> None:
-        """The generative delay: each repeat of the input is re-imagined by the model (lmdm/conditioning/delay.py).
-
-            set_delay(2, strength=0.6, feedback=0.3, mix=0.5, prompts=["glass bells", "warm strings"])
-            set_delay(beats=3, bpm=124)       # delay time in beats
-            set_delay(spec)                   # a lmdm.conditioning.delay.DelaySettings or lmdm_dsl.DelaySpec
-            set_delay(None)                   # off
-
-        strength 0 returns the delayed input itself (through the codec), 1 ignores it; prompts (and
-        strengths, if a list) take turns, one per repeat; none = the session's prompt. While a delay
-        is on, each block of the stream is the regenerated delay line (the model does not also
-        accompany the player). A delay that is on keeps its line and wet history when changed.
-        Live, the delay time must cover the input latency (the input of the last block or two has
-        not arrived when a block is made: that part of the line is silence).
-        """
-        if blocks is None and beats is None:
-            settings = None
-        else:
-            self._require("delay")
-            settings = check_delay_frames(delay_settings(
-                None if blocks is UNSET else blocks, beats=beats, bpm=self._inputs.clock.bpm if bpm is None else bpm,
-                block_seconds=self.block_seconds, strength=strength, feedback=feedback, mix=mix, prompts=prompts,
-            ), self.model.config.block_frames)
-        conds = {} if settings is None else {p: self._encode(normalise_prompt(p)) for p in settings.prompts}
-
-        def change() -> None:
-            if settings is None:
-                self._delay = None
-            elif self._delay is None:
-                self._delay = DelayLine(self.codec, settings, self.block_index, self.channels, conds)
-            else:
-                self._delay.retime(settings, conds)
-
-        self._later(change)
-
-    @property
-    def delay_settings(self) -> DelaySettings | None:
-        """The delay in force (None when off)."""
-        return None if self._delay is None else self._delay.settings
-
     def reset(self) -> None:
         """Clear the history and the KV cache (the only call that does); the audio stays click-free."""
 
@@ -434,47 +259,6 @@ class LiveSession:
         with self._lock:
             if fn in self._hooks:
                 self._hooks.remove(fn)
-
-    # making blocks again (lmdm/session/rewind.py) ----------------------------------------------
-    def rewind(self, blocks: int = 1, *, steps: int | None = None) -> None:
-        """Make the newest `blocks` blocks again (1 to REWIND_BLOCKS), from the next block on: the
-        stream goes back to the start of the first of them, and it is made again with the changes
-        those blocks applied and the changes queued since, in that order, as if all had been queued
-        before it. Same seed, same history: only the changes differ. For an app that keeps audio
-        ahead of the listener: call it with a change, and take the new blocks from the next read on
-        (the audio already read of the old ones is not taken back).
-
-        `steps`: the first block made again uses at most this many sampler steps (the blocks after
-        it the session's own): a splicing engine's quicker redo, heard sooner (EngineConfig.splice_steps)."""
-        with self._lock:
-            self._rewinds.ask(blocks, steps)
-
-    @property
-    def changes_queued(self) -> bool:
-        """Are changes waiting for the next block (queued, or announced by `nudge`)? A splicing audio
-        engine then makes the playing block again with them (lmdm/audio/feeder.py)."""
-        with self._lock:
-            return bool(self._pending) or self._nudged
-
-    def nudge(self) -> None:
-        """Say that a change is waiting which the hooks will apply at the next block start (a MIDI
-        knob or key the language maps): a splicing engine makes the playing block again, so that
-        the hooks run again for it with the change. Any thread may call it."""
-        with self._lock:
-            self._nudged = True
-
-    def hurry(self, steps: int) -> None:
-        """Make the next block in at most `steps` sampler steps, once: a splicing engine's catch-up
-        when a splice left less audio ahead of the listener than a block of the session's steps
-        takes to make (lmdm/audio/feeder.py). Any thread may call it."""
-        check_steps(steps, "hurry's steps")
-        with self._lock:
-            self._hurry = steps
-
-    @property
-    def rewindable(self) -> int:
-        """How many of the newest blocks `rewind` can make again now."""
-        return len(self._rewinds)
 
     # generation ---------------------------------------------------------------------------
     def _report(self, message: str) -> None:
@@ -521,13 +305,6 @@ class LiveSession:
         if quick is not None and quick < self.settings.steps:
             return self._cond, attrs.evolve(self.settings, steps=quick)
         return self._cond, self.settings
-
-    @property
-    def _delay_active(self) -> bool:
-        """A delay is on and there is a player to delay. With no input yet (a set without a
-        player, or before the first `feed_input`), the stream plays on as if the delay were off:
-        a delay line of silence would silence the music."""
-        return self._delay is not None and self._player.samples > 0
 
     def next_latents(self) -> torch.Tensor:
         """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded,

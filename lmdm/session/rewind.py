@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import collections
 import copy
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -133,3 +135,55 @@ def _one_level(obj):
         elif k in ("inner", "encoder") and hasattr(v, "__dict__") and not isinstance(v, torch.nn.Module):
             setattr(c, k, _one_level(v))
     return c
+
+
+class RewindControls:
+    """rewind, changes_queued, nudge, hurry and rewindable of `LiveSession` (which provides the state
+    named below): what a splicing audio engine (lmdm/audio/feeder.py) calls to make the playing
+    block again with a change."""
+
+    _lock: threading.RLock
+    _pending: list[Callable[[], None]]
+    _rewinds: RewindHistory
+    _nudged: bool
+    _hurry: int | None
+
+    def rewind(self, blocks: int = 1, *, steps: int | None = None) -> None:
+        """Make the newest `blocks` blocks again (1 to REWIND_BLOCKS), from the next block on: the
+        stream goes back to the start of the first of them, and it is made again with the changes
+        those blocks applied and the changes queued since, in that order, as if all had been queued
+        before it. Same seed, same history: only the changes differ. For an app that keeps audio
+        ahead of the listener: call it with a change, and take the new blocks from the next read on
+        (the audio already read of the old ones is not taken back).
+
+        `steps`: the first block made again uses at most this many sampler steps (the blocks after
+        it the session's own): a splicing engine's quicker redo, heard sooner (EngineConfig.splice_steps)."""
+        with self._lock:
+            self._rewinds.ask(blocks, steps)
+
+    @property
+    def changes_queued(self) -> bool:
+        """Are changes waiting for the next block (queued, or announced by `nudge`)? A splicing audio
+        engine then makes the playing block again with them (lmdm/audio/feeder.py)."""
+        with self._lock:
+            return bool(self._pending) or self._nudged
+
+    def nudge(self) -> None:
+        """Say that a change is waiting which the hooks will apply at the next block start (a MIDI
+        knob or key the language maps): a splicing engine makes the playing block again, so that
+        the hooks run again for it with the change. Any thread may call it."""
+        with self._lock:
+            self._nudged = True
+
+    def hurry(self, steps: int) -> None:
+        """Make the next block in at most `steps` sampler steps, once: a splicing engine's catch-up
+        when a splice left less audio ahead of the listener than a block of the session's steps
+        takes to make (lmdm/audio/feeder.py). Any thread may call it."""
+        check_steps(steps, "hurry's steps")
+        with self._lock:
+            self._hurry = steps
+
+    @property
+    def rewindable(self) -> int:
+        """How many of the newest blocks `rewind` can make again now."""
+        return len(self._rewinds)
