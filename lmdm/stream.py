@@ -237,19 +237,23 @@ class BlockStream:
         target_add: torch.Tensor | None = None,
         init: torch.Tensor | None = None,
         strength: float = 1.0,
+        guide_target: float = 0.0,
     ) -> torch.Tensor:
         """Denoise the next block; returns its clean latents [1, D, B] and appends them to the history.
 
         target_add [1, A, B]: what the target frames carry in the additive input (the sketch
         channels; zeros elsewhere), default all zeros. init [1, D, B] + strength < 1: SDEdit,
         start from `init` noised to t = strength (0 returns `init` itself, 1 ignores it).
+        guide_target (0..1, with cfg != 1): how much of the target add the unconditional pass goes
+        without (1: none of it, as training's dropped sketch and clock: zeros; 0: all of it, plain
+        guidance), so guidance pushes towards the sketch and clock as well as towards the prompt.
         """
         check_sampler(sampler)
         strength = check_start(strength)
         if init is not None and tuple(init.shape) != (1, self.config.latent_dim, self.B):
             raise ValueError(f"init must be [1, {self.config.latent_dim}, {self.B}], got {list(init.shape)}")
         cond, uncond = self._place(cond), self._place(uncond)
-        denoise = self.denoiser(cond, cfg=cfg, uncond=uncond, generator=generator, target_add=target_add)
+        denoise = self.denoiser(cond, cfg=cfg, uncond=uncond, generator=generator, target_add=target_add, guide_target=guide_target)
         noise = randn((1, self.config.latent_dim, self.B), generator, self.device)
         init = None if init is None else init.to(self.device)
         x0 = sample(denoise, noise, steps, sampler, generator, init=init, start=strength)
@@ -266,6 +270,7 @@ class BlockStream:
         uncond: Conditioning | None = None,
         generator: torch.Generator | None = None,
         target_add: torch.Tensor | None = None,
+        guide_target: float = 0.0,
     ) -> Denoiser:
         """The (x, t, step) -> v function `generate` samples the next block with.
 
@@ -276,7 +281,9 @@ class BlockStream:
         if cfg != 1.0 and uncond is None:
             raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
         cond, uncond = self._place(cond), self._place(uncond)
-        self._target = self._check_target_add(target_add)
+        self._target = self._check_target_add(target_add)  # [1, A, B], or [2, A, B]: the cond's, the uncond's (zeros)
+        if guide_target and cfg != 1.0:
+            self._target = torch.cat((self._target, self._target * (1.0 - float(guide_target))))
         conds = (cond,) if cfg == 1.0 else (cond, uncond)
         self._rebuild = self._plan(conds) if self.regime == "block_causal" else False
         return {
@@ -316,12 +323,13 @@ class BlockStream:
         tokens, cross_mask = _prompt_tokens(tuple(conds), made, self.B + 1)
         pooled = torch.stack([c.pooled for c in conds])
         w = window_inputs(regime, self._context_add(ctx, self._accomp_of_last(n)), self.B, self.C, self.window)
-        w.add[:, :, n:] = self._target
+        add = w.add.expand(len(self._target), -1, -1).clone()  # [1 or 2, A, n + B]: one target add per pass
+        add[:, :, n:] = self._target
 
         def denoise(x: torch.Tensor, t: float, i: int) -> torch.Tensor:
             c = noised(ctx, randn(tuple(ctx.shape), generator, self.device), t) if renoise else torch.zeros_like(ctx)
             full = torch.cat((c, x), dim=2).expand(len(conds), -1, -1)
-            v = self.dit(full, torch.full((len(conds),), t, device=self.device), w.add, tokens, pooled, w.route, w.positions, w.mask, cross_mask)
+            v = self.dit(full, torch.full((len(conds),), t, device=self.device), add, tokens, pooled, w.route, w.positions, w.mask, cross_mask)
             return self._combine(v[:, :, n:], scale)
 
         return denoise

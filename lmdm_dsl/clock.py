@@ -89,23 +89,46 @@ def first_block_at_or_after(seconds: float, block_seconds: float) -> int:
     return math.ceil(seconds / block_seconds - EPS)
 
 
-def next_boundary(clock: Clock, span: Span, block: float, block_seconds: float, *, strictly_after: bool = False) -> int:
-    """The block that fires for the first boundary of a ``span`` grid at (or after) ``block``'s start.
+def boundary_at(clock: Clock, span: Span, block: float, block_seconds: float, *, strictly_after: bool = False) -> float:
+    """Where the first boundary of a ``span`` grid at (or after) ``block``'s start falls, in blocks
+    (a fraction of a block when bars and blocks do not meet).
 
     Bar and beat grids start at the clock's origin (a fraction of a block allowed), none before it;
-    block grids at block 0. With ``strictly_after`` a boundary exactly at ``block``'s start does not
-    count (used to re-arm ``every`` after firing).
+    block grids at block 0. With ``strictly_after`` a boundary exactly at ``block`` does not count
+    (used to re-arm ``every`` after firing).
     """
     period = clock.seconds(span, block_seconds)
     origin = 0.0 if span.unit == "block" else clock.origin_block * block_seconds
     phase = (block * block_seconds - origin) / period
     count = math.floor(phase + EPS) + 1 if strictly_after else math.ceil(phase - EPS)
-    return first_block_at_or_after(origin + max(count, 0) * period, block_seconds)
+    return (origin + max(count, 0) * period) / block_seconds
+
+
+def next_boundary(clock: Clock, span: Span, block: float, block_seconds: float, *, strictly_after: bool = False) -> int:
+    """The block that fires for the first boundary of a ``span`` grid at (or after) ``block``'s start:
+    the first block starting at or after it (``boundary_at``)."""
+    return block_at_or_after(boundary_at(clock, span, block, block_seconds, strictly_after=strictly_after))
+
+
+def after_at(clock: Clock, span: Span, block: int, block_seconds: float) -> float:
+    """Where ``in <span>`` typed when ``block`` is next falls, in blocks."""
+    return block + clock.seconds(span, block_seconds) / block_seconds
 
 
 def after(clock: Clock, span: Span, block: int, block_seconds: float) -> int:
     """The block that fires for ``in <span>`` typed when ``block`` is next."""
-    return first_block_at_or_after(block * block_seconds + clock.seconds(span, block_seconds), block_seconds)
+    return block_at_or_after(after_at(clock, span, block, block_seconds))
+
+
+def block_at_or_after(at: float) -> int:
+    """The first block starting at or after ``at`` (in blocks)."""
+    return math.ceil(at - EPS)
+
+
+def inside(at: float, block: int) -> float | None:
+    """How far into ``block`` a time ``at`` (in blocks) falls, when strictly inside it (else None)."""
+    fraction = at - block
+    return fraction if EPS < fraction < 1 - EPS else None
 
 
 def pattern_frames(

@@ -30,6 +30,7 @@ class Budget:
 class Context:
     now: int  # the block the statement applies to
     tag: str | None = None
+    at: float | None = None  # inside a landing (LiveSession.landing): where in blocks it lands, between now and now + 1
     playing: tuple[str, ...] = ()  # scenes being played, outermost first
     budget: Budget | None = None  # shared by a `play` and the plays inside it
 

@@ -28,6 +28,8 @@ generation applies from block 8, and bar boundaries are counted from there.
 
 from __future__ import annotations
 
+import contextlib
+
 import collections
 import itertools
 import threading
@@ -39,7 +41,7 @@ import attrs
 from lmdm_dsl import handlers_midi, handlers_session, handlers_sound
 from lmdm_dsl import midi as m
 from lmdm_dsl import values as v
-from lmdm_dsl.clock import Clock, after, checked_seconds, next_boundary, nudge
+from lmdm_dsl.clock import Clock, after_at, block_at_or_after, boundary_at, checked_seconds, inside, nudge
 from lmdm_dsl.context import Context, Refused, one_line
 from lmdm_dsl.errors import DSLError
 from lmdm_dsl.parser import parse_located
@@ -83,6 +85,17 @@ class _Scheduled:
     every: v.Span | None = None  # set for repeating statements
     last_fired: int | None = None
     tag: str | None = None
+    at: float | None = None  # where it is due, in blocks (between two block starts: a landing session fires it in the block before)
+
+    def place(self, at: float) -> None:
+        """Due at ``at`` (in blocks): fired before the first block starting there or after."""
+        self.at, self.block = at, block_at_or_after(at)
+
+    def fires_in(self, landing: bool) -> int:
+        """The block it fires in: its block, or with a landing session and a time inside the block
+        before, that one."""
+        early = landing and self.at is not None and inside(self.at, self.block - 1) is not None
+        return self.block - 1 if early else self.block
 
 
 class Interpreter:
@@ -210,42 +223,57 @@ class Interpreter:
         worked out, or running it raises) is reported once and dropped; the others go on.
         """
         fired: set[int] = set()
+        landing = getattr(self.session, "landing", None)
+        landing = landing if callable(landing) else None
         while True:
             runs, failed = [], []
             with self._lock:
                 live = {id(e) for e in self._schedule}
                 due = sorted(
-                    (e for e in waiting if id(e) in live and id(e) not in fired and e.block <= index),
+                    (e for e in waiting if id(e) in live and id(e) not in fired and self._due(e, index, landing is not None)),
                     key=lambda e: (e.block, e.order),
                 )
                 for entry in due:
                     fired.add(id(entry))
+                    at = entry.at
                     if entry.every is None:
                         self._schedule.remove(entry)
-                        runs.append(entry)
+                        runs.append((entry, at))
                         continue
+                    # the next boundary after this block's start, or after this one when it landed inside the
+                    # block (by more than a frame: a grid nudged by less, as Link's, moves the same bar a little)
+                    landed = at is not None and at > index
+                    after_ = at + self._frame_seconds() / block_seconds if landed else index
                     try:
-                        entry.block = next_boundary(self._clock, entry.every, index, block_seconds, strictly_after=True)
+                        entry.place(boundary_at(self._clock, entry.every, after_, block_seconds, strictly_after=True))
                     except Exception as error:
                         self._schedule.remove(entry)
                         failed.append((entry, error))
                         continue
                     entry.last_fired = index
-                    runs.append(entry)
+                    runs.append((entry, at))
             if not due:
                 return
             for entry, error in failed:
                 self._tell(index, _dropped(entry, error))
-            for entry in runs:
+            for entry, at in runs:
+                fraction = None if landing is None or at is None else inside(at, index)
                 try:
-                    for statement in entry.body:
-                        for message in self._apply(statement, Context(now=index, tag=entry.tag)):
-                            self._tell(index, message)
+                    with contextlib.nullcontext() if fraction is None else landing(fraction):
+                        for statement in entry.body:
+                            for message in self._apply(statement, Context(now=index, tag=entry.tag, at=None if fraction is None else at)):
+                                self._tell(index, message)
                 except Exception as error:  # _apply does not raise; this is the last guard
                     with self._lock:
                         if entry in self._schedule:
                             self._schedule.remove(entry)
                     self._tell(index, _dropped(entry, error))
+
+    @staticmethod
+    def _due(entry: _Scheduled, index: int, landing: bool) -> bool:
+        """Due before block ``index``: its block has come, or (a session that lands changes inside a
+        block, ``LiveSession.landing``) its time falls inside this block."""
+        return entry.fires_in(landing) <= index
 
     def _tell(self, index: int, message: str) -> None:
         """Keep a message from the generation thread for ``messages()``, marked with its block."""
@@ -308,6 +336,7 @@ class Interpreter:
         gives one ``error:`` message, returned.
         """
         block_seconds = self.session.block_seconds
+        landing = callable(getattr(self.session, "landing", None))
         problems: list[str] = []
         with self._lock:
             self._clock = attrs.evolve(self._clock, bpm=bpm, origin_block=origin_block)
@@ -315,11 +344,9 @@ class Interpreter:
                 if entry.every is None or entry.every.unit == "block":
                     continue
                 try:
-                    entry.block = next_boundary(self._clock, entry.every, origin_block, block_seconds)
-                    if entry.last_fired is not None and entry.block <= entry.last_fired:
-                        entry.block = next_boundary(
-                            self._clock, entry.every, entry.last_fired, block_seconds, strictly_after=True
-                        )
+                    entry.place(boundary_at(self._clock, entry.every, origin_block, block_seconds))
+                    if entry.last_fired is not None and entry.fires_in(landing) <= entry.last_fired:  # not twice in a block
+                        entry.place(boundary_at(self._clock, entry.every, entry.last_fired + landing, block_seconds, strictly_after=not landing))
                 except Exception as error:
                     self._schedule.remove(entry)
                     problems.append(_dropped(entry, error))
@@ -356,24 +383,34 @@ class Interpreter:
 
     def _at_next(self, s: v.AtNext, c: Context) -> str:
         self._seconds(s.span)
-        block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)
-        self._enqueue(_Scheduled(block, 0, s.body, tag=c.tag))
-        return f"at block {block}: {v.body_source(s.body)}"
+        return self._enqueue_at(boundary_at(self.clock, s.span, c.now, self.session.block_seconds), s.body, c)
 
     def _after(self, s: v.After, c: Context) -> str:
         self._seconds(s.span)
-        block = after(self.clock, s.span, c.now, self.session.block_seconds)
-        self._enqueue(_Scheduled(block, 0, s.body, tag=c.tag))
-        return f"at block {block}: {v.body_source(s.body)}"
+        return self._enqueue_at(after_at(self.clock, s.span, c.now, self.session.block_seconds), s.body, c)
+
+    def _enqueue_at(self, at: float, body: tuple, c: Context) -> str:
+        entry = _Scheduled(0, 0, body, tag=c.tag)
+        entry.place(at)
+        self._enqueue(entry)
+        return f"at block {self._shown(entry)}: {v.body_source(body)}"
+
+    def _shown(self, entry: _Scheduled) -> str:
+        """The block an entry fires before; with a session that lands changes inside a block, and a
+        time between two block starts, the block it lands in and how far in ("6 + 0.25")."""
+        landing = callable(getattr(self.session, "landing", None))
+        fraction = None if not landing or entry.at is None else inside(entry.at, entry.block - 1)
+        return str(entry.block) if fraction is None else f"{entry.block - 1} + {v.num(round(fraction, 3))}"
 
     def _every(self, s: v.Every, c: Context) -> str:
         with self._lock:
             if any(e.every == s.span and e.body == s.body for e in self._schedule):
                 return f"already running: {s.to_source()}"
         self._seconds(s.span)
-        block = next_boundary(self.clock, s.span, c.now, self.session.block_seconds)
-        self._enqueue(_Scheduled(block, 0, s.body, every=s.span, tag=c.tag))
-        return f"{s.to_source()} (first at block {block})"
+        entry = _Scheduled(0, 0, s.body, every=s.span, tag=c.tag)
+        entry.place(boundary_at(self.clock, s.span, c.now, self.session.block_seconds))
+        self._enqueue(entry)
+        return f"{s.to_source()} (first at block {self._shown(entry)})"
 
     def _enqueue(self, entry: _Scheduled) -> None:
         with self._lock:

@@ -282,8 +282,9 @@ def test_the_session_takes_a_fractional_origin_and_the_language_follows_it() -> 
     assert interp.scheduled[0][0] == 4  # `every 1 bar` re-armed on the new bar 1: the first block at or after 3.37
     session.set_tempo(100.0, origin=3.37 + 0.002 / session.block_seconds)  # nudged 2 ms: taken quietly, nothing re-armed
     before = interp.scheduled
-    session.next_latents()
-    assert interp.clock == session.clock and interp.scheduled == before and not interp.messages()
+    session.next_latents()  # block 3 holds bar 1: `every 1 bar` lands inside it (LiveSession.landing), then re-arms
+    assert interp.clock == session.clock and interp.messages() == ["[block 3] cfg 2"]  # no tempo message: the nudge was quiet
+    assert interp.scheduled[0][1] == before[0][1] and interp.scheduled[0][0] > before[0][0]
     with pytest.raises(ValueError, match="origin must be a finite number of blocks"):
         session.set_tempo(100.0, origin=float("nan"))
     with pytest.raises(ValueError, match="at_block or origin, not both"):

@@ -1053,14 +1053,14 @@ def test_the_interpreter_refuses_a_meter_out_of_range():
 def test_a_failing_entry_is_reported_once_and_dropped_and_the_others_go_on(monkeypatch):
     import lmdm_dsl.interpreter as interpreter_module
 
-    real = interpreter_module.next_boundary
+    real = interpreter_module.boundary_at
 
-    def next_boundary(clock, span, block, block_seconds, *, strictly_after=False):
+    def boundary_at(clock, span, block, block_seconds, *, strictly_after=False):
         if span == v.Span(3, "block") and strictly_after:
             raise OverflowError("cannot convert float infinity to integer")
         return real(clock, span, block, block_seconds, strictly_after=strictly_after)
 
-    monkeypatch.setattr(interpreter_module, "next_boundary", next_boundary)
+    monkeypatch.setattr(interpreter_module, "boundary_at", boundary_at)
     session, interpreter = make()
     interpreter.run('every 1 block: steps 2\nevery 3 blocks: seed 1\nevery 2 blocks: cfg 2\nsketch rhythm "x ~"')
     session.generate(6)
@@ -1077,9 +1077,9 @@ def test_a_failing_entry_is_reported_once_and_dropped_and_the_others_go_on(monke
 def test_an_entry_that_cannot_follow_a_tempo_change_is_dropped_alone(monkeypatch):
     import lmdm_dsl.interpreter as interpreter_module
 
-    real = interpreter_module.next_boundary
+    real = interpreter_module.boundary_at
     monkeypatch.setattr(
-        interpreter_module, "next_boundary",
+        interpreter_module, "boundary_at",
         lambda clock, span, block, bs, strictly_after=False: (
             1 // 0 if span == v.Span(3, "bar") and clock.bpm == 90 else real(clock, span, block, bs, strictly_after=strictly_after)
         ),

@@ -1,5 +1,6 @@
 """The language driving a real LiveSession: any sequence of live edits keeps the stream going."""
 
+import math
 import re
 
 import numpy as np
@@ -158,3 +159,39 @@ def test_every_fires_on_bar_1_of_a_grid_restarted_from_python(two_second_model, 
     interp = Interpreter(session)
     change = (lambda: session.set_prompt("house at 120 bpm")) if how == "prompt" else (lambda: session.set_tempo(120))
     assert _fired(session, interp, 10, change) == [0, 4, 8, 10, 14, 18]  # today: 0, 4, 8, 11, 14
+
+
+# === bar-quantised changes land on their bar's sample (issue #18) =================================
+
+
+def _first_change(a: np.ndarray, b: np.ndarray) -> int | None:
+    d = np.nonzero(np.abs(a - b).max(axis=1) > 0)[0]
+    return int(d[0]) if len(d) else None
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bpm=st.floats(60.0, 180.0), typed_at=st.integers(0, 2), change=st.sampled_from(['prompt "glass choir"', "cfg 3", "steps 3"]))
+def test_a_change_at_the_next_bar_is_heard_from_the_bar_lines_sample(model, bpm, typed_at, change) -> None:
+    """`at next bar:` typed any time before the bar: the stream is the one without the change up
+    to the bar line's sample (the tempo's bar 1 at block 0) and changed from that sample on, whether
+    or not the bar line falls on a block start (LiveSession.landing makes the block holding it twice)."""
+    S, rate = model.block_samples, model.sample_rate
+    bar = 4 * 60.0 / bpm  # seconds; bar 1 at 0: the next bar line after block `typed_at` starts
+    blocks = int((bar * (1 + int(typed_at * S / rate / bar)) * rate) // S) + 3
+    plain = lmdm.LiveSession(model, prompt="dub", steps=2, seed=3)
+    plain_interp = Interpreter(plain)
+    plain_interp.run(f"tempo {bpm!r}")
+    reference = plain.read(blocks * S)
+    session = lmdm.LiveSession(model, prompt="dub", steps=2, seed=3)
+    interp = Interpreter(session)
+    interp.run(f"tempo {bpm!r}")
+    audio = [session.read(typed_at * S)]
+    reply = interp.run(f"at next bar: {change}")[0]
+    audio.append(session.read((blocks - typed_at) * S))
+    line = math.ceil(typed_at * S / rate / bar - 1e-9) * bar
+    line = line if line > typed_at * S / rate + 1e-9 or typed_at == 0 else line + bar
+    expected = round(line * rate)
+    played = np.concatenate(audio)
+    first = _first_change(played, reference)  # a sample may agree by chance (the stream starts from silence)
+    assert np.array_equal(played[:expected], reference[:expected]) and first is not None and expected <= first < expected + 8, (reply, expected, first)
+    assert not interp.messages() or all(not m.startswith("error") for m in interp.messages())

@@ -1,5 +1,6 @@
 """LiveSession: what an embedding app relies on."""
 
+import collections
 import threading
 
 import numpy as np
@@ -487,3 +488,55 @@ def test_a_session_plays_any_block_length_its_model_was_trained_on() -> None:
             lmdm.LiveSession(m, block_frames=bad)
     with pytest.raises(ValueError, match="plays blocks of 8 frames"):
         lmdm.LiveSession(lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0), block_frames=4)
+
+
+def test_changes_landing_inside_a_block_are_heard_from_their_sample(model) -> None:
+    """LiveSession.landing(f): the block is the old stream up to f of its length and, after a short
+    fade, exactly the stream that changed at that block's start; blocks and counts go on as usual."""
+    S = model.block_samples
+    reference = lmdm.LiveSession(model, prompt="dub", steps=2, seed=1).read(6 * S)
+    changed = lmdm.LiveSession(model, prompt="dub", steps=2, seed=1)
+    at_start = changed.read(3 * S)
+    changed.set_prompt("glass choir")
+    at_start = np.concatenate([at_start, changed.read(3 * S)])
+
+    s = lmdm.LiveSession(model, prompt="dub", steps=2, seed=1)
+
+    def hook(session, index):
+        if index == 3:
+            with session.landing(0.25):
+                session.set_prompt("glass choir")
+            session.set_cfg(1.0)  # outside the landing: from the block's start, as always (cfg is 1 already)
+
+    s.add_hook(hook)
+    out = s.read(6 * S)
+    k, fade = 3 * S + round(0.25 * S), round(0.005 * model.sample_rate)
+    assert np.array_equal(out[:k], reference[:k]) and not np.array_equal(out[k : k + 1], reference[k : k + 1])
+    assert np.array_equal(out[k + fade :], at_start[k + fade :])
+    assert s.block_index == 6 and s.stats.blocks == 6 and s.stats.prompt == "glass choir" and s.errors == collections.deque()
+    # next_latents has no sample to land on: the change applies from the next block
+    t = lmdm.LiveSession(model, prompt="dub", steps=2, seed=1)
+    t.next_latents()
+    with t.landing(0.5):
+        t.set_prompt("glass choir")
+    t.next_latents()  # the block it would have landed in: made as it was
+    assert t.stats.prompt == "dub"
+    t.next_latents()
+    assert t.stats.prompt == "glass choir"
+    for bad in (0, 1, 1.5, float("nan"), True, "0.5"):
+        with pytest.raises(ValueError, match="a landing is a fraction of a block strictly between 0 and 1"):
+            with s.landing(bad):
+                pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 64), at=st.integers(0, 64), fade=st.integers(0, 16))
+def test_spliced_is_before_then_after_with_a_fade_that_starts_at_the_landing(n, at, fade) -> None:
+    from lmdm.session.landing import spliced
+
+    at = min(at, n)
+    before, after = np.zeros((n, 2), np.float32), np.ones((n, 2), np.float32)
+    out = spliced(before, after, at, fade)
+    assert out.shape == (n, 2) and (out[:at] == 0).all() and (out[at + fade :] == 1).all()
+    ramp = out[at : at + fade, 0]
+    assert (np.diff(ramp) > 0).all() and ((ramp > 0) & (ramp < 1)).all()

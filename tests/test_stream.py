@@ -148,7 +148,7 @@ def _heard(player: torch.Tensor, first: int, n: int, cutoff: int) -> torch.Tenso
     return torch.cat((mask[None, None], z), dim=1)
 
 
-def _run_conditioned(model, regime, use_cache, commit, blocks, steps, cfg, seed, late):
+def _run_conditioned(model, regime, use_cache, commit, blocks, steps, cfg, seed, late, guide=0.0):
     """A stream whose every block gets a random sketch, a growing 'heard' accomp (on every third
     block `late` frames less: those are heard one block later, when they are already in the cache)
     and, on odd blocks, an SDEdit start (strength 0.7 or 0)."""
@@ -170,7 +170,8 @@ def _run_conditioned(model, regime, use_cache, commit, blocks, steps, cfg, seed,
         add[:, lo:hi] = torch.rand(1, hi - lo, B, generator=r)
         init = torch.randn(1, c.latent_dim, B, generator=r)
         strength = (0.7, 0.0)[n // 2 % 2] if n % 2 else 1.0
-        out.append(stream.generate(cond, steps=steps, cfg=cfg, uncond=null, generator=g, target_add=add, init=init, strength=strength))
+        out.append(stream.generate(cond, steps=steps, cfg=cfg, uncond=null, generator=g, target_add=add, init=init, strength=strength,
+                                   guide_target=guide))
     return torch.cat(out, dim=2), stream
 
 
@@ -186,19 +187,45 @@ conditioned_configs = st.builds(
 @given(
     config=conditioned_configs, regime=st.sampled_from(["encdec", "block_causal"]), commit=st.sampled_from(["separate", "fused"]),
     steps=st.integers(1, 4), cfg=st.sampled_from([1.0, 2.0]), seed=st.integers(0, 2**16), blocks=st.integers(6, 10),
-    late=st.integers(0, 6),
+    late=st.integers(0, 6), guide=st.sampled_from([0.0, 0.5, 1.0]),
 )
-def test_cached_equals_uncached_with_sketches_accomp_and_sdedit(config, regime, commit, steps, cfg, seed, blocks, late) -> None:
+def test_cached_equals_uncached_with_sketches_accomp_and_sdedit(config, regime, commit, steps, cfg, seed, blocks, late, guide) -> None:
     if config.add_slice("melody") is None:  # accomp only: no sketch channels to write
         config = ModelConfig.tiny(**{**config.to_dict(), "extra_add_inputs": EXTRAS + [["accomp", 9]]})
     model = build_model(config, seed=seed % 3)
-    ref, _ = _run_conditioned(model, regime, False, commit, blocks, steps, cfg, seed, late)
-    fast, stream = _run_conditioned(model, regime, True, commit, blocks, steps, cfg, seed, late)
+    ref, _ = _run_conditioned(model, regime, False, commit, blocks, steps, cfg, seed, late, guide)
+    fast, stream = _run_conditioned(model, regime, True, commit, blocks, steps, cfg, seed, late, guide)
     assert torch.isfinite(ref).all() and ref.shape == (1, config.latent_dim, blocks * config.block_frames)
     assert (ref - fast).abs().max().item() <= 1e-4
     assert stream.accomp.shape[2] == stream.history.shape[2]  # lockstep
     if regime == "block_causal" and stream.keep > config.block_frames:  # (else only the last block is kept: never heard)
         assert stream.rebuilds > 0  # frames heard after their chunk was committed forced exact rebuilds
+
+
+@pytest.mark.parametrize("regime, use_cache", [("encdec", False), ("block_causal", False), ("block_causal", True)])
+def test_guide_target_is_guidance_towards_the_sketch_as_well_as_the_prompt(regime, use_cache) -> None:
+    """guide_target: v = v(null prompt, no target add) + s (v(prompt, add) - v(null, no add)), each
+    pass as a one-pass denoiser computes it; with cfg 1 it changes nothing."""
+    model = build_model(ModelConfig.tiny(extra_add_inputs=EXTRAS), seed=1)
+    c = model.config
+    g = torch.Generator().manual_seed(2)
+    history = torch.randn(1, c.latent_dim, c.context_frames, generator=g)
+    add = torch.zeros(1, c.add_dim, c.block_frames)
+    add[:, c.add_slice("melody").start : c.add_slice("loudness").stop] = torch.rand(1, 17, c.block_frames, generator=g)
+    cond, null = model.encode_prompt("band"), null_conditioning(c.cond_dim, c.cond_tokens)
+    x = torch.randn(1, c.latent_dim, c.block_frames, generator=g)
+
+    def velocity(prompt, scale=1.0, target=add, guide=1.0):
+        stream = BlockStream(model, regime, use_cache)
+        stream.history = history.clone()
+        return stream.denoiser(prompt, cfg=scale, uncond=null, target_add=target, guide_target=guide)(x, 0.6, 0)
+
+    v_cond, v_null = velocity(cond), velocity(null, target=torch.zeros_like(add))
+    assert torch.allclose(velocity(cond, 3.0), v_null + 3.0 * (v_cond - v_null), atol=1e-5)
+    assert not torch.allclose(velocity(cond, 3.0), velocity(cond, 3.0, guide=0.0), atol=1e-4)  # the plain uncond keeps the add
+    assert torch.equal(velocity(cond, guide=0.0), v_cond)
+    v_half = velocity(null, target=0.5 * add)  # half the way: the uncond pass hears half the add
+    assert torch.allclose(velocity(cond, 3.0, guide=0.5), v_half + 3.0 * (v_cond - v_half), atol=1e-5)
 
 
 def test_a_cache_that_ignored_late_heard_frames_would_be_caught(monkeypatch) -> None:

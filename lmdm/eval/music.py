@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also the same songs through the model's codec and back: the most the model could give")
     p.add_argument("--block-frames", type=int, metavar="N",
                    help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
+    p.add_argument("--guide-inputs", type=float, default=None, metavar="W",
+                   help="how much guidance pushes towards the clock and sketch too, 0 to 1 (LiveSession(guide_inputs=W); default: the model's)")
     a = p.parse_args(argv)
 
     import soundfile as sf
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             prompt = STYLE_WORDS[style][0] + ("" if a.no_tempo else f" at {bpm} bpm")
             audio = _rendered(a.out / f"{style}-{bpm}.wav", model.sample_rate, a.seconds)  # a re-run resumes
             if audio is None:
-                session = lmdm.LiveSession(model, prompt=prompt, seed=bpm)
+                session = lmdm.LiveSession(model, prompt=prompt, seed=bpm, guide_inputs=a.guide_inputs)
                 audio = session.render(a.seconds + warm)[round(warm * model.sample_rate):, 0]
                 sf.write(a.out / f"{style}-{bpm}.wav", audio, model.sample_rate)
             d = describe(audio, model.sample_rate, a.judges)

@@ -45,13 +45,15 @@ from lmdm.model.lmdm import LMDM
 from lmdm.model.placement import HostCodec, Placement, model_placement, place, placement
 from lmdm.session.inputs import BlockInputs
 from lmdm.session.clocked import ClockControls
+from lmdm.session.landing import LANDING_FADE_S, LandingControls, spliced
 from lmdm.session.player import PlayerControls
-from lmdm.session.rewind import REWIND_BLOCKS, RewindControls, RewindHistory, snapshot, take_rewind
+from lmdm.session.rewind import REWIND_BLOCKS, RewindControls, RewindHistory, restore, snapshot, take_rewind
 from lmdm.session.values import (
     PromptSpec,
     SessionStats,
     Settings,
     check_bool,
+    check_share,
     check_follow,
     normalise_prompt,
 )
@@ -64,7 +66,7 @@ log = logging.getLogger(__package__)  # "lmdm.session", as before the package wa
 Hook = Callable[["LiveSession", int], None]
 
 
-class LiveSession(ClockControls, PlayerControls, RewindControls):
+class LiveSession(ClockControls, PlayerControls, RewindControls, LandingControls):
     def __init__(
         self,
         model: LMDM,
@@ -84,6 +86,7 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         block_frames: int | None = None,
+        guide_inputs: float | None = None,
     ):
         # block_frames: play blocks of this many latent frames, one of the lengths the model was
         # trained on (model.config.geometries; None: its own): shorter blocks, changes heard sooner
@@ -96,6 +99,9 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
         self.threads = None if threads is None else check_threads(threads)
         cfg = getattr(model, "guidance", 1.0) if cfg is None else cfg  # None: the scale the model recommends
         steps = getattr(model, "steps", 8) if steps is None else steps  # None: the steps the model is made for
+        # guide_inputs 0..1: how much of the sketch and clock CFG's unconditional pass goes without, so
+        # guidance pushes towards them as well as the prompt (BlockStream.generate's guide_target); None: the model's own
+        self.guide_inputs = check_share("guide_inputs", getattr(model, "guide_inputs", 0.0) if guide_inputs is None else guide_inputs)
         self.settings = Settings(steps=steps, sampler=sampler, cfg=cfg, seed=seed, regime=regime)
         self.stream = BlockStream(model, regime, use_cache, commit)
         self._null = null_conditioning(model.config.cond_dim, model.config.cond_tokens)
@@ -135,6 +141,8 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
         # the state at the start of each of the newest blocks, and the changes that block applied (rewind)
         self._rewinds = RewindHistory(REWIND_BLOCKS)
         self._nudged = False  # a change the hooks apply is waiting (a MIDI knob): see nudge
+        self._landing_local = threading.local()  # `landing` on this thread (lmdm/session/landing.py)
+        self._landed: list[tuple[float, Callable[[], None]]] = []  # changes held for a landing in the block being started
         self._hurry: int | None = None  # the next block's sampler steps at most, once (see hurry)
 
     # geometry -----------------------------------------------------------------------------
@@ -190,7 +198,7 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
     # setters: validate now, apply at the next block -------------------------------------------
     def _later(self, change: Callable[[], None]) -> None:
         with self._lock:
-            self._pending.append(change)
+            self._queue(change)  # for the next block start, or inside `landing` for its sample (landing.py)
 
     def _encode(self, parts: tuple[tuple[str, float], ...]) -> Conditioning:
         conds = [(self.model.encode_prompt(text), w) for text, w in parts]
@@ -308,9 +316,14 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
 
     def next_latents(self) -> torch.Tensor:
         """Generate one block; returns its clean latents [1, D, block_frames] (audio is not decoded,
-        so neither the delay's feedback nor the output mix happen), on the CPU."""
+        so neither the delay's feedback nor the output mix happen), on the CPU. Changes landing
+        inside it (`landing`) apply from the next block's start: latents have no landing sample."""
         with torch_threads(self.threads):
-            return self._make_block()[0].cpu()
+            latents = self._make_block()[0].cpu()
+        if (landed := self._take_landed()) is not None:
+            with self._lock:
+                self._pending = landed[1] + self._pending
+        return latents
 
     def _target_add(self, block: int, listening: bool, followed: dict[str, np.ndarray]) -> torch.Tensor | None:
         """The block's sketch and clock channels (BlockInputs.target_add)."""
@@ -333,15 +346,31 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
             cond = cond if d.cond is None else d.cond
         latents = self.stream.generate(
             cond, steps=s.steps, sampler=s.sampler, cfg=s.cfg, uncond=self._null, generator=self._generator,
-            target_add=self._target_add(n, listening, followed), init=init, strength=strength,
+            target_add=self._target_add(n, listening, followed), init=init, strength=strength, guide_target=self.guide_inputs,
         )
         self._blocks += 1
         return latents, wet_gain
 
     def _generate_audio(self) -> np.ndarray:
         t0 = time.perf_counter()
+        out = self._block_audio(*self._make_block())
+        if (landed := self._take_landed()) is not None:  # changes due inside this block: make it again with them
+            fraction, changes = landed
+            with self._lock:  # back to this block's start: its changes, then the landed ones, then any queued since
+                snap = self._rewinds.take_newest()
+                self._pending = snap.changes + changes + self._pending
+            restore(self, snap)
+            again = self._block_audio(*self._make_block())
+            out = spliced(out, again, round(fraction * len(out)), round(LANDING_FADE_S * self.sample_rate))
+            if (late := self._take_landed()) is not None:  # landed while it was made again: from the next block on
+                with self._lock:
+                    self._pending = late[1] + self._pending
+        self._compute_ms.append((time.perf_counter() - t0) * 1000.0)
+        return out
+
+    def _block_audio(self, latents: torch.Tensor, wet_gain: float) -> np.ndarray:
+        """The block just made, decoded, recorded by the delay line and mixed: [block_samples, channels]."""
         S = self.block_samples
-        latents, wet_gain = self._make_block()
         n = self.block_index - 1  # the block just made (a rewind at its start may have moved the count back)
         with torch.no_grad():
             audio = self._decoder.push(latents)[0].T.contiguous().numpy()  # [samples, channels]
@@ -351,7 +380,6 @@ class LiveSession(ClockControls, PlayerControls, RewindControls):
         dry = self._player.audio.read(n * S, len(audio)) if (self._mix_input or self._output.needs_dry) else None
         out = self._output.mix(audio, dry, wet_gain, dry_gain)
         self._player.forget_before((n + 1 - self._input_keep_blocks) * S)
-        self._compute_ms.append((time.perf_counter() - t0) * 1000.0)
         return out
 
     def read(self, n: int) -> np.ndarray:

@@ -34,7 +34,7 @@ REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rew
 # what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
 _NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
                           "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_rewinds", "_nudged",
-                          "_hurry"})
+                          "_hurry", "_landing_local", "_landed"})
 
 
 @attrs.frozen(eq=False)
@@ -73,6 +73,10 @@ class RewindHistory:
 
     def record(self, snap: _Snapshot) -> None:
         self._snapshots.append(snap)
+
+    def take_newest(self) -> _Snapshot:
+        """The newest snapshot (the block just made), dropped: that block is made again now (a landing)."""
+        return self._snapshots.pop()
 
     def take(self) -> tuple[list[_Snapshot], int | None]:
         """The snapshots of the blocks asked to be made again, oldest first, dropped from the

@@ -145,6 +145,13 @@ def check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
+def check_share(name: str, value: object) -> float:
+    """A number from 0 to 1 (a share, a weight); else a one-line ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
 def check_follow(follow: object) -> str:
     if follow not in JAM_FOLLOW:
         raise ValueError(f'jam follow must be "key", "beat" or "listen", got {follow!r}')
