@@ -195,7 +195,7 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointNotFound(f"{path} holds no checkpoint (no {CONFIG_FILE} + {MODEL_FILE}, no {STEP_PREFIX}* directories)")
 
 
-# the top-level fields of config.json: (key, types, what it must be); guidance and sampler_steps have their own readers
+# the top-level fields of config.json: (key, types, what it must be); guidance, sampler_steps and guide_inputs have their own readers
 DOCUMENT_FIELDS = (
     ("model", dict, "an object (the model config)"), ("text", dict, 'an object such as {"buckets": 8192}'),
     ("codec", (str, dict), '"placeholder" or an object (the codec reference)'), ("name", str, "a string"),
@@ -336,6 +336,8 @@ def save_model(model: LMDM, directory: str | Path, codec: str | dict[str, Any] |
         info.setdefault("guidance", model.guidance)
     if model.steps != 8:
         info.setdefault("sampler_steps", model.steps)
+    if model.guide_inputs != 0.0:
+        info.setdefault("guide_inputs", model.guide_inputs)
     doc = config_document(model.config, codec, buckets=text_buckets, **info)
     try:
         tensors = model_tensors(model.dit, model.text)
@@ -350,6 +352,15 @@ def guidance(doc: dict[str, Any], directory: Path) -> float:
     value = doc.get("guidance", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 20:
         raise CheckpointError(f"{directory / CONFIG_FILE}: guidance must be a number from 0 to 20, got {value!r}")
+    return float(value)
+
+
+def guide_inputs(doc: dict[str, Any], directory: Path) -> float:
+    """How much of the sketch and clock the model's guidance pushes towards ("guide_inputs" in
+    config.json, 0 to 1; 0 if absent: the prompt only)."""
+    value = doc.get("guide_inputs", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: guide_inputs must be a number from 0 to 1, got {value!r}")
     return float(value)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lmdm.checkpoint import (CONFIG_FILE, MODEL_FILE, CheckpointError, CheckpointNotFound, check_finite, check_size,
-                             guidance, load_weights, model_config, new_modules, read_config, read_tensors, resolve, sampler_steps,
+                             guidance, guide_inputs, load_weights, model_config, new_modules, read_config, read_tensors, resolve, sampler_steps,
                              short_repr, text_buckets)
 from lmdm.codec.base import Codec
 from lmdm.codec.checkpoint import load_codec, weights_fingerprint
@@ -104,6 +104,6 @@ def load_model(path: str | Path | None = None) -> LMDM:
     codec = open_codec(doc.get("codec", "placeholder"), directory, config)
     try:
         return LMDM(config, dit, text, codec, name=str(doc.get("name") or directory.name), guidance=guidance(doc, directory),
-                    steps=sampler_steps(doc, directory)).eval()
+                    steps=sampler_steps(doc, directory), guide_inputs=guide_inputs(doc, directory)).eval()
     except ValueError as e:
         raise CheckpointError(f"{directory}: {e}") from e

@@ -77,6 +77,8 @@ def _refused(path: Path, *fragments: str) -> str:
     (lambda d: d["codec"].update(latent_dim=10**9), ("codec sample_rate, hop, latent_dim, channels must be whole numbers",)),
     (lambda d: d["codec"].update(hop=321), ("does not match the model config",)),
     (lambda d: d.update(guidance="3"), ("guidance must be a number from 0 to 20",)),
+    (lambda d: d.update(guide_inputs=1.5), ("guide_inputs must be a number from 0 to 1",)),
+    (lambda d: d.update(guide_inputs=True), ("guide_inputs must be a number from 0 to 1",)),
 ])
 def test_bad_fields_are_one_line_errors_naming_the_file_and_the_field(good, tmp_path, change, fragments) -> None:
     _refused(_variant(good, tmp_path, change), *fragments)

@@ -64,3 +64,21 @@ def test_a_held_session_splices_its_changes_and_keeps_playing(jack_server) -> No
     held = hold(model, seconds=3.0, every=0.5, seed=1, threads=1, ahead=model.config.block_seconds, splice=True, margin_ms=150.0, splice_steps=2)
     assert held.changes == 5 and 1 <= held.splices + held.late_splices <= held.changes
     assert held.seconds > 2.0 and held.underruns == 0
+
+
+def test_the_reply_names_where_a_statement_lands() -> None:
+    from lmdm.eval.latency import BarTrial, aimed_block
+
+    assert aimed_block('at block 6 + 0.25: prompt "x"') == 6.25 and aimed_block("at block 7: cfg 2") == 7.0
+    assert BarTrial(120.0, 900.0, 1000, 1003, 0).exact and not BarTrial(120.0, 900.0, 1000, 999, 0).exact
+    assert not BarTrial(120.0, 900.0, 1000, 1000 + 640, 0).exact  # a block start after it: the old behaviour
+
+
+@pytest.mark.audio
+def test_a_change_at_the_next_bar_is_heard_from_its_bar_line_through_the_device(jack_server) -> None:
+    import lmdm
+    from lmdm.eval.latency import bar_trial
+
+    model = lmdm.build_model(lmdm.ModelConfig.tiny(), seed=0)
+    t = bar_trial(model, seed=2, wait_s=1.3, tempo=137.0, threads=1, ahead=1.0)
+    assert t.exact and t.underruns == 0 and t.bar_sample % model.block_samples != 0, t  # a bar line inside a block

@@ -772,3 +772,19 @@ def test_a_model_carries_its_recommended_guidance(tmp_path) -> None:
     (tmp_path / "m" / "config.json").write_text(json.dumps({**doc, "guidance": "loud"}))
     with pytest.raises(CheckpointError, match="guidance must be a number"):
         load_model(tmp_path / "m")
+
+
+def test_a_model_carries_how_much_its_guidance_pushes_towards_its_inputs(tmp_path) -> None:
+    """guide_inputs: stored by save_model and `lmdm train export --guide-inputs`, read by load_model,
+    LiveSession's default (an explicit value wins; out of 0..1 is one line); 0 is not written."""
+    model = build_model(ModelConfig.tiny(), seed=0)
+    assert model.guide_inputs == 0.0 and lmdm.LiveSession(model).guide_inputs == 0.0
+    save_model(model, tmp_path / "plain")
+    assert "guide_inputs" not in json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert train_cli(["export", str(tmp_path / "plain"), "--out", str(tmp_path / "m"), "--guide-inputs", "0.5"]) == 0
+    loaded = load_model(tmp_path / "m")
+    assert loaded.guide_inputs == 0.5 and loaded.reblocked(loaded.config.block_frames).guide_inputs == 0.5
+    assert lmdm.LiveSession(loaded).guide_inputs == 0.5 and lmdm.LiveSession(loaded, guide_inputs=0).guide_inputs == 0.0
+    with pytest.raises(ValueError, match="guide_inputs must be a number from 0 to 1, got 2"):
+        lmdm.LiveSession(loaded, guide_inputs=2)
+    assert train_cli(["export", str(tmp_path / "plain"), "--out", str(tmp_path / "bad"), "--guide-inputs", "1.5"]) == 2

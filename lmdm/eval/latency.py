@@ -15,7 +15,12 @@ long and gets a change every ``--every`` seconds (a prompt and a CFG value in tu
 turning a knob), and the engine's counts are printed: changes, splices, late splices, underruns
 (the ring ran dry) and starved frames. Real time holds when underruns stay 0.
 
-Pure parts (tested without a device): ``first_change`` and ``heard_at``.
+``--bar`` measures the quantised half: ``at next bar: prompt ...`` typed into a playing set (the
+language's interpreter on the session, as ``lmdm live`` runs it) at a random moment and tempo; the
+first changed sample of what the device played against the bar line the reply names (0 samples
+off: it landed exactly), and how long before that bar line it was typed.
+
+Pure parts (tested without a device): ``first_change``, ``heard_at`` and ``aimed_block``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 from lmdm.audio.config import SPLICE_STEPS
 
 CHANGES = ("prompt", "cfg")
+LAND_SAMPLES = 8  # --bar: a change first heard this few samples after its bar line still landed on it
 POLL_SECONDS = 0.002  # how often the engine's frames played are read
 
 
@@ -174,6 +180,69 @@ def hold(model: Any, *, seconds: float, every: float, seed: int, threads: int, d
                 stats.underruns, stats.starved_frames)
 
 
+@attrs.frozen
+class BarTrial:
+    tempo: float
+    typed_before_ms: float  # from typing `at next bar:` to the device taking the bar line's sample
+    bar_sample: int  # the bar line the language aimed at (its reply), in stream samples
+    first_changed: int  # the first sample of what was played that differs from the stream without it
+    underruns: int  # of the engine while it played (0: the device played the stream as made)
+
+    @property
+    def off_samples(self) -> int:
+        return self.first_changed - self.bar_sample
+
+    @property
+    def exact(self) -> bool:
+        """Heard from the bar line's sample: nothing changed before it, and within LAND_SAMPLES after
+        (the fade's first samples may agree with the old stream by chance)."""
+        return 0 <= self.off_samples < LAND_SAMPLES
+
+
+def aimed_block(reply: str) -> float:
+    """Where the language's reply says a scheduled statement lands, in blocks: "at block 6 + 0.25: …" -> 6.25."""
+    where = reply.split("at block ", 1)[1].split(":", 1)[0]
+    return sum(float(part) for part in where.split(" + "))
+
+
+def bar_trial(model: Any, *, seed: int, wait_s: float, tempo: float, threads: int, device: Any = None, ahead: float = 1.0) -> BarTrial:
+    """``at next bar: prompt ...`` typed into a set while it plays through the engine (as ``lmdm live``
+    does), at a random moment: where its change is heard, against the bar line the reply names."""
+    from lmdm.session import LiveSession
+    from lmdm.sync.heard import engine_heard
+    from lmdm_dsl import Interpreter
+
+    def session() -> tuple[LiveSession, Interpreter]:
+        live = LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
+        interp = Interpreter(live)
+        interp.run(f"tempo {tempo!r}")  # bar 1 at block 0
+        return live, interp
+
+    live, interp = session()
+    blocks: list[np.ndarray] = []
+
+    def produce() -> np.ndarray:
+        block = live.next_block()
+        blocks.append(block)
+        return block
+
+    engine = _engine(live, produce, device=device, ahead=ahead, splice=False, margin_ms=150.0, splice_steps=None)
+    with engine:
+        time.sleep(wait_s)
+        reply = interp.run('at next bar: prompt "ambient glass choir, slow"')[0]
+        heard = engine_heard(engine) * live.sample_rate  # stream samples the device had taken when it was typed
+        bar_s = interp.clock.bar_seconds  # bar 1 at 0: the reply (rounded to 0.001 block) names the line
+        bar = round(round(aimed_block(reply) * live.block_seconds / bar_s) * bar_s * live.sample_rate)
+        time.sleep(max(0.0, (bar - heard) / live.sample_rate) + 2 * live.block_seconds)
+        underruns = engine.stats().underruns
+    played = np.concatenate(blocks)  # without splicing, what the device played (the engine counts any underrun)
+    reference = session()[0].render(len(played) / live.sample_rate)
+    first = first_change(played, reference, tol=0.0)
+    if first is None:
+        raise RuntimeError(f"the change was never heard ({reply})")
+    return BarTrial(tempo, (bar - heard) / live.sample_rate * 1000, bar, first, underruns)
+
+
 def summary(trials: Sequence[Trial]) -> dict[str, float]:
     ms = sorted(t.latency_ms for t in trials)
     return {"trials": len(ms), "median_ms": statistics.median(ms), "p95_ms": float(np.percentile(ms, 95)), "max_ms": ms[-1], "min_ms": ms[0]}
@@ -196,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=float, default=1.5, help="with --hold: seconds between changes (default 1.5)")
     p.add_argument("--block-frames", type=int, metavar="N",
                    help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
+    p.add_argument("--bar", action="store_true",
+                   help="instead: type `at next bar: prompt ...` into a playing set, print how far from the bar line it is heard")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if not 1 <= a.trials <= 1000:
@@ -217,6 +288,25 @@ def main(argv: list[str] | None = None) -> int:
                   f"{held.underruns} underruns, {held.starved_frames} starved frames")
         return 0
     rng = np.random.default_rng(a.seed)
+    if a.bar:
+        bars = []
+        for i in range(a.trials):
+            tempo = float(rng.uniform(60.0, 180.0))
+            b = bar_trial(model, seed=a.seed + i, wait_s=float(rng.uniform(1.0, 4.0)), tempo=tempo, threads=a.threads, ahead=a.ahead)
+            bars.append(b)
+            if not a.json:
+                print(f"trial {i + 1}: {b.tempo:.1f} BPM, typed {b.typed_before_ms:.0f} ms before its bar line: first changed sample "
+                      f"{b.first_changed}, the bar line's {b.bar_sample} ({b.off_samples:+d})", flush=True)
+        off = [abs(b.off_samples) for b in bars]
+        report = {"model": a.model, "block_seconds": model.config.block_seconds, "ahead_seconds": a.ahead, "trials": len(bars),
+                  "exact": sum(b.exact for b in bars), "max_off_samples": max(off), "underruns": sum(b.underruns for b in bars),
+                  "typed_before_ms_min": min(b.typed_before_ms for b in bars), "trials_detail": [attrs.asdict(b) for b in bars]}
+        if a.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(f"{report['exact']} of {len(bars)} changes heard from their bar line's sample (max {report['max_off_samples']} samples off), "
+                  f"typed {report['typed_before_ms_min']:.0f} ms or more before it; {report['underruns']} underruns")
+        return 0
     kinds = CHANGES if a.change == "both" else (a.change,)
     trials = []
     for i in range(a.trials):

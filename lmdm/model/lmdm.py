@@ -15,7 +15,7 @@ class LMDM:
     """What `LiveSession` needs: `dit` (the transformer), `text` (prompt -> Conditioning), `codec`."""
 
     def __init__(self, config: ModelConfig, dit: DiT, text: HashedTextEncoder, codec: Codec, name: str = "random", guidance: float = 1.0,
-                 steps: int = 8):
+                 steps: int = 8, guide_inputs: float = 0.0):
         if codec.latent_dim != config.latent_dim or codec.hop != config.hop or codec.sample_rate != config.sample_rate:
             raise ValueError(
                 f"codec (latent_dim={codec.latent_dim}, hop={codec.hop}, rate={codec.sample_rate}) does not match the "
@@ -28,6 +28,7 @@ class LMDM:
         self.name = name
         self.guidance = guidance  # the CFG scale this model sounds best with (LiveSession's default; 1 = one pass)
         self.steps = steps  # the sampler steps it is made for (LiveSession's default; an ARC-forced model: 4)
+        self.guide_inputs = guide_inputs  # how much its guidance pushes towards the sketch and clock too (LiveSession's default)
 
     @property
     def sample_rate(self) -> int:
@@ -54,7 +55,7 @@ class LMDM:
         on (`config.geometries`; a ValueError naming them otherwise). Itself when it is its own."""
         if block_frames == self.config.block_frames:
             return self
-        return LMDM(self.config.reblocked(block_frames), self.dit, self.text, self.codec, self.name, self.guidance, self.steps)
+        return LMDM(self.config.reblocked(block_frames), self.dit, self.text, self.codec, self.name, self.guidance, self.steps, self.guide_inputs)
 
     def eval(self) -> "LMDM":
         self.dit.eval()

@@ -89,6 +89,8 @@ def _export_main(argv: Sequence[str]) -> int:
     p.add_argument("--half", action="store_true", help="store weight matrices as float16 (half the size; loaded as float32)")
     p.add_argument("--guidance", type=float, help="the CFG scale the model sounds best with (LiveSession's default for it; measure with lmdm.eval.model_quality --cfg)")
     p.add_argument("--steps", type=int, help="the sampler steps it is made for (LiveSession's default; default: the checkpoint's, else 8)")
+    p.add_argument("--guide-inputs", type=float, metavar="W",
+                   help="how much its guidance pushes towards the sketch and clock too, 0 to 1 (LiveSession's default; measure with lmdm.eval.music --guide-inputs)")
     a = p.parse_args(argv)
 
     from lmdm.checkpoint import CheckpointError, read_config, resolve, save_model
@@ -104,6 +106,10 @@ def _export_main(argv: Sequence[str]) -> int:
             if a.steps < 1:
                 raise CheckpointError(f"--steps must be at least 1, got {a.steps}")
             model.steps = a.steps
+        if a.guide_inputs is not None:
+            if not 0 <= a.guide_inputs <= 1:
+                raise CheckpointError(f"--guide-inputs must be a number from 0 to 1, got {a.guide_inputs:g}")
+            model.guide_inputs = a.guide_inputs
         info = {k: doc[k] for k in ("stage", "regime", "step", "recipe") if k in doc}
         out = save_model(model, a.out, name=a.name or doc.get("name") or source.name, exported_from=str(source.resolve()), half=a.half, **info)
         vocab = caption_vocabulary(doc)
