@@ -36,8 +36,9 @@ device, in float32.
 
 Extra per-frame inputs (`ModelConfig.add_inputs`), exactly as in training (lmdm.train.objective):
 
-- a *target add* per block (`generate(target_add=...)`, [1, A, B]): the sketch channels of the
-  block being made (lmdm.conditioning.sketch); context frames never carry a sketch;
+- a *target add* per block (`generate(target_add=...)`, [1, A, B]): the sketch and clock channels
+  of the block being made (lmdm.conditioning); context frames never carry them; `guide_target`:
+  classifier-free guidance towards them too (the unconditional pass goes without them);
 - the *accomp* history (`set_accomp`, [1, 1 + D, n]): the player's stem latents and a "heard"
   mask, aligned with `history` frame for frame (same length, kept in lockstep by reset, prime and
   the trimming of old frames); the target never carries it. In block_causal with the cache, a
@@ -236,17 +237,14 @@ class BlockStream:
         generator: torch.Generator | None = None,
         target_add: torch.Tensor | None = None,
         init: torch.Tensor | None = None,
-        strength: float = 1.0,
-        guide_target: float = 0.0,
+        strength: float = 1.0, guide_target: float = 0.0,
     ) -> torch.Tensor:
         """Denoise the next block; returns its clean latents [1, D, B] and appends them to the history.
 
         target_add [1, A, B]: what the target frames carry in the additive input (the sketch
         channels; zeros elsewhere), default all zeros. init [1, D, B] + strength < 1: SDEdit,
         start from `init` noised to t = strength (0 returns `init` itself, 1 ignores it).
-        guide_target (0..1, with cfg != 1): how much of the target add the unconditional pass goes
-        without (1: none of it, as training's dropped sketch and clock: zeros; 0: all of it, plain
-        guidance), so guidance pushes towards the sketch and clock as well as towards the prompt.
+        guide_target (0..1, cfg != 1): the share of the target add the unconditional pass goes without.
         """
         check_sampler(sampler)
         strength = check_start(strength)
@@ -281,7 +279,7 @@ class BlockStream:
         if cfg != 1.0 and uncond is None:
             raise ValueError("cfg != 1 needs an unconditional Conditioning (uncond=...)")
         cond, uncond = self._place(cond), self._place(uncond)
-        self._target = self._check_target_add(target_add)  # [1, A, B], or [2, A, B]: the cond's, the uncond's (zeros)
+        self._target = self._check_target_add(target_add)  # [1, A, B], or [2, A, B]: the cond's and the uncond's
         if guide_target and cfg != 1.0:
             self._target = torch.cat((self._target, self._target * (1.0 - float(guide_target))))
         conds = (cond,) if cfg == 1.0 else (cond, uncond)

@@ -10,8 +10,9 @@ joined at the landing sample:
     block n made (A) -> rewind to n's start, the landed changes queued -> block n made again (B)
     audio = A[:k], then a LANDING_FADE_S crossfade from A to B starting at k, then B   (k = fraction * block)
 
-The stream goes on from B, so everything after the landing sample is the new state's. What the
-landed changes need is made twice: the block costs two blocks of compute.
+The stream goes on from B, so everything after the landing sample is the new state's. The block
+costs two blocks of compute. A later `rewind` of that block (a splicing engine's) makes it again
+with the landed changes from its start: the landing sample is not kept.
 """
 
 from __future__ import annotations
