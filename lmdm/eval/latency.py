@@ -301,12 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         report = {"model": a.model, "block_seconds": model.config.block_seconds, "ahead_seconds": a.ahead, "trials": len(bars),
                   "exact": sum(b.exact for b in bars), "max_off_samples": max(off), "underruns": sum(b.underruns for b in bars),
                   "typed_before_ms_min": min(b.typed_before_ms for b in bars), "trials_detail": [attrs.asdict(b) for b in bars]}
-        if a.json:
-            print(json.dumps(report, indent=2))
-        else:
-            print(f"{report['exact']} of {len(bars)} changes heard from their bar line's sample (max {report['max_off_samples']} samples off), "
-                  f"typed {report['typed_before_ms_min']:.0f} ms or more before it; {report['underruns']} underruns")
-        return 0
+        return _report(a.json, report, f"{report['exact']} of {len(bars)} changes heard from their bar line's sample (max "
+                       f"{report['max_off_samples']} samples off), typed {report['typed_before_ms_min']:.0f} ms or more before it; "
+                       f"{report['underruns']} underruns")
     kinds = CHANGES if a.change == "both" else (a.change,)
     trials = []
     for i in range(a.trials):
@@ -321,11 +318,13 @@ def main(argv: list[str] | None = None) -> int:
               "splice_margin_ms": a.margin_ms if a.splice else None, "splice_steps": a.splice_steps if a.splice else None,
               **summary(trials),
               "trials_ms": [round(t.latency_ms, 1) for t in trials]}
-    if a.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{report['trials']} changes, {report['block_seconds']:g} s blocks, {a.ahead:g} s ahead: heard after median "
-              f"{report['median_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms, max {report['max_ms']:.0f} ms")
+    return _report(a.json, report, f"{report['trials']} changes, {report['block_seconds']:g} s blocks, {a.ahead:g} s ahead: heard "
+                   f"after median {report['median_ms']:.0f} ms, p95 {report['p95_ms']:.0f} ms, max {report['max_ms']:.0f} ms")
+
+
+def _report(as_json: bool, report: dict[str, Any], line: str) -> int:
+    """The measurement as JSON, or its one summary line."""
+    print(json.dumps(report, indent=2) if as_json else line)
     return 0
 
 
