@@ -439,8 +439,8 @@ def test_splice_with_more_ahead_than_it_can_reach_says_so(monkeypatch, capsys, a
     argv = ["--no-repl", "--seconds", "1", "--model", "tiny", "--no-osc", "--splice", "--ahead", ahead]
     assert live.main(argv) == 2
     err = capsys.readouterr().err
-    assert ("--splice makes the newest 2 blocks (0.64 s) again; with --ahead 2 " in err) is warned
-    assert ("use --ahead 0.64 or less" in err) is warned
+    assert ("--splice makes the newest 3 blocks (0.96 s) again; with --ahead 2 " in err) is warned
+    assert ("use --ahead 0.96 or less" in err) is warned
 
 
 # === the embedding example ======================================================================

@@ -30,7 +30,7 @@ from lmdm.session.values import check_steps
 if TYPE_CHECKING:
     from lmdm.session.live_session import LiveSession
 
-REWIND_BLOCKS = 2  # the newest blocks a session can make again (LiveSession.rewind)
+REWIND_BLOCKS = 3  # the newest blocks a session can make again (LiveSession.rewind): 1.44 s of 0.48 s blocks, past `--ahead` 1 s
 # what a block start restores on a rewind is every attribute but these (shared, or not part of the stream's state)
 _NOT_REWOUND = frozenset({"model", "codec", "placement", "threads", "_lock", "_pending", "_hooks", "errors", "_error_count",
                           "_compute_ms", "_inbox", "_player", "_null", "_input_keep_blocks", "_rewinds", "_nudged",
