@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--seed", type=int, default=0, help="the session's random seed (default 0)")
     p.add_argument("--block-frames", type=int, metavar="N",
-                   help="blocks of N latent frames, one of the lengths the model was trained on (default: its own; the bundled model: "
-                   "25 = 1 s or 12 = 0.48 s; shorter: changes heard sooner, docs/play_with_others.md)")
+                   help="blocks of N latent frames, one of the lengths the model was trained on (default: its own; the bundled model "
+                   "has only 25 = 1 s; recipes/default/lmdm_blocks.toml trains 25 and 12 = 0.48 s: changes heard sooner, docs/play_with_others.md)")
     p.add_argument("--seconds", type=float, help="stop after this much audio (offline: default 60; live: needs --no-repl)")
     p.add_argument("--record-dir", type=Path, metavar="DIR",
                    help="the folder `record \"x.wav\"` writes into, typed, from the set or over OSC; it must exist "

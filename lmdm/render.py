@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's recommended; 1 = one pass)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--block-frames", type=int, metavar="N",
-                   help="blocks of N latent frames, one of the lengths the model was trained on (default: its own; the bundled model: 25 = 1 s or 12 = 0.48 s)")
+                   help="blocks of N latent frames, one of the lengths the model was trained on (default: its own; the bundled model has only 25 = 1 s; recipes/default/lmdm_blocks.toml trains 25 and 12 = 0.48 s)")
     p.add_argument("--plot", action="store_true", help="also write a spectrogram PNG next to the audio")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_argument(p)

@@ -25,9 +25,10 @@ model: the CPU in float32). Audio leaves the device once per block; the seed dra
 on every device.
 
 ``block_frames``: play blocks of that many latent frames instead of the model's own, one of the
-lengths it was trained on (``model.config.geometries``; the bundled model: 25 = 1 s and 12 = 0.48 s),
-e.g. ``LiveSession(model, block_frames=12)``: a change is heard sooner, each block costs a little
-more per second of audio (docs/audio.md, "Shorter blocks").
+lengths it was trained on (``model.config.geometries``; the bundled model has only its 25 = 1 s;
+recipes/default/lmdm_blocks.toml trains 25 and 12 = 0.48 s), e.g. ``LiveSession(model,
+block_frames=12)``: a change is heard sooner, each block costs a little more per second of audio
+(docs/play_with_others.md, "Shorter blocks").
 
 The modules, in the order a setter's value travels:
 
