@@ -24,7 +24,7 @@ from lmdm.audio.record import Recorder, RecordError, output_problem
 from lmdm.model.placement import add_placement_arguments
 from lmdm.threads import add_threads_argument
 
-MODEL_HELP = "'default' (the bundled trained model), a checkpoint directory, or a preset with random weights: small | tiny"
+MODEL_HELP = "'default' (the bundled trained model: the default), a checkpoint directory, or a preset with random weights: small | tiny"
 
 
 def resolve_model(spec: str, block_frames: int | None = None):
