@@ -7,8 +7,10 @@ effect (0 at the stream start), or a fraction of a block into one when the grid 
 clock's bar lines (Ableton Link, lmdm/sync/link.py: its bar lines fall anywhere in a block). Bars
 before the origin count negative. Everything here is a small pure function of those numbers.
 
-Quantisation rule: a statement aimed at time ``t`` fires before the first block whose start time
-is at or after ``t``.
+Quantisation rule: a statement aimed at time ``t`` (``boundary_at``, ``after_at``: in blocks, a
+fraction allowed) fires before the first block whose start time is at or after ``t``; with a session
+that lands changes inside a block (``LiveSession.landing``), before the block that holds ``t``
+(``inside``), heard from ``t``'s sample (lmdm_dsl/interpreter.py).
 """
 
 from __future__ import annotations

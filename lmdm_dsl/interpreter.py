@@ -55,7 +55,9 @@ class Session(Protocol):
     ``set_delay(DelaySpec | None)`` and ``set_jam(bool)`` only when the session supports sketches,
     the delay or jamming; ``frame_rate``, latent frames per second, is the shortest time a statement
     may give, and is needed for sketches). A session with ``set_tempo(bpm, at_block=...)`` (LiveSession)
-    is told every ``tempo``, so its one clock, and a model with a clock input, keep the set's tempo."""
+    is told every ``tempo``, so its one clock, and a model with a clock input, keep the set's tempo.
+    A session with ``landing(fraction)`` (LiveSession) gets a scheduled statement due inside a block
+    in that block, inside ``landing``: heard from its bar line's sample."""
 
     block_seconds: float
     block_index: int
