@@ -39,6 +39,8 @@ The modules, in the order a setter's value travels:
     inputs.py        BlockInputs: the clock, sketches and jam mode, and each block's accomp/sketch/clock tensors
     rewind.py        RewindHistory, snapshot/restore: the newest blocks' start states; RewindControls:
                      rewind, nudge, hurry (mixed into LiveSession)
+    landing.py       LandingControls: landing(fraction), changes heard from a sample inside a block
+                     (the language's bar lines; mixed into LiveSession)
 """
 
 from lmdm.session.inputs import BlockInputs

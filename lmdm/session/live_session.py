@@ -9,11 +9,13 @@ makes each block:
     _make_block:  BlockInputs (lmdm/session/inputs.py: accomp, followed sketches, sketch + clock
                   channels) and the delay line's input -> BlockStream.generate -> clean latents
     _generate_audio: the codec's stream decoder -> the delay line records -> OutputMix (dry, wet,
-                  limiter) -> audio [block_samples, channels]
+                  limiter) -> audio [block_samples, channels]; changes landing inside the block
+                  (landing.py): the block made again with them, joined on their sample
 
-The façade mixes in the setters of three concerns, each beside it: the clock and the sketches
-(clocked.py: ClockControls), the player's input and the delay (player.py: PlayerControls), and
-making blocks again (rewind.py: RewindControls). Constructing it, using it, `threads`, `device`
+The façade mixes in the setters of four concerns, each beside it: the clock and the sketches
+(clocked.py: ClockControls), the player's input and the delay (player.py: PlayerControls),
+making blocks again (rewind.py: RewindControls) and changes that land inside a block (landing.py:
+LandingControls). Constructing it, using it, `threads`, `device`
 and `block_frames`: lmdm/session/__init__.py.
 """
 
