@@ -39,6 +39,9 @@ def test_plain_bench_is_the_bundled_model_and_noisy_timings_are_said(monkeypatch
     assert len(warned) == 1 and "spread 110% of the median in naive" in warned[0]
     fast = dict(report["results"][1], block_ms=10.0, block_ms_min=10.0, block_ms_max=10.0, efficiency=26.66)
     assert "efficiency over 100 % in block_causal" in bench.noisy(dict(report, results=[fast]))[0]
+    # more FLOPs than naive (uncached block_causal over the long history): larger matmuls, faster per FLOP
+    big = dict(fast, mode="block_causal_nocache", efficiency=1.11, flop_ratio_vs_naive=0.12)
+    assert bench.noisy(dict(report, results=[big])) == []
 
 
 def test_cpu_attention_is_counted() -> None:
