@@ -88,7 +88,7 @@ def checked_seconds(clock: Clock, span: Span, block_seconds: float, frame_second
 
 def first_block_at_or_after(seconds: float, block_seconds: float) -> int:
     """The first block whose start time is at or after ``seconds``."""
-    return math.ceil(seconds / block_seconds - EPS)
+    return block_at_or_after(seconds / block_seconds)
 
 
 def boundary_at(clock: Clock, span: Span, block: float, block_seconds: float, *, strictly_after: bool = False) -> float:
@@ -106,20 +106,9 @@ def boundary_at(clock: Clock, span: Span, block: float, block_seconds: float, *,
     return (origin + max(count, 0) * period) / block_seconds
 
 
-def next_boundary(clock: Clock, span: Span, block: float, block_seconds: float, *, strictly_after: bool = False) -> int:
-    """The block that fires for the first boundary of a ``span`` grid at (or after) ``block``'s start:
-    the first block starting at or after it (``boundary_at``)."""
-    return block_at_or_after(boundary_at(clock, span, block, block_seconds, strictly_after=strictly_after))
-
-
 def after_at(clock: Clock, span: Span, block: int, block_seconds: float) -> float:
     """Where ``in <span>`` typed when ``block`` is next falls, in blocks."""
     return block + clock.seconds(span, block_seconds) / block_seconds
-
-
-def after(clock: Clock, span: Span, block: int, block_seconds: float) -> int:
-    """The block that fires for ``in <span>`` typed when ``block`` is next."""
-    return block_at_or_after(after_at(clock, span, block, block_seconds))
 
 
 def block_at_or_after(at: float) -> int:

@@ -28,9 +28,8 @@ generation applies from block 8, and bar boundaries are counted from there.
 
 from __future__ import annotations
 
-import contextlib
-
 import collections
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -225,14 +224,13 @@ class Interpreter:
         worked out, or running it raises) is reported once and dropped; the others go on.
         """
         fired: set[int] = set()
-        landing = getattr(self.session, "landing", None)
-        landing = landing if callable(landing) else None
+        landing = self._landing()
         while True:
             runs, failed = [], []
             with self._lock:
                 live = {id(e) for e in self._schedule}
                 due = sorted(
-                    (e for e in waiting if id(e) in live and id(e) not in fired and self._due(e, index, landing is not None)),
+                    (e for e in waiting if id(e) in live and id(e) not in fired and e.fires_in(landing is not None) <= index),
                     key=lambda e: (e.block, e.order),
                 )
                 for entry in due:
@@ -271,11 +269,10 @@ class Interpreter:
                             self._schedule.remove(entry)
                     self._tell(index, _dropped(entry, error))
 
-    @staticmethod
-    def _due(entry: _Scheduled, index: int, landing: bool) -> bool:
-        """Due before block ``index``: its block has come, or (a session that lands changes inside a
-        block, ``LiveSession.landing``) its time falls inside this block."""
-        return entry.fires_in(landing) <= index
+    def _landing(self) -> Callable[[float], contextlib.AbstractContextManager[None]] | None:
+        """The session's ``landing`` (LiveSession: a change heard from a sample inside a block), if it has one."""
+        landing = getattr(self.session, "landing", None)
+        return landing if callable(landing) else None
 
     def _tell(self, index: int, message: str) -> None:
         """Keep a message from the generation thread for ``messages()``, marked with its block."""
@@ -338,7 +335,7 @@ class Interpreter:
         gives one ``error:`` message, returned.
         """
         block_seconds = self.session.block_seconds
-        landing = callable(getattr(self.session, "landing", None))
+        landing = self._landing() is not None
         problems: list[str] = []
         with self._lock:
             self._clock = attrs.evolve(self._clock, bpm=bpm, origin_block=origin_block)
@@ -400,9 +397,8 @@ class Interpreter:
     def _shown(self, entry: _Scheduled) -> str:
         """The block an entry fires before; with a session that lands changes inside a block, and a
         time between two block starts, the block it lands in and how far in ("6 + 0.25")."""
-        landing = callable(getattr(self.session, "landing", None))
-        fraction = None if not landing or entry.at is None else inside(entry.at, entry.block - 1)
-        return str(entry.block) if fraction is None else f"{entry.block - 1} + {v.num(round(fraction, 3))}"
+        fires = entry.fires_in(self._landing() is not None)
+        return str(entry.block) if fires == entry.block else f"{fires} + {v.num(round(entry.at - fires, 3))}"
 
     def _every(self, s: v.Every, c: Context) -> str:
         with self._lock:

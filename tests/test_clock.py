@@ -198,7 +198,7 @@ GEOMETRY = st.sampled_from([(25, 25.0), (8, 25.0), (50, 25.0), (8, 12.5)])  # (f
 @settings(max_examples=80, deadline=None)
 def test_bars_with_a_fractional_origin_run_on_across_blocks_and_bar_0_starts_exactly_there(
         bpm: float, meter: int, origin: float, first: int, blocks: int, geometry: tuple[int, float]) -> None:
-    from lmdm_dsl.clock import Clock, next_boundary
+    from lmdm_dsl.clock import Clock, block_at_or_after, boundary_at
     from lmdm_dsl.values import Span
 
     frames, rate = geometry
@@ -225,7 +225,7 @@ def test_bars_with_a_fractional_origin_run_on_across_blocks_and_bar_0_starts_exa
         assert onsets[at] == 1.0
     # `at next bar` from a block before the origin fires at the first block at or after it, and no later
     if first <= origin:
-        assert next_boundary(clock, Span(1, "bar"), first, block_s) == math.ceil(origin - 1e-9)
+        assert block_at_or_after(boundary_at(clock, Span(1, "bar"), first, block_s)) == math.ceil(origin - 1e-9)
 
 
 @given(bpm=st.floats(40, 300), origin=st.floats(0, 20), block=st.integers(0, 40), notes=st.lists(st.integers(40, 90), min_size=1, max_size=4))

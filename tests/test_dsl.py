@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from lmdm_dsl import DSLError, DelaySpec, Interpreter, parse, parse_pattern, program_source, render
 from lmdm_dsl import values as v
-from lmdm_dsl.clock import Clock, after, next_boundary, ramp_frames
+from lmdm_dsl.clock import Clock, after_at, block_at_or_after, boundary_at, ramp_frames
 from lmdm_dsl.mini import Event, midi_of
 from lmdm_dsl.repl import code_part, needs_more, run_repl, watch_file
 
@@ -308,18 +308,18 @@ def test_clock_grid_functions():
     clock = Clock(bpm=120)
     bar, blocks = v.Span(1, "bar"), 2.0
     assert clock.bar_seconds == 2.0
-    assert next_boundary(clock, bar, 3, blocks) == 3  # on a bar line: that block
-    assert next_boundary(clock, bar, 3, blocks, strictly_after=True) == 4
+    assert block_at_or_after(boundary_at(clock, bar, 3, blocks)) == 3  # on a bar line: that block
+    assert block_at_or_after(boundary_at(clock, bar, 3, blocks, strictly_after=True)) == 4
     slow = Clock(bpm=124, origin_block=0)  # bars of 1.935 s
-    assert next_boundary(slow, v.Span(4, "bar"), 3, 2.0) == 4  # 7.74 s -> block 4 (8 s)
-    assert next_boundary(slow, v.Span(1, "beat"), 1, 2.0) == 2  # 2.42 s
-    assert next_boundary(Clock(), v.Span(4, "block"), 5, 2.0) == 8
-    assert after(slow, v.Span(2, "block"), 3, 2.0) == 5
-    assert after(slow, v.Span(1, "bar"), 3, 2.0) == 4
+    assert block_at_or_after(boundary_at(slow, v.Span(4, "bar"), 3, 2.0)) == 4  # 7.74 s -> block 4 (8 s)
+    assert block_at_or_after(boundary_at(slow, v.Span(1, "beat"), 1, 2.0)) == 2  # 2.42 s
+    assert block_at_or_after(boundary_at(Clock(), v.Span(4, "block"), 5, 2.0)) == 8
+    assert block_at_or_after(after_at(slow, v.Span(2, "block"), 3, 2.0)) == 5
+    assert block_at_or_after(after_at(slow, v.Span(1, "bar"), 3, 2.0)) == 4
     assert slow.blocks(v.Span(4, "bar"), 2.0) == 4
     assert Clock(bpm=120).blocks(v.Span(4, "bar"), 2.0) == 4
     moved = Clock(bpm=120, origin_block=3)
-    assert next_boundary(moved, v.Span(2, "bar"), 4, 2.0) == 5
+    assert block_at_or_after(boundary_at(moved, v.Span(2, "bar"), 4, 2.0)) == 5
     assert moved.cycle_at(5, 2.0) == 2.0
 
 

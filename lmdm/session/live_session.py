@@ -49,7 +49,7 @@ from lmdm.session.inputs import BlockInputs
 from lmdm.session.clocked import ClockControls
 from lmdm.session.landing import LANDING_FADE_S, LandingControls, spliced
 from lmdm.session.player import PlayerControls
-from lmdm.session.rewind import REWIND_BLOCKS, RewindControls, RewindHistory, restore, snapshot, take_rewind
+from lmdm.session.rewind import REWIND_BLOCKS, RewindControls, RewindHistory, remake_newest, snapshot, take_rewind
 from lmdm.session.values import (
     PromptSpec,
     SessionStats,
@@ -358,10 +358,7 @@ class LiveSession(ClockControls, PlayerControls, RewindControls, LandingControls
         out = self._block_audio(*self._make_block())
         if (landed := self._take_landed()) is not None:  # changes due inside this block: make it again with them
             fraction, changes = landed
-            with self._lock:  # back to this block's start: its changes, then the landed ones, then any queued since
-                snap = self._rewinds.take_newest()
-                self._pending = snap.changes + changes + self._pending
-            restore(self, snap)
+            remake_newest(self, changes)  # back to this block's start: its changes, then the landed ones
             again = self._block_audio(*self._make_block())
             out = spliced(out, again, round(fraction * len(out)), round(LANDING_FADE_S * self.sample_rate))
             if (late := self._take_landed()) is not None:  # landed while it was made again: from the next block on

@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -118,12 +118,27 @@ def take_rewind(session: LiveSession) -> int | None:
     first. -> the sampler steps asked for the block made now (None: the session's own)."""
     with session._lock:
         undone, steps = session._rewinds.take()
-        if not undone:
-            return None
-        session._pending = [c for snap in undone for c in snap.changes] + session._pending
-    restore(session, undone[0])
+    if not undone:
+        return None
+    _go_back(session, undone)
     session._leftover = session._leftover[:0]
     return steps
+
+
+def remake_newest(session: LiveSession, changes: Sequence[Callable[[], None]]) -> None:
+    """Back to the start of the block just made, to make it again with `changes` after those its
+    start applied (a landing, lmdm/session/landing.py)."""
+    with session._lock:
+        newest = session._rewinds.take_newest()
+    _go_back(session, [newest], changes)
+
+
+def _go_back(session: LiveSession, undone: list[_Snapshot], then: Sequence[Callable[[], None]] = ()) -> None:
+    """Queue the undone blocks' changes, then `then`, ahead of those queued since, and restore the
+    oldest undone block's start."""
+    with session._lock:
+        session._pending = [c for snap in undone for c in snap.changes] + list(then) + session._pending
+    restore(session, undone[0])
 
 
 def _one_level(obj):

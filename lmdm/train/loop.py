@@ -257,10 +257,10 @@ def _train(recipe: Recipe, d: distributed.Dist, resume: bool, say: Callable[[str
             for group in optimizer.param_groups:
                 group["lr"] = lr
             geometry = step_geometry(recipe.stage, config, rng)
-            frames = geometry.window_frames if geometry is not config else frames
-            latents, captions, annotations = data.windows(t.batch_size, frames, rng)
+            window = frames if recipe.stage == "base" else geometry.window_frames  # this step's block length
+            latents, captions, annotations = data.windows(t.batch_size, window, rng)
             captions = shortened(captions, t.short_captions, rng)
-            draws = draw(recipe.stage, geometry, t.batch_size, frames, t, generator)
+            draws = draw(recipe.stage, geometry, t.batch_size, window, t, generator)
             with autocast:
                 loss = step_loss(recipe.stage, t.regime, dit, text, latents.to(d.device), captions, draws,
                                  {k: a.to(d.device) for k, a in annotations.items()}, geometry)
