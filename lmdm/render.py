@@ -27,9 +27,19 @@ from lmdm.threads import add_threads_argument
 MODEL_HELP = "'default' (the bundled trained model: the default), a checkpoint directory, or a preset with random weights: small | tiny"
 
 
-def resolve_model(spec: str, block_frames: int | None = None):
+def add_model_arguments(p: argparse.ArgumentParser, *, guide_inputs: bool = False) -> None:
+    """The measuring commands' ``--block-frames`` (and ``--guide-inputs``), as ``resolve_model`` takes them."""
+    p.add_argument("--block-frames", type=int, metavar="N",
+                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
+    if guide_inputs:
+        p.add_argument("--guide-inputs", type=float, default=None, metavar="W",
+                       help="how much guidance pushes towards the sketch and clock too, 0 to 1 (LiveSession(guide_inputs=W); default: the model's)")
+
+
+def resolve_model(spec: str, block_frames: int | None = None, guide_inputs: float | None = None):
     """'default': the bundled model; 'small' / 'tiny': a preset with random weights; else a checkpoint path.
-    ``block_frames``: playing blocks of that length (``LMDM.reblocked``; else one line, exit 2)."""
+    ``block_frames``: playing blocks of that length (``LMDM.reblocked``); ``guide_inputs``: the model's
+    recommended guidance towards its inputs replaced (every session takes it). Else one line, exit 2."""
     import lmdm
     from lmdm.checkpoint import CheckpointError
 
@@ -42,6 +52,11 @@ def resolve_model(spec: str, block_frames: int | None = None):
         except CheckpointError as e:
             print(f"lmdm: {e} (--model: default, {', '.join(presets)}, or a checkpoint directory)", file=sys.stderr)
             raise SystemExit(2) from None
+    if guide_inputs is not None:
+        if not 0 <= guide_inputs <= 1:
+            print(f"lmdm: --guide-inputs must be a number from 0 to 1, got {guide_inputs:g}", file=sys.stderr)
+            raise SystemExit(2)
+        model.guide_inputs = guide_inputs
     if block_frames is None:
         return model
     try:

@@ -31,14 +31,17 @@ import statistics
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
 
 from lmdm.audio.config import SPLICE_STEPS
+from lmdm.render import add_model_arguments, resolve_model
 
 CHANGES = ("prompt", "cfg")
+PROMPT = "deep house with warm chords"  # every session's prompt
 LAND_SAMPLES = 8  # --bar: a change first heard this few samples after its bar line still landed on it
 POLL_SECONDS = 0.002  # how often the engine's frames played are read
 
@@ -72,6 +75,18 @@ def _engine(live: Any, produce: Any, *, device: Any, ahead: float, splice: bool,
     return AudioEngine(produce, config, splicer=live if splice else None)
 
 
+def _kept(live: Any) -> tuple[Callable[[], np.ndarray], list[np.ndarray]]:
+    """A producer of ``live``'s blocks for the engine, and the list it keeps every block it made in."""
+    blocks: list[np.ndarray] = []
+
+    def produce() -> np.ndarray:
+        block = live.next_block()
+        blocks.append(block)
+        return block
+
+    return produce, blocks
+
+
 @attrs.frozen
 class Trial:
     change: str
@@ -93,15 +108,10 @@ def trial(model: Any, change: str, *, seed: int, wait_s: float, after_s: float, 
     from lmdm.sync.heard import engine_heard
 
     def session() -> LiveSession:
-        return LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
+        return LiveSession(model, prompt=PROMPT, seed=seed, threads=threads)
 
-    live, blocks = session(), []
-
-    def produce() -> np.ndarray:
-        block = live.next_block()
-        blocks.append(block)
-        return block
-
+    live = session()
+    produce, blocks = _kept(live)
     engine = _engine(live, produce, device=device, ahead=ahead, splice=splice, margin_ms=margin_ms, splice_steps=splice_steps)
     folder = tempfile.TemporaryDirectory(prefix="lmdm-latency-")
     recording = f"{folder.name}/played.wav"
@@ -159,8 +169,8 @@ def hold(model: Any, *, seconds: float, every: float, seed: int, threads: int, d
     """One session played ``seconds`` with a change every ``every`` seconds (see the module's docstring)."""
     from lmdm.session import LiveSession
 
-    live = LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
-    prompts = ("ambient glass choir, slow", "deep house with warm chords")
+    live = LiveSession(model, prompt=PROMPT, seed=seed, threads=threads)
+    prompts = ("ambient glass choir, slow", PROMPT)
     engine = _engine(live, live.next_block, device=device, ahead=ahead, splice=splice, margin_ms=margin_ms,
                      splice_steps=splice_steps)
     changes = 0
@@ -213,19 +223,13 @@ def bar_trial(model: Any, *, seed: int, wait_s: float, tempo: float, threads: in
     from lmdm_dsl import Interpreter
 
     def session() -> tuple[LiveSession, Interpreter]:
-        live = LiveSession(model, prompt="deep house with warm chords", seed=seed, threads=threads)
+        live = LiveSession(model, prompt=PROMPT, seed=seed, threads=threads)
         interp = Interpreter(live)
         interp.run(f"tempo {tempo!r}")  # bar 1 at block 0
         return live, interp
 
     live, interp = session()
-    blocks: list[np.ndarray] = []
-
-    def produce() -> np.ndarray:
-        block = live.next_block()
-        blocks.append(block)
-        return block
-
+    produce, blocks = _kept(live)
     engine = _engine(live, produce, device=device, ahead=ahead, splice=False, margin_ms=150.0, splice_steps=None)
     with engine:
         time.sleep(wait_s)
@@ -263,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold", type=float, default=None, metavar="SECONDS",
                    help="instead of trials: play one session this long with a change every --every seconds, print underruns")
     p.add_argument("--every", type=float, default=1.5, help="with --hold: seconds between changes (default 1.5)")
-    p.add_argument("--block-frames", type=int, metavar="N",
-                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
+    add_model_arguments(p)
     p.add_argument("--bar", action="store_true",
                    help="instead: type `at next bar: prompt ...` into a playing set, print how far from the bar line it is heard")
     p.add_argument("--json", action="store_true")
@@ -275,8 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--splice-steps must be at least 1, got {a.splice_steps}")
     if a.hold is not None and not (1 <= a.hold <= 3600 and 0.1 <= a.every <= a.hold):
         p.error(f"--hold must be 1 to 3600 s and --every 0.1 s to --hold, got {a.hold:g} and {a.every:g}")
-    from lmdm.render import resolve_model
-
     model = resolve_model(a.model, a.block_frames)
     if a.hold is not None:
         held = hold(model, seconds=a.hold, every=a.every, seed=a.seed, threads=a.threads, ahead=a.ahead, splice=a.splice,

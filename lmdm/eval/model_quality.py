@@ -30,6 +30,7 @@ import soundfile as sf
 import torch
 
 from lmdm.eval.report import Report, evaluate
+from lmdm.render import add_model_arguments, resolve_model
 
 
 def held_out_prompts(corpus: str | Path, count: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -125,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--regime", default="block_causal", choices=["block_causal", "encdec"])
     p.add_argument("--out", type=Path, default=Path("runs/quality"))
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--block-frames", type=int, metavar="N",
-                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
+    add_model_arguments(p)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     import lmdm
@@ -134,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
-    from lmdm.render import resolve_model
-
     model = resolve_model(a.model, a.block_frames)
     prompts = held_out_prompts(a.corpus, a.prompts)
     results: dict[str, dict] = {}

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lmdm.analysis import db, frame_signal, magnitude_spectrogram, tempo_bpm
+from lmdm.render import add_model_arguments, resolve_model
 
 SPACE_DB = 30.0  # a frame this far below the file's loud frames is a gap
 TEMPO_TOLERANCE = 0.04
@@ -193,10 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--songs", type=int, default=8, help="held-out corpus songs per style for the ceiling (default 8)")
     p.add_argument("--codec", action="store_true",
                    help="also the same songs through the model's codec and back: the most the model could give")
-    p.add_argument("--block-frames", type=int, metavar="N",
-                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
-    p.add_argument("--guide-inputs", type=float, default=None, metavar="W",
-                   help="how much guidance pushes towards the clock and sketch too, 0 to 1 (LiveSession(guide_inputs=W); default: the model's)")
+    add_model_arguments(p, guide_inputs=True)
     a = p.parse_args(argv)
 
     import soundfile as sf
@@ -207,10 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     from lmdm.corpus.caption import STYLE_WORDS
     from lmdm.corpus.styles import STYLE_NAMES
 
-    from lmdm.render import resolve_model
-
     torch.set_num_threads(a.threads)
-    model = resolve_model(a.model, a.block_frames)
+    model = resolve_model(a.model, a.block_frames, a.guide_inputs)
     styles = [s for s in a.styles.split(",") if s] or list(STYLE_NAMES)
     tempi = [int(t) for t in a.tempi.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             prompt = STYLE_WORDS[style][0] + ("" if a.no_tempo else f" at {bpm} bpm")
             audio = _rendered(a.out / f"{style}-{bpm}.wav", model.sample_rate, a.seconds)  # a re-run resumes
             if audio is None:
-                session = lmdm.LiveSession(model, prompt=prompt, seed=bpm, guide_inputs=a.guide_inputs)
+                session = lmdm.LiveSession(model, prompt=prompt, seed=bpm)
                 audio = session.render(a.seconds + warm)[round(warm * model.sample_rate):, 0]
                 sf.write(a.out / f"{style}-{bpm}.wav", audio, model.sample_rate)
             d = describe(audio, model.sample_rate, a.judges)

@@ -47,6 +47,7 @@ import torch
 
 from lmdm.corpus.score import STEM_NAMES
 from lmdm.conditioning.sketch_sources import db_to_level, frame_loudness_db, onset_times
+from lmdm.render import add_model_arguments, resolve_model
 
 TOLERANCE_FRAMES = 1
 
@@ -400,18 +401,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m lmdm.eval.sketch"
     p.add_argument("--player-stem", default="bass", choices=STEM_NAMES, help="the stem fed as the live player in the jam measurement")
     p.add_argument("--player-loss", metavar="LATENTS", help="only measure whether the model uses the player: its loss on held-out "
                    "jamming windows of LATENTS (encoded with --stems) with the player heard vs silenced")
-    p.add_argument("--block-frames", type=int, metavar="N",
-                   help="blocks of N latent frames, one of the lengths the model was trained on (as lmdm live --block-frames)")
-    p.add_argument("--guide-inputs", type=float, default=None, metavar="W",
-                   help="how much guidance pushes towards the sketch and clock too, 0 to 1 (default: the model's)")
+    add_model_arguments(p, guide_inputs=True)
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from lmdm.render import resolve_model
-
-    model = resolve_model(a.model, a.block_frames)
-    if a.guide_inputs is not None:
-        model.guide_inputs = a.guide_inputs  # every session below takes the model's
+    model = resolve_model(a.model, a.block_frames, a.guide_inputs)  # every session below takes its guide_inputs
     if a.model in ("tiny", "small"):  # random weights: give them every input so each path runs
         import lmdm
         from lmdm.conditioning.sketch import SKETCH_INPUTS
